@@ -1,0 +1,330 @@
+"""Bundles: the portable, versioned JSON form of runs with their machines and provenance.
+
+A bundle carries a SHA-256 over its content, so truncation or tampering is caught. Import checks
+the schema, the format version, the checksum and internal consistency (machine ids match their
+fingerprints, runs point at machines in the bundle) before touching the database, then writes
+everything in one transaction: a bad bundle changes nothing, and importing a bundle twice adds
+nothing the second time. A run that exists with different content is a conflict, not a merge.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from harness import __version__
+from harness.errors import InputError
+from harness.machine import MachineFingerprint
+from harness.spec import canonical_json, sha256_hex
+from harness.store import Store
+from harness.store.models import Artifact, CurvePoint, Machine, Measurement, Run
+from harness.store.queries import RunFilter, find_runs
+
+FORMAT = "budgetbench-bundle"
+FORMAT_VERSION = 1
+
+_RUN_FIELDS = (
+    "id", "task", "suite_version", "spec_version", "task_spec_hash", "profile", "method_name",
+    "method_hash", "method_description", "is_reference_method", "seed", "device", "status",
+    "error", "gate_passed", "gate_reason", "settings", "hyperparameters", "provenance",
+    "machine_id", "hardware_key", "software_key", "wall_s", "timed_s",
+)  # fmt: skip
+_MEASUREMENT_FIELDS = ("name", "value", "unit", "higher_is_better", "samples")
+_POINT_FIELDS = ("metric", "x", "x_unit", "value", "unit")
+_ARTIFACT_FIELDS = ("name", "uri", "media_type", "size_bytes", "sha256")
+
+_STRING = {"type": "string"}
+_NUMBER = {"type": "number"}
+_TIME = {"type": "string", "format": "date-time"}
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+SCHEMA: dict[str, Any] = _object(
+    {
+        "format": {"const": FORMAT},
+        "format_version": {"type": "integer"},
+        "budgetbench_version": _STRING,
+        "created_at": _TIME,
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "machines": {
+            "type": "array",
+            "items": _object(
+                {
+                    "id": _STRING,
+                    "hardware_key": _STRING,
+                    "software_key": _STRING,
+                    "hardware_label": _STRING,
+                    "fingerprint": _object({"hardware": {"type": "object"}, "software": {"type": "object"}}),
+                    "first_seen_at": _TIME,
+                }
+            ),
+        },
+        "runs": {
+            "type": "array",
+            "items": _object(
+                {
+                    "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                    "task": _STRING,
+                    "suite_version": _STRING,
+                    "spec_version": {"type": "integer"},
+                    "task_spec_hash": _STRING,
+                    "profile": _STRING,
+                    "method_name": _STRING,
+                    "method_hash": _STRING,
+                    "method_description": _STRING,
+                    "is_reference_method": {"type": "boolean"},
+                    "seed": {"type": "integer"},
+                    "device": _STRING,
+                    "status": {"enum": ["succeeded", "failed", "invalid"]},
+                    "error": {"type": ["string", "null"]},
+                    "gate_passed": {"type": ["boolean", "null"]},
+                    "gate_reason": _STRING,
+                    "settings": {"type": "object"},
+                    "hyperparameters": {"type": "object"},
+                    "provenance": {"type": "object"},
+                    "machine_id": _STRING,
+                    "hardware_key": _STRING,
+                    "software_key": _STRING,
+                    "started_at": _TIME,
+                    "finished_at": _TIME,
+                    "wall_s": {"type": ["number", "null"]},
+                    "timed_s": {"type": ["number", "null"]},
+                    "measurements": {
+                        "type": "array",
+                        "items": _object(
+                            {
+                                "name": _STRING,
+                                "value": _NUMBER,
+                                "unit": _STRING,
+                                "higher_is_better": {"type": "boolean"},
+                                "samples": {"type": ["array", "null"], "items": _NUMBER},
+                            }
+                        ),
+                    },
+                    "curve_points": {
+                        "type": "array",
+                        "items": _object(
+                            {"metric": _STRING, "x": _NUMBER, "x_unit": _STRING, "value": _NUMBER, "unit": _STRING}
+                        ),
+                    },
+                    "artifacts": {
+                        "type": "array",
+                        "items": _object(
+                            {
+                                "name": _STRING,
+                                "uri": _STRING,
+                                "media_type": _STRING,
+                                "size_bytes": {"type": "integer", "minimum": 0},
+                                "sha256": _STRING,
+                            }
+                        ),
+                    },
+                }
+            ),
+        },
+    }
+)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    runs_added: int
+    runs_already_present: int
+    machines_added: int
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:  # SQLite hands back naive datetimes; budgetbench writes UTC
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(timezone.utc)
+
+
+def machine_to_dict(machine: Machine) -> dict[str, Any]:
+    return {
+        "id": machine.id,
+        "hardware_key": machine.hardware_key,
+        "software_key": machine.software_key,
+        "hardware_label": machine.hardware_label,
+        "fingerprint": machine.fingerprint,
+        "first_seen_at": _iso(machine.first_seen_at),
+    }
+
+
+def run_to_dict(run: Run) -> dict[str, Any]:
+    """The bundle form of a finished run (children included)."""
+    data: dict[str, Any] = {name: getattr(run, name) for name in _RUN_FIELDS}
+    data["started_at"] = _iso(run.started_at)
+    data["finished_at"] = _iso(run.finished_at) if run.finished_at else None
+    data["measurements"] = [{f: getattr(m, f) for f in _MEASUREMENT_FIELDS} for m in run.measurements]
+    data["curve_points"] = [{f: getattr(p, f) for f in _POINT_FIELDS} for p in run.curve_points]
+    data["artifacts"] = [{f: getattr(a, f) for f in _ARTIFACT_FIELDS} for a in run.artifacts]
+    return data
+
+
+def build_bundle(store: Store, run_filter: RunFilter) -> dict[str, Any]:
+    """A bundle of the finished runs matching the filter (running runs are left out)."""
+    with store.session() as session:
+        runs = [r for r in find_runs(session, run_filter, with_children=True) if r.status != "running"]
+        runs.sort(key=lambda r: (r.started_at, r.id))
+        machines = {r.machine.id: machine_to_dict(r.machine) for r in runs}
+        content = {
+            "machines": [machines[key] for key in sorted(machines)],
+            "runs": [run_to_dict(r) for r in runs],
+        }
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "budgetbench_version": __version__,
+        "created_at": _iso(datetime.now(timezone.utc)),
+        "sha256": _content_hash(content),
+        **content,
+    }
+
+
+def _content_hash(content: dict[str, Any]) -> str:
+    return sha256_hex(canonical_json({"machines": content["machines"], "runs": content["runs"]}))
+
+
+def write_bundle(bundle: dict[str, Any], path: Path) -> None:
+    """Write atomically: a crash mid-write never leaves a truncated bundle behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(bundle, indent=1, sort_keys=True, allow_nan=False) + "\n")
+    temporary.replace(path)
+
+
+def read_bundle(path: Path) -> dict[str, Any]:
+    """Load and fully validate a bundle file; raises InputError naming the file and the problem."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        bundle = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}): truncated?") from exc
+    if isinstance(bundle, dict) and bundle.get("format") == FORMAT:
+        version = bundle.get("format_version")
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise InputError(
+                f"{path}: bundle format version {version} is newer than this budgetbench"
+                f" supports ({FORMAT_VERSION})"
+            )
+    validator = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(bundle))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "top level"
+        raise InputError(f"{path}: not a valid budgetbench bundle at {where}: {error.message}")
+    if bundle["format_version"] != FORMAT_VERSION:
+        raise InputError(f"{path}: unsupported bundle format version {bundle['format_version']}")
+    if _content_hash(bundle) != bundle["sha256"]:
+        raise InputError(f"{path}: checksum mismatch: the bundle was modified after export")
+    _check_consistency(path, bundle)
+    return bundle
+
+
+def _reject_constant(name: str) -> float:
+    raise json.JSONDecodeError(f"{name} is not a number a bundle may hold", name, 0)
+
+
+def _check_consistency(path: Path, bundle: dict[str, Any]) -> None:
+    machines: dict[str, dict[str, Any]] = {}
+    for machine in bundle["machines"]:
+        _check_time(path, machine["first_seen_at"])
+        fingerprint = MachineFingerprint(**machine["fingerprint"])
+        if (fingerprint.id, fingerprint.hardware_key, fingerprint.software_key) != (
+            machine["id"], machine["hardware_key"], machine["software_key"],
+        ):  # fmt: skip
+            raise InputError(f"{path}: machine {machine['id']}: keys do not match its fingerprint")
+        if machine["id"] in machines:
+            raise InputError(f"{path}: machine {machine['id']} appears twice")
+        machines[machine["id"]] = machine
+    seen_runs: set[str] = set()
+    for run in bundle["runs"]:
+        where = f"{path}: run {run['id']}"
+        if run["id"] in seen_runs:
+            raise InputError(f"{where}: appears twice")
+        seen_runs.add(run["id"])
+        _check_time(path, run["started_at"])
+        _check_time(path, run["finished_at"])
+        machine = machines.get(run["machine_id"])
+        if machine is None:
+            raise InputError(f"{where}: its machine {run['machine_id']} is not in the bundle")
+        if (run["hardware_key"], run["software_key"]) != (machine["hardware_key"], machine["software_key"]):
+            raise InputError(f"{where}: hardware/software keys differ from its machine's")
+        names = [m["name"] for m in run["measurements"]]
+        if len(names) != len(set(names)):
+            raise InputError(f"{where}: a measurement name appears twice")
+        artifact_names = [a["name"] for a in run["artifacts"]]
+        if len(artifact_names) != len(set(artifact_names)):
+            raise InputError(f"{where}: an artifact name appears twice")
+
+
+def _check_time(path: Path, text: str) -> None:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{path}: {text!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise InputError(f"{path}: time {text!r} has no time zone")
+
+
+def import_bundles(store: Store, paths: list[Path]) -> ImportResult:
+    """Validate every file, then import them all in one transaction (all or nothing)."""
+    bundles = [read_bundle(path) for path in paths]
+    added = present = machines_added = 0
+    with store.session() as session:
+        for path, bundle in zip(paths, bundles, strict=True):
+            for machine in bundle["machines"]:
+                if session.get(Machine, machine["id"]) is None:
+                    session.add(
+                        Machine(
+                            **{k: v for k, v in machine.items() if k != "first_seen_at"},
+                            first_seen_at=_parse_time(machine["first_seen_at"]),
+                        )
+                    )
+                    machines_added += 1
+            session.flush()
+            for run_data in bundle["runs"]:
+                existing = session.get(Run, run_data["id"])
+                if existing is not None:
+                    if existing.status == "running" or run_to_dict(existing) != run_data:
+                        session.rollback()
+                        raise InputError(
+                            f"{path}: run {run_data['id']} already exists with different content;"
+                            " nothing was imported"
+                        )
+                    present += 1
+                    continue
+                session.add(_run_from_dict(run_data))
+                added += 1
+            session.flush()
+        session.commit()
+    return ImportResult(added, present, machines_added)
+
+
+def _run_from_dict(data: dict[str, Any]) -> Run:
+    run = Run(**{name: data[name] for name in _RUN_FIELDS})
+    run.started_at = _parse_time(data["started_at"])
+    run.finished_at = _parse_time(data["finished_at"]) if data["finished_at"] else None
+    run.measurements = [Measurement(**m) for m in data["measurements"]]
+    run.curve_points = [CurvePoint(**p) for p in data["curve_points"]]
+    run.artifacts = [Artifact(**a) for a in data["artifacts"]]
+    return run

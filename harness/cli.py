@@ -1,0 +1,401 @@
+"""The `budgetbench` command line: thin click commands over harness functions.
+
+Exit codes: 0 ok, 1 a run or check failed, 2 bad usage or input, 130 interrupted. Errors print
+one line; `--debug` shows tracebacks. Heavy imports (torch, SQLAlchemy, tasks) happen inside the
+commands so `budgetbench --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness import __version__
+
+EXIT_FAILED = 1
+EXIT_INPUT = 2
+EXIT_INTERRUPTED = 130
+_debug = False
+
+db_option = click.option(
+    "--db",
+    envvar="BUDGETBENCH_DB",
+    metavar="URL|PATH",
+    help="Database: a SQLite path or URL, or postgresql://... [env BUDGETBENCH_DB;"
+    " default results/budgetbench.db in a checkout, else ~/.local/share/budgetbench/]",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+suite_option = click.option("--suite", "suite_version", metavar="vN", help="Suite version (default: newest).")
+device_option = click.option(
+    "--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N", help="Device to run on."
+)
+seeds_option = click.option(
+    "--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds 0..N-1, one run each."
+)
+
+
+def _filter_options(function):
+    for option in reversed(
+        [
+            click.option("--task", help="Only this task."),
+            click.option("--method", help="Only this method name."),
+            click.option("--profile", help="Only this profile."),
+            click.option("--status", type=click.Choice(["running", "succeeded", "failed", "invalid"])),
+            click.option("--machine", "hardware_key", metavar="KEY", help="Only this hardware key (prefix)."),
+            click.option("--since", type=click.DateTime(), help="Only runs started at or after (UTC)."),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+def _run_filter(task, method, profile, status, hardware_key, since, limit=None):
+    from datetime import timezone
+
+    from harness.store.queries import RunFilter
+
+    return RunFilter(
+        task=task,
+        method=method,
+        profile=profile,
+        status=status,
+        hardware_key=hardware_key,
+        since=since.replace(tzinfo=timezone.utc) if since else None,
+        limit=limit,
+    )
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="budgetbench")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def cli(debug: bool) -> None:
+    """budgetbench: efficient deep learning under a budget, measured the same way every time.
+
+    Run versioned tasks with a method, store every measurement with its provenance, and compare
+    methods and machines over time.
+    """
+    global _debug
+    _debug = debug
+
+
+@cli.command("tasks")
+@suite_option
+@json_option
+def tasks_command(suite_version: str | None, as_json: bool) -> None:
+    """List tasks, their reference methods, profiles and metrics."""
+    from harness.registry import load_task, task_names
+    from harness.spec import latest_suite_version, load_spec
+
+    suite_version = suite_version or latest_suite_version()
+    rows = []
+    for name in task_names():
+        task_cls = load_task(name)
+        try:
+            profiles = sorted(load_spec(name, suite_version).profiles)
+        except Exception:
+            profiles = []
+        rows.append(
+            {
+                "task": name,
+                "description": task_cls.description,
+                "reference_methods": list(task_cls.reference_methods),
+                "profiles": profiles,
+                "metrics": [
+                    {"name": m.name, "unit": m.unit, "higher_is_better": m.higher_is_better}
+                    for m in task_cls.metrics
+                ],
+                "method_interface": [f.signature for f in task_cls.method_interface],
+            }
+        )
+    if as_json:
+        _print_json({"suite_version": suite_version, "tasks": rows})
+        return
+    from rich.table import Table
+
+    from harness.report import console
+
+    table = Table(title=f"Tasks in suite {suite_version}", title_justify="left")
+    for column in ("task", "reference methods", "profiles", "method interface", "description"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["task"],
+            ", ".join(row["reference_methods"]),
+            ", ".join(row["profiles"]) or "(not in this suite)",
+            "\n".join(row["method_interface"]),
+            row["description"],
+        )
+    console.print(table)
+
+
+def _install_sigterm_handler() -> None:
+    from harness.runner import Interrupted
+
+    def handler(signum, frame):
+        raise Interrupted()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _execute(store, prepared_runs, seeds: int, as_json: bool) -> None:
+    """Run each prepared run for every seed; print outcomes; exit 1 if any run failed."""
+    from harness.machine import collect_fingerprint
+    from harness.report import print_outcome_line, print_outcomes, progress_tracker
+    from harness.runner import execute, save_machine
+
+    machine_id = save_machine(store, collect_fingerprint())
+    outcomes = []
+    _install_sigterm_handler()
+    with progress_tracker() as tracker:
+        for prepared in prepared_runs:
+            for outcome in execute(store, prepared, range(seeds), machine_id, tracker):
+                outcomes.append(outcome)
+                print_outcome_line(outcome)
+    if as_json:
+        _print_json(
+            [
+                {
+                    "run_id": o.run_id, "task": o.task, "method": o.method_name, "profile": o.profile,
+                    "seed": o.seed, "status": o.status, "error": o.error, "gate_passed": o.gate_passed,
+                    "wall_s": o.wall_s, "measurements": {k: v for k, (v, _u) in o.scalars.items()},
+                }  # fmt: skip
+                for o in outcomes
+            ]
+        )
+    else:
+        print_outcomes(outcomes)
+        click.echo(f"stored in {store.display_url}", err=True)
+    if any(o.status != "succeeded" for o in outcomes):
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command("run")
+@click.argument("task")
+@click.option("--method", "method_ref", metavar="NAME|PATH.py|MODULE", help="Method (default: the task's first reference method).")
+@click.option("--profile", default="smoke", show_default=True, help="Profile from the suite spec.")
+@seeds_option
+@device_option
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a setting; hp.NAME=VALUE sets a method hyperparameter.")
+@suite_option
+@db_option
+@json_option
+def run_command(task, method_ref, profile, seeds, device, overrides, suite_version, db, as_json) -> None:
+    """Run TASK with a method, store the runs, print a summary and the run ids."""
+    from harness.runner import prepare
+    from harness.store import open_store
+
+    prepared = prepare(task, method_ref, profile, device, overrides, suite_version)
+    store = open_store(db)
+    _execute(store, [prepared], seeds, as_json)
+
+
+@cli.group("suite")
+def suite_group() -> None:
+    """Run the whole suite."""
+
+
+@suite_group.command("run")
+@click.option("--profile", default="smoke", show_default=True, help="Profile for every task.")
+@click.option("--task", "only_tasks", multiple=True, help="Only these tasks (repeatable).")
+@seeds_option
+@device_option
+@suite_option
+@db_option
+@json_option
+def suite_run_command(profile, only_tasks, seeds, device, suite_version, db, as_json) -> None:
+    """Run every task's reference methods (everything is validated before the first run)."""
+    from harness.errors import InputError
+    from harness.registry import task_names
+    from harness.runner import prepare
+    from harness.spec import latest_suite_version, spec_task_names
+    from harness.store import open_store
+
+    suite_version = suite_version or latest_suite_version()
+    installed = set(task_names())
+    names = [n for n in spec_task_names(suite_version) if n in installed]
+    for name in only_tasks:
+        if name not in names:
+            raise InputError(f"task {name!r} is not in suite {suite_version} (tasks: {', '.join(names)})")
+    names = [n for n in names if not only_tasks or n in only_tasks]
+    from harness.registry import load_task
+
+    prepared_runs = [
+        prepare(name, method, profile, device, (), suite_version)
+        for name in names
+        for method in load_task(name).reference_methods
+    ]
+    store = open_store(db)
+    _execute(store, prepared_runs, seeds, as_json)
+
+
+@cli.command("runs")
+@_filter_options
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@db_option
+@json_option
+def runs_command(task, method, profile, status, hardware_key, since, limit, db, as_json) -> None:
+    """List stored runs, newest first."""
+    from harness.bundles import run_to_dict
+    from harness.report import print_runs
+    from harness.store import open_store
+    from harness.store.queries import find_runs
+
+    store = open_store(db)
+    with store.session() as session:
+        runs = find_runs(session, _run_filter(task, method, profile, status, hardware_key, since, limit))
+        if as_json:
+            _print_json([_summary(run_to_dict(r)) for r in runs])
+        else:
+            print_runs(runs)
+
+
+def _summary(run: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in run.items() if k not in ("measurements", "curve_points", "artifacts")}
+
+
+@cli.command("show")
+@click.argument("run_id")
+@db_option
+@json_option
+def show_command(run_id: str, db: str | None, as_json: bool) -> None:
+    """Show one run: provenance, machine, settings and every measurement."""
+    from harness.bundles import machine_to_dict, run_to_dict
+    from harness.report import print_run
+    from harness.store import open_store
+    from harness.store.queries import get_run
+
+    store = open_store(db)
+    with store.session() as session:
+        run = get_run(session, run_id)
+        if as_json:
+            _print_json({**run_to_dict(run), "machine": machine_to_dict(run.machine)})
+        else:
+            print_run(run)
+
+
+@cli.command("machine")
+@json_option
+def machine_command(as_json: bool) -> None:
+    """Print this machine's fingerprint and its hardware and software keys."""
+    from harness.machine import collect_fingerprint
+    from harness.report import print_fingerprint
+
+    fingerprint = collect_fingerprint()
+    if as_json:
+        _print_json(
+            {
+                "id": fingerprint.id,
+                "hardware_key": fingerprint.hardware_key,
+                "software_key": fingerprint.software_key,
+                "hardware_label": fingerprint.hardware_label,
+                **fingerprint.as_dict(),
+            }
+        )
+    else:
+        print_fingerprint(fingerprint)
+
+
+@cli.command("export")
+@_filter_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Bundle file to write.")
+@db_option
+def export_command(task, method, profile, status, hardware_key, since, output, db) -> None:
+    """Export finished runs with their machines and provenance to a JSON bundle."""
+    from harness.bundles import build_bundle, write_bundle
+    from harness.store import open_store
+
+    store = open_store(db)
+    bundle = build_bundle(store, _run_filter(task, method, profile, status, hardware_key, since))
+    write_bundle(bundle, output)
+    click.echo(f"wrote {len(bundle['runs'])} runs on {len(bundle['machines'])} machines to {output}")
+
+
+@cli.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@db_option
+@json_option
+def import_command(files: tuple[Path, ...], db: str | None, as_json: bool) -> None:
+    """Validate bundles and load them (all or nothing; importing twice adds nothing)."""
+    from harness.bundles import import_bundles
+    from harness.store import open_store
+
+    store = open_store(db)
+    result = import_bundles(store, list(files))
+    if as_json:
+        _print_json(result.__dict__)
+    else:
+        click.echo(
+            f"imported {result.runs_added} runs ({result.runs_already_present} already present),"
+            f" {result.machines_added} new machines"
+        )
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Manage the database schema."""
+
+
+@db_group.command("upgrade")
+@db_option
+def db_upgrade_command(db: str | None) -> None:
+    """Migrate the database schema to this budgetbench's version, keeping every row."""
+    from harness.store.database import make_engine, resolve_db_url, upgrade
+
+    engine = make_engine(resolve_db_url(db))
+    try:
+        before, after = upgrade(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        click.echo(f"schema already at revision {after}")
+    else:
+        click.echo(f"upgraded schema from revision {before or 'empty'} to {after}")
+
+
+def main() -> None:
+    """Entry point: run the CLI and turn errors into one line and an exit code."""
+    from harness.errors import InputError
+
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except InputError as exc:
+        if _debug:
+            raise
+        click.echo(f"budgetbench: error: {exc}", err=True)
+        sys.exit(EXIT_INPUT)
+    except KeyboardInterrupt:
+        click.echo("budgetbench: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:
+        if _debug:
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        click.echo(
+            f"budgetbench: internal error: {type(exc).__name__}: {message} (rerun with --debug for the traceback)",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
+    except BaseException as exc:
+        from harness.runner import Interrupted
+
+        if isinstance(exc, Interrupted):
+            click.echo("budgetbench: terminated", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        raise

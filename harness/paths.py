@@ -1,0 +1,48 @@
+"""Where budgetbench finds its data files and keeps its default database.
+
+The suite specs (`suite/`) and site templates (`site/`) sit at the top of a checkout. A wheel
+carries copies inside `harness/_data/` (see pyproject.toml), which win when present, so an
+installed budgetbench never picks up an unrelated `suite/` directory beside site-packages.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+CHECKOUT_DIR = PACKAGE_DIR.parent
+
+
+def _data_dir(name: str) -> Path:
+    bundled = PACKAGE_DIR / "_data" / name
+    if bundled.is_dir():
+        return bundled
+    return CHECKOUT_DIR / name
+
+
+def suite_root() -> Path:
+    """The directory holding the versioned suites (`v1/`, `v2/`, ...)."""
+    return _data_dir("suite")
+
+
+def site_root() -> Path:
+    """The directory holding the Jinja templates and static assets of the leaderboard site."""
+    return _data_dir("site")
+
+
+def is_checkout() -> bool:
+    """True when running from a source checkout (editable install or plain clone)."""
+    return not (PACKAGE_DIR / "_data").is_dir() and (CHECKOUT_DIR / "pyproject.toml").is_file()
+
+
+def default_db_path() -> Path:
+    """The SQLite file used when neither --db nor BUDGETBENCH_DB is given.
+
+    In a checkout it is `results/budgetbench.db` (ignored by git); an installed budgetbench uses
+    `$XDG_DATA_HOME/budgetbench/budgetbench.db` (default `~/.local/share/...`).
+    """
+    if is_checkout():
+        return CHECKOUT_DIR / "results" / "budgetbench.db"
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "budgetbench" / "budgetbench.db"

@@ -1,0 +1,31 @@
+"""Finds tasks through the `budgetbench.tasks` entry-point group, so third parties can ship one."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from harness.errors import InputError
+
+ENTRY_POINT_GROUP = "budgetbench.tasks"
+
+
+def task_names() -> list[str]:
+    """Names of every installed task, without importing any of them."""
+    return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def load_task(name: str) -> type:
+    """Import and return the task class registered under `name`."""
+    from tasks.base import Task
+
+    matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+    if not matches:
+        known = ", ".join(task_names()) or "none installed"
+        raise InputError(f"unknown task {name!r} (known tasks: {known})")
+    try:
+        task_cls = matches[0].load()
+    except Exception as exc:  # a broken third-party task must not take the CLI down
+        raise InputError(f"task {name!r} failed to import: {type(exc).__name__}: {exc}") from exc
+    if not (isinstance(task_cls, type) and issubclass(task_cls, Task)):
+        raise InputError(f"entry point {name!r} does not name a budgetbench Task subclass")
+    return task_cls

@@ -1,0 +1,182 @@
+"""Human output: rich tables and progress bars for the CLI (the JSON forms come from bundles)."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.runner import RunOutcome, Tracker
+from harness.store.models import Run
+
+console = Console()
+error_console = Console(stderr=True)
+
+
+@contextmanager
+def progress_tracker(enabled: bool = True) -> Iterator[Tracker | None]:
+    """A progress display on stderr for long work; yields the tracker tasks call via ctx.track."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=error_console,
+        transient=True,
+    ) as progress:
+
+        def track(items: Iterable[Any], description: str, total: int | None) -> Iterable[Any]:
+            return progress.track(items, total=total, description=description)
+
+        yield track
+
+
+def _short(run_id: str) -> str:
+    return run_id[:12]
+
+
+def _status(status: str, gate_passed: bool | None) -> str:
+    colour = {"succeeded": "green", "failed": "red", "running": "yellow"}.get(status, "magenta")
+    gate = {True: "", False: " (gate missed)", None: ""}[gate_passed]
+    return f"[{colour}]{status}[/{colour}]{gate}"
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def print_outcome_line(outcome: RunOutcome) -> None:
+    mark = "[green]✓[/green]" if outcome.status == "succeeded" else "[red]✗[/red]"
+    line = (
+        f"{mark} {outcome.task} / {outcome.method_name} / {outcome.profile} / seed {outcome.seed}:"
+        f" {outcome.status} in {outcome.wall_s:.1f} s  run {_short(outcome.run_id)}"
+    )
+    error_console.print(line, highlight=False)
+    if outcome.error:
+        error_console.print(f"  [red]{outcome.error.splitlines()[0]}[/red]", highlight=False, markup=True)
+
+
+def print_outcomes(outcomes: list[RunOutcome]) -> None:
+    table = Table(title="Runs", title_justify="left")
+    for column in ("run", "task", "method", "profile", "seed", "status", "wall s", "measurements"):
+        table.add_column(column)
+    for outcome in outcomes:
+        scalars = ", ".join(f"{k}={_number(v)} {u}" for k, (v, u) in list(outcome.scalars.items())[:3])
+        if len(outcome.scalars) > 3:
+            scalars += f", +{len(outcome.scalars) - 3} more"
+        table.add_row(
+            _short(outcome.run_id),
+            outcome.task,
+            outcome.method_name,
+            outcome.profile,
+            str(outcome.seed),
+            _status(outcome.status, outcome.gate_passed),
+            f"{outcome.wall_s:.1f}",
+            scalars,
+        )
+    console.print(table)
+
+
+def print_runs(runs: list[Run]) -> None:
+    table = Table()
+    for column in ("run", "started (UTC)", "task", "method", "profile", "seed", "status", "wall s", "machine"):
+        table.add_column(column)
+    for run in runs:
+        table.add_row(
+            _short(run.id),
+            run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            run.task,
+            run.method_name,
+            run.profile,
+            str(run.seed),
+            _status(run.status, run.gate_passed),
+            f"{run.wall_s:.1f}" if run.wall_s is not None else "-",
+            run.hardware_key,
+        )
+    console.print(table)
+    if not runs:
+        console.print("no runs match")
+
+
+def print_run(run: Run) -> None:
+    fields = [
+        ("run", run.id),
+        ("task", f"{run.task} (suite {run.suite_version}, spec v{run.spec_version}, hash {run.task_spec_hash[:12]})"),
+        ("method", f"{run.method_name} ({run.method_hash[:12]}){' reference' if run.is_reference_method else ''}"),
+        ("profile / seed", f"{run.profile} / {run.seed}"),
+        ("status", _status(run.status, run.gate_passed)),
+        ("device", run.device),
+        ("machine", f"{run.machine.hardware_label} (hardware {run.hardware_key}, software {run.software_key})"),
+        ("started", run.started_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
+        ("wall / timed", f"{_seconds(run.wall_s)} / {_seconds(run.timed_s)}"),
+        ("settings", ", ".join(f"{k}={v}" for k, v in sorted(run.settings.items()))),
+        ("hyperparameters", ", ".join(f"{k}={v}" for k, v in sorted(run.hyperparameters.items())) or "-"),
+    ]
+    if run.gate_reason:
+        fields.append(("quality gate", run.gate_reason))
+    if run.error:
+        fields.append(("error", run.error.splitlines()[0]))
+    header = Table.grid(padding=(0, 2))
+    header.add_column(style="bold")
+    header.add_column()
+    for name, value in fields:
+        header.add_row(name, value)
+    console.print(header)
+    if run.measurements:
+        table = Table(title="Measurements", title_justify="left")
+        for column in ("metric", "value", "unit", "better", "repeats", "spread (min-max)"):
+            table.add_column(column)
+        for m in run.measurements:
+            samples = m.samples or []
+            spread = f"{_number(min(samples))} - {_number(max(samples))}" if samples else "-"
+            table.add_row(
+                m.name, _number(m.value), m.unit, "higher" if m.higher_is_better else "lower",
+                str(len(samples)) if samples else "-", spread,
+            )  # fmt: skip
+        console.print(table)
+    curves: dict[str, list[Any]] = {}
+    for point in run.curve_points:
+        curves.setdefault(point.metric, []).append(point)
+    if curves:
+        table = Table(title="Curves", title_justify="left")
+        for column in ("metric", "points", "x range", "last value", "median value"):
+            table.add_column(column)
+        for metric, points in curves.items():
+            values = [p.value for p in points]
+            table.add_row(
+                metric, str(len(points)), f"{_number(points[0].x)} - {_number(points[-1].x)} {points[0].x_unit}",
+                f"{_number(values[-1])} {points[0].unit}", _number(statistics.median(values)),
+            )  # fmt: skip
+        console.print(table)
+
+
+def _seconds(value: float | None) -> str:
+    return f"{value:.2f} s" if value is not None else "-"
+
+
+def print_fingerprint(fingerprint) -> None:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("hardware key", fingerprint.hardware_key)
+    table.add_row("software key", fingerprint.software_key)
+    table.add_row("machine", fingerprint.hardware_label)
+    for section in ("hardware", "software"):
+        for key, value in getattr(fingerprint, section).items():
+            if key == "packages":
+                value = ", ".join(f"{k} {v}" for k, v in value.items())
+            elif key == "gpus":
+                value = "; ".join(
+                    f"{g['name']} {g['memory_gib']} GiB (sm {g['compute_capability']})" for g in value
+                ) or "none"
+            table.add_row(key.replace("_", " "), str(value))
+    console.print(table)

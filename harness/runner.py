@@ -1,0 +1,385 @@
+"""The run lifecycle: prepare (validate everything), then execute seed by seed and store.
+
+Guarantees:
+- Everything that can be checked before work starts (task, spec, profile, overrides, method,
+  device, database) is checked by `prepare`, so bad input costs no compute.
+- A run row is written as `running` before the task starts. Measurements are flushed as the run
+  goes (at most every `FLUSH_INTERVAL_S`), and the final flush and the status change commit in one
+  transaction: readers never see a succeeded run with missing measurements, and a crash leaves a
+  failed run with what was recorded so far.
+- Ctrl-C or SIGTERM marks the run failed ("interrupted") before the process stops.
+"""
+
+from __future__ import annotations
+
+import getpass
+import math
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from harness import __version__
+from harness.errors import InputError
+from harness.machine import MachineFingerprint
+from harness.methods import load_method
+from harness.paths import CHECKOUT_DIR, is_checkout
+from harness.registry import load_task
+from harness.spec import ResolvedConfig, TaskSpec, load_spec, parse_overrides, resolve_config
+from harness.store import Store
+from harness.store.models import CurvePoint, Machine, Measurement, Run
+from tasks.base import BudgetClock, Method, Task
+
+T = TypeVar("T")
+FLUSH_INTERVAL_S = 2.0
+
+# Shows a progress bar over an iterable: (items, description, total) -> items.
+Tracker = Callable[[Iterable[Any], str, int | None], Iterable[Any]]
+
+
+class Interrupted(BaseException):
+    """Raised in the main thread on SIGTERM, so the run in progress is marked failed."""
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """Everything a run needs, checked: safe to execute for any number of seeds."""
+
+    task: Task
+    spec: TaskSpec
+    resolved: ResolvedConfig
+    method: Method
+    device: str
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    task: str
+    method_name: str
+    profile: str
+    seed: int
+    status: str
+    error: str | None
+    gate_passed: bool | None
+    gate_reason: str
+    wall_s: float
+    scalars: dict[str, tuple[float, str]] = field(default_factory=dict)
+
+
+def prepare(
+    task_name: str,
+    method_ref: str | None = None,
+    profile: str = "smoke",
+    device: str = "auto",
+    overrides: Iterable[str] = (),
+    suite_version: str | None = None,
+) -> PreparedRun:
+    """Resolve and validate a run request; raises InputError naming the first problem."""
+    task_cls = load_task(task_name)
+    settings, hyperparameters = parse_overrides(list(overrides))
+    spec = load_spec(task_name, suite_version)
+    resolved = resolve_config(task_cls, spec, profile, settings)
+    method = load_method(task_cls, method_ref or task_cls.reference_methods[0], hyperparameters)
+    return PreparedRun(task_cls(), spec, resolved, method, resolve_device(device, task_cls))
+
+
+def resolve_device(requested: str, task_cls: type) -> str:
+    """Turn auto|cpu|cuda|cuda:N into a concrete torch device, or explain why it cannot."""
+    import torch
+
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() and task_cls.supports_cuda else "cpu"
+    if requested == "cpu":
+        return "cpu"
+    match = re.fullmatch(r"cuda(?::(\d+))?", requested)
+    if not match:
+        raise InputError(f"--device must be auto, cpu, cuda or cuda:N, got {requested!r}")
+    if not torch.cuda.is_available():
+        raise InputError(
+            f"--device {requested}: no CUDA device is available"
+            f" (torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'})"
+        )
+    index = int(match.group(1) or 0)
+    if index >= torch.cuda.device_count():
+        raise InputError(f"--device {requested}: only {torch.cuda.device_count()} CUDA device(s)")
+    if not task_cls.supports_cuda:
+        raise InputError(f"task {task_cls.name!r} does not run on CUDA")
+    return f"cuda:{index}"
+
+
+def save_machine(store: Store, fingerprint: MachineFingerprint) -> str:
+    """Insert the machine row if it is new (concurrent writers may race: both are fine)."""
+    from sqlalchemy.exc import IntegrityError
+
+    with store.session() as session:
+        if session.get(Machine, fingerprint.id) is not None:
+            return fingerprint.id
+        session.add(
+            Machine(
+                id=fingerprint.id,
+                hardware_key=fingerprint.hardware_key,
+                software_key=fingerprint.software_key,
+                hardware_label=fingerprint.hardware_label,
+                fingerprint=fingerprint.as_dict(),
+                first_seen_at=utcnow(),
+            )
+        )
+        try:
+            session.commit()
+        except IntegrityError:  # another process inserted the same machine first
+            session.rollback()
+    return fingerprint.id
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def provenance(method: Method) -> dict[str, Any]:
+    """Where a run came from: versions, command, host, and the method's source files."""
+    info: dict[str, Any] = {
+        "budgetbench_version": __version__,
+        "command": sys.argv,
+        "hostname": socket.gethostname(),
+        "user": _user(),
+        "pid": os.getpid(),
+        "method_sources": [str(path) for path in method.source_files],
+    }
+    if is_checkout():
+        info.update(_git_state())
+    return info
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+def _git_state() -> dict[str, Any]:
+    def git(*args: str) -> str | None:
+        try:
+            result = subprocess.run(
+                ["git", "-C", str(CHECKOUT_DIR), *args], capture_output=True, text=True, timeout=5
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {}
+    return {"git_commit": commit, "git_dirty": bool(git("status", "--porcelain"))}
+
+
+class RunRecorder:
+    """The `RunContext` a task sees: records measurements and flushes them to the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        prepared: PreparedRun,
+        seed: int,
+        tracker: Tracker | None,
+    ) -> None:
+        self.config = prepared.resolved.config
+        self.seed = seed
+        self.device = prepared.device
+        self.clock = BudgetClock(getattr(self.config, "budget_s", None))
+        self._store = store
+        self._run_id = run_id
+        self._task = prepared.task
+        self._tracker = tracker
+        self._pending: list[Measurement | CurvePoint] = []
+        self._scalar_names: set[str] = set()
+        self.scalars: dict[str, tuple[float, str]] = {}
+        self._last_flush = time.monotonic()
+
+    def record(self, name: str, value: float, *, samples: list[float] | None = None) -> None:
+        metric = self._task.metric(name)
+        if metric.is_curve:
+            raise ValueError(f"{name!r} is a curve: use record_point")
+        if name in self._scalar_names:
+            raise ValueError(f"measurement {name!r} recorded twice in one run")
+        value = _finite(name, value)
+        clean_samples = [_finite(name, s) for s in samples] if samples is not None else None
+        self._scalar_names.add(name)
+        self.scalars[name] = (value, metric.unit)
+        self._pending.append(
+            Measurement(
+                run_id=self._run_id,
+                name=name,
+                value=value,
+                unit=metric.unit,
+                higher_is_better=metric.higher_is_better,
+                samples=clean_samples,
+            )
+        )
+        self._maybe_flush()
+
+    def record_point(self, name: str, x: float, value: float) -> None:
+        metric = self._task.metric(name)
+        if not metric.is_curve:
+            raise ValueError(f"{name!r} is a scalar metric: use record")
+        assert metric.x_unit is not None
+        self._pending.append(
+            CurvePoint(
+                run_id=self._run_id,
+                metric=name,
+                x=_finite(name, x),
+                x_unit=metric.x_unit,
+                value=_finite(name, value),
+                unit=metric.unit,
+            )
+        )
+        self._maybe_flush()
+
+    def track(self, items: Iterable[T], description: str, total: int | None = None) -> Iterable[T]:
+        if self._tracker is None:
+            return items
+        return self._tracker(items, description, total)
+
+    def _maybe_flush(self) -> None:
+        if time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
+            with self._store.session() as session:
+                self.flush_into(session)
+                session.commit()
+
+    def flush_into(self, session) -> None:
+        """Add pending measurements to `session` (the caller commits)."""
+        session.add_all(self._pending)
+        self._pending = []
+        self._last_flush = time.monotonic()
+
+
+def _finite(name: str, value: float) -> float:
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"measurement {name!r} is not finite ({value})")
+    return value
+
+
+def execute(
+    store: Store,
+    prepared: PreparedRun,
+    seeds: Iterable[int],
+    machine_id: str,
+    tracker: Tracker | None = None,
+) -> Iterator[RunOutcome]:
+    """Run `prepared` once per seed, yielding each outcome as it is stored.
+
+    On Ctrl-C or SIGTERM the run in progress is stored as failed and the interrupt propagates.
+    """
+    for seed in seeds:
+        yield _execute_one(store, prepared, seed, machine_id, tracker)
+
+
+def _execute_one(
+    store: Store, prepared: PreparedRun, seed: int, machine_id: str, tracker: Tracker | None
+) -> RunOutcome:
+    run_id = uuid.uuid4().hex
+    with store.session() as session:
+        machine = session.get(Machine, machine_id)
+        assert machine is not None, "save_machine() first"
+        session.add(
+            Run(
+                id=run_id,
+                task=prepared.spec.task,
+                suite_version=prepared.spec.suite_version,
+                spec_version=prepared.spec.version,
+                task_spec_hash=prepared.resolved.task_spec_hash,
+                profile=prepared.resolved.profile,
+                method_name=prepared.method.name,
+                method_hash=prepared.method.method_hash,
+                method_description=prepared.method.description,
+                is_reference_method=prepared.method.is_reference,
+                seed=seed,
+                device=prepared.device,
+                status="running",
+                error=None,
+                gate_passed=None,
+                gate_reason="",
+                settings=prepared.resolved.settings,
+                hyperparameters=dict(prepared.method.hyperparameters),
+                provenance=provenance(prepared.method),
+                machine_id=machine_id,
+                hardware_key=machine.hardware_key,
+                software_key=machine.software_key,
+                started_at=utcnow(),
+            )
+        )
+        session.commit()
+
+    recorder = RunRecorder(store, run_id, prepared, seed, tracker)
+    status, error = "succeeded", None
+    interrupt: BaseException | None = None
+    started = time.perf_counter()
+    try:
+        seed_everything(seed)
+        prepared.task.run(recorder, prepared.method)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        status, error, interrupt = "failed", f"interrupted ({type(exc).__name__})", exc
+    except Exception as exc:
+        status = "failed"
+        error = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
+    wall_s = time.perf_counter() - started
+
+    gate_passed, gate_reason = None, ""
+    if status == "succeeded":
+        values = {name: value for name, (value, _unit) in recorder.scalars.items()}
+        gate = prepared.task.quality_gate(values, prepared.resolved.config)
+        gate_passed, gate_reason = gate.passed, gate.reason
+
+    with store.session() as session:
+        recorder.flush_into(session)
+        run = session.get(Run, run_id)
+        assert run is not None
+        run.status = status
+        run.error = error
+        run.gate_passed = gate_passed
+        run.gate_reason = gate_reason
+        run.finished_at = utcnow()
+        run.wall_s = wall_s
+        run.timed_s = recorder.clock.timed_s
+        session.commit()
+    if interrupt is not None:
+        raise interrupt
+    return RunOutcome(
+        run_id=run_id,
+        task=prepared.spec.task,
+        method_name=prepared.method.name,
+        profile=prepared.resolved.profile,
+        seed=seed,
+        status=status,
+        error=error,
+        gate_passed=gate_passed,
+        gate_reason=gate_reason,
+        wall_s=wall_s,
+        scalars=recorder.scalars,
+    )
+
+
+def no_progress() -> AbstractContextManager[None]:
+    return nullcontext()

@@ -1,0 +1,179 @@
+"""The contracts between the harness, a task and a submitted method.
+
+A **task** is a frozen workload: it owns data, model, evaluation, metrics and the clock. A
+**method** is what a user submits: a Python module that implements the task's *method interface*
+(a few functions, listed in `Task.method_interface`) plus a `HYPERPARAMETERS` dict. The harness
+loads and validates the method before anything runs, hands the task a `RunContext`, and stores
+everything the task records through it.
+
+What a task may rely on:
+- `run()` is called once per seed, with the seed already applied to `random`, numpy and torch.
+- Everything recorded through the context is stored, even if `run()` raises afterwards.
+
+What a method may rely on: only the functions of the interface are called, with the arguments the
+interface documents; evaluation never calls method code.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import inspect
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, ClassVar, Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A quantity a task reports. `x_unit` is set for curves (value against step or seconds)."""
+
+    name: str
+    unit: str
+    higher_is_better: bool
+    description: str
+    x_unit: str | None = None
+
+    @property
+    def is_curve(self) -> bool:
+        return self.x_unit is not None
+
+
+@dataclass(frozen=True)
+class MethodFunction:
+    """One function of a task's method interface: its name, parameter names and contract."""
+
+    name: str
+    parameters: tuple[str, ...]
+    doc: str
+
+    @property
+    def signature(self) -> str:
+        return f"{self.name}({', '.join(self.parameters)})"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """Whether a run met the task's quality gate, and why not if it did not."""
+
+    passed: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Method:
+    """A loaded, validated method: its code, hyperparameters and identity.
+
+    `method_hash` covers the source files and the effective hyperparameters, so a changed method
+    never shares history with the old one.
+    """
+
+    name: str
+    module: ModuleType
+    hyperparameters: Mapping[str, Any]
+    description: str
+    source_files: tuple[Path, ...]
+    method_hash: str
+    is_reference: bool = False
+
+
+class BudgetClock:
+    """Counts the seconds a run spends in *timed* regions, so every method is clocked alike.
+
+    A task wraps the work a budget pays for (training steps, compilation) in `timed()` and
+    everything else (data preparation, evaluation) in `untimed()` or nothing. Regions do not
+    nest: the clock measures one thing at a time, which keeps the rule auditable.
+    """
+
+    def __init__(self, budget_s: float | None = None) -> None:
+        self.budget_s = budget_s
+        self._timed_s = 0.0
+        self._started: float | None = None
+
+    @property
+    def timed_s(self) -> float:
+        """Timed seconds so far, including the region in progress."""
+        running = time.perf_counter() - self._started if self._started is not None else 0.0
+        return self._timed_s + running
+
+    def remaining_s(self) -> float:
+        """Timed seconds left in the budget (infinite without a budget)."""
+        if self.budget_s is None:
+            return float("inf")
+        return max(0.0, self.budget_s - self.timed_s)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.remaining_s() <= 0.0
+
+    @contextlib.contextmanager
+    def timed(self) -> Iterator[None]:
+        if self._started is not None:
+            raise RuntimeError("BudgetClock.timed() regions do not nest")
+        self._started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._timed_s += time.perf_counter() - self._started
+            self._started = None
+
+
+class RunContext(Protocol):
+    """What the harness gives a task for one run (one seed)."""
+
+    config: Any
+    """The resolved profile settings, an instance of the task's `config_type`."""
+    seed: int
+    device: str
+    """A torch device string: "cpu", "cuda" or "cuda:N"."""
+    clock: BudgetClock
+
+    def record(self, name: str, value: float, *, samples: list[float] | None = None) -> None:
+        """Store a scalar measurement of a declared metric (`samples`: the raw repetitions)."""
+
+    def record_point(self, name: str, x: float, value: float) -> None:
+        """Store one point of a declared curve metric."""
+
+    def track(self, items: Iterable[T], description: str, total: int | None = None) -> Iterable[T]:
+        """Iterate with a progress bar the user can see."""
+
+
+class Task(abc.ABC):
+    """A standardized workload. Subclasses fill in the class attributes and `run`.
+
+    The task's profiles live in `suite/<version>/<task>.toml`; each profile's table must match
+    `config_type` (a dataclass), so a typo in a spec or a `--set` fails before anything runs.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    metrics: ClassVar[tuple[Metric, ...]]
+    method_interface: ClassVar[tuple[MethodFunction, ...]]
+    config_type: ClassVar[type]
+    reference_methods: ClassVar[tuple[str, ...]]
+    supports_cuda: ClassVar[bool] = True
+
+    @classmethod
+    def methods_dir(cls) -> Path:
+        """Where the reference methods live: `tasks/<task>/methods/`."""
+        return Path(inspect.getfile(cls)).resolve().parent / "methods"
+
+    @classmethod
+    def metric(cls, name: str) -> Metric:
+        for metric in cls.metrics:
+            if metric.name == name:
+                return metric
+        raise KeyError(f"task {cls.name!r} declares no metric {name!r}")
+
+    def quality_gate(self, scalars: Mapping[str, float], config: Any) -> GateResult:
+        """Judge a finished run from its scalar measurements; the default accepts every run."""
+        return GateResult(passed=True)
+
+    @abc.abstractmethod
+    def run(self, ctx: RunContext, method: Method) -> None:
+        """Execute the workload once with `method`, recording measurements through `ctx`."""

@@ -1,0 +1,86 @@
+"""Task `probe`: hardware micro-benchmarks for regression tracking.
+
+Measures matrix-multiply throughput per dtype, device memory bandwidth, scaled-dot-product
+attention throughput and, on a GPU, host<->device copy bandwidth. Each number is the median over
+`repeats` timed repetitions (raw repetitions stored beside it); every repetition runs the operation
+enough times to last at least `min_repeat_s`, after `warmup` untimed calls. GPU timings use CUDA
+events. Before timing, each method function's output is checked against torch's own result, so
+a method cannot buy speed with wrong answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tasks.base import GateResult, Method, MethodFunction, Metric, RunContext, Task
+
+DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """One profile's settings (see suite/<version>/probe.toml)."""
+
+    matmul_size: int
+    matmul_dtypes: list[str]
+    copy_mib: int
+    attention_batch: int
+    attention_heads: int
+    attention_seq_len: int
+    attention_head_dim: int
+    transfer_mib: int
+    warmup: int
+    repeats: int
+    min_repeat_s: float
+
+    def __post_init__(self) -> None:
+        unknown = [d for d in self.matmul_dtypes if d not in DTYPES]
+        if unknown:
+            raise TypeError(f"matmul_dtypes: unknown dtype {unknown[0]!r} (known: {list(DTYPES)})")
+        if self.repeats < 1 or self.warmup < 0 or self.min_repeat_s <= 0:
+            raise TypeError("repeats must be >= 1, warmup >= 0 and min_repeat_s > 0")
+
+
+REQUIRED_METRICS = ("matmul_fp32_tflops", "memory_bandwidth_gbps", "attention_tflops")
+
+
+class ProbeTask(Task):
+    name = "probe"
+    description = "Hardware micro-benchmarks: matmul, memory bandwidth, attention, transfers."
+    config_type = ProbeConfig
+    reference_methods = ("eager",)
+    metrics = (
+        *(
+            Metric(f"matmul_{short}_tflops", "TFLOP/s", True, f"{dtype} n x n matrix multiply")
+            for dtype, short in DTYPES.items()
+        ),
+        Metric(
+            "memory_bandwidth_gbps", "GB/s", True, "device copy, bytes read + written per second"
+        ),
+        Metric("attention_tflops", "TFLOP/s", True, "scaled-dot-product attention forward"),
+        Metric("h2d_gbps", "GB/s", True, "pinned host to device copy (GPU only)"),
+        Metric("d2h_gbps", "GB/s", True, "device to pinned host copy (GPU only)"),
+    )
+    method_interface = (
+        MethodFunction("matmul", ("a", "b"), "Return a @ b for two square 2-D tensors."),
+        MethodFunction(
+            "attention",
+            ("q", "k", "v"),
+            "Non-causal scaled-dot-product attention without dropout on (batch, heads, seq, dim)"
+            " tensors; returns the output of the same shape as q.",
+        ),
+        MethodFunction(
+            "copy", ("dst", "src"), "Copy src into dst in place (same shape, possibly across devices)."
+        ),
+    )
+
+    def quality_gate(self, scalars, config) -> GateResult:
+        missing = [name for name in REQUIRED_METRICS if name not in scalars]
+        if missing:
+            return GateResult(False, f"missing measurements: {', '.join(missing)}")
+        return GateResult(True)
+
+    def run(self, ctx: RunContext, method: Method) -> None:
+        from tasks.probe import kernels
+
+        kernels.run_probe(ctx, method.module, ctx.config)

@@ -1,0 +1,151 @@
+"""The probe's measurements. Imported only when a probe runs (it imports torch)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from types import ModuleType
+
+import torch
+import torch.nn.functional as F
+
+from tasks.base import RunContext
+
+MIB = 2**20
+
+
+def time_per_call(
+    fn: Callable[[], object], device: torch.device, warmup: int, repeats: int, min_repeat_s: float
+) -> list[float]:
+    """Seconds per call of `fn`, one value per repetition.
+
+    The number of calls per repetition is calibrated (doubling, as `timeit.autorange` does) so a
+    repetition lasts at least `min_repeat_s`; that keeps timer resolution and launch overhead out
+    of the result for fast operations.
+    """
+    for _ in range(warmup):
+        fn()
+    _synchronize(device)
+    calls = 1
+    while True:
+        elapsed = _timed_calls(fn, device, calls)
+        if elapsed >= min_repeat_s or calls >= 2**20:
+            break
+        calls *= 2
+    return [_timed_calls(fn, device, calls) / calls for _ in range(repeats)]
+
+
+def _timed_calls(fn: Callable[[], object], device: torch.device, calls: int) -> float:
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(calls):
+            fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1000.0
+    begin = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return time.perf_counter() - begin
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _check_close(name: str, got: torch.Tensor, expected: torch.Tensor, tol: float) -> None:
+    if got.shape != expected.shape:
+        raise ValueError(f"method's {name} returned shape {tuple(got.shape)}, expected {tuple(expected.shape)}")
+    error = (got.float() - expected.float()).abs().max().item()
+    scale = expected.float().abs().max().item() or 1.0
+    if error > tol * scale:
+        raise ValueError(f"method's {name} result differs from torch's (max error {error:.3g})")
+
+
+def dtype_supported(dtype: torch.dtype, device: torch.device) -> bool:
+    try:
+        a = torch.ones(4, 4, dtype=dtype, device=device)
+        (a @ a).sum().item()
+        return True
+    except (RuntimeError, TypeError):
+        return False
+
+
+TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 5e-2, torch.float16: 1e-2}
+
+
+def run_probe(ctx: RunContext, method: ModuleType, config) -> None:
+    device = torch.device(ctx.device)
+    cfg = config
+    timing = {"device": device, "warmup": cfg.warmup, "repeats": cfg.repeats, "min_repeat_s": cfg.min_repeat_s}
+    steps: list[tuple[str, Callable[[], None]]] = []
+
+    for dtype_name in cfg.matmul_dtypes:
+        steps.append((f"matmul {dtype_name}", lambda d=dtype_name: _matmul(ctx, method, cfg, getattr(torch, d), timing)))
+    steps.append(("memory bandwidth", lambda: _memory_bandwidth(ctx, method, cfg, timing)))
+    steps.append(("attention", lambda: _attention(ctx, method, cfg, timing)))
+    if device.type == "cuda":
+        steps.append(("host<->device", lambda: _transfers(ctx, method, cfg, timing)))
+
+    for _description, step in ctx.track(steps, "probe", total=len(steps)):
+        with ctx.clock.timed():
+            step()
+
+
+def _matmul(ctx: RunContext, method: ModuleType, cfg, dtype: torch.dtype, timing: dict) -> None:
+    device = timing["device"]
+    if not dtype_supported(dtype, device):
+        return
+    n = cfg.matmul_size
+    generator = torch.Generator(device="cpu").manual_seed(ctx.seed)
+    a = torch.randn(n, n, generator=generator).to(device=device, dtype=dtype)
+    b = torch.randn(n, n, generator=generator).to(device=device, dtype=dtype)
+    _check_close("matmul", method.matmul(a, b), a @ b, TOLERANCE[dtype])
+    seconds = time_per_call(lambda: method.matmul(a, b), **timing)
+    flops = 2.0 * n**3
+    samples = [flops / s / 1e12 for s in seconds]
+    short = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+    ctx.record(f"matmul_{short}_tflops", statistics.median(samples), samples=samples)
+
+
+def _memory_bandwidth(ctx: RunContext, method: ModuleType, cfg, timing: dict) -> None:
+    device = timing["device"]
+    count = cfg.copy_mib * MIB // 4
+    src = torch.arange(count, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    method.copy(dst, src)
+    if not torch.equal(dst, src):
+        raise ValueError("method's copy did not copy src into dst")
+    seconds = time_per_call(lambda: method.copy(dst, src), **timing)
+    moved = 2.0 * src.numel() * src.element_size()  # each byte is read once and written once
+    samples = [moved / s / 1e9 for s in seconds]
+    ctx.record("memory_bandwidth_gbps", statistics.median(samples), samples=samples)
+
+
+def _attention(ctx: RunContext, method: ModuleType, cfg, timing: dict) -> None:
+    device = timing["device"]
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    shape = (cfg.attention_batch, cfg.attention_heads, cfg.attention_seq_len, cfg.attention_head_dim)
+    generator = torch.Generator(device="cpu").manual_seed(ctx.seed)
+    q, k, v = (torch.randn(shape, generator=generator).to(device=device, dtype=dtype) for _ in range(3))
+    _check_close("attention", method.attention(q, k, v), F.scaled_dot_product_attention(q, k, v), TOLERANCE[dtype])
+    seconds = time_per_call(lambda: method.attention(q, k, v), **timing)
+    batch, heads, seq, dim = shape
+    flops = 4.0 * batch * heads * seq * seq * dim  # QK^T and PV, two flops per multiply-add
+    samples = [flops / s / 1e12 for s in seconds]
+    ctx.record("attention_tflops", statistics.median(samples), samples=samples)
+
+
+def _transfers(ctx: RunContext, method: ModuleType, cfg, timing: dict) -> None:
+    device = timing["device"]
+    count = cfg.transfer_mib * MIB // 4
+    host = torch.arange(count, dtype=torch.float32).pin_memory()
+    gpu = torch.empty(count, dtype=torch.float32, device=device)
+    nbytes = host.numel() * host.element_size()
+    for name, dst, src in (("h2d_gbps", gpu, host), ("d2h_gbps", host, gpu)):
+        seconds = time_per_call(lambda d=dst, s=src: method.copy(d, s), **timing)
+        samples = [nbytes / s / 1e9 for s in seconds]
+        ctx.record(name, statistics.median(samples), samples=samples)
