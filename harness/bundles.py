@@ -67,7 +67,9 @@ SCHEMA: dict[str, Any] = _object(
                     "hardware_key": _STRING,
                     "software_key": _STRING,
                     "hardware_label": _STRING,
-                    "fingerprint": _object({"hardware": {"type": "object"}, "software": {"type": "object"}}),
+                    "fingerprint": _object(
+                        {"hardware": {"type": "object"}, "software": {"type": "object"}}
+                    ),
                     "first_seen_at": _TIME,
                 }
             ),
@@ -117,7 +119,13 @@ SCHEMA: dict[str, Any] = _object(
                     "curve_points": {
                         "type": "array",
                         "items": _object(
-                            {"metric": _STRING, "x": _NUMBER, "x_unit": _STRING, "value": _NUMBER, "unit": _STRING}
+                            {
+                                "metric": _STRING,
+                                "x": _NUMBER,
+                                "x_unit": _STRING,
+                                "value": _NUMBER,
+                                "unit": _STRING,
+                            }
                         ),
                     },
                     "artifacts": {
@@ -172,7 +180,9 @@ def run_to_dict(run: Run) -> dict[str, Any]:
     data: dict[str, Any] = {name: getattr(run, name) for name in _RUN_FIELDS}
     data["started_at"] = _iso(run.started_at)
     data["finished_at"] = _iso(run.finished_at) if run.finished_at else None
-    data["measurements"] = [{f: getattr(m, f) for f in _MEASUREMENT_FIELDS} for m in run.measurements]
+    data["measurements"] = [
+        {f: getattr(m, f) for f in _MEASUREMENT_FIELDS} for m in run.measurements
+    ]
     data["curve_points"] = [{f: getattr(p, f) for f in _POINT_FIELDS} for p in run.curve_points]
     data["artifacts"] = [{f: getattr(a, f) for f in _ARTIFACT_FIELDS} for a in run.artifacts]
     return data
@@ -181,7 +191,9 @@ def run_to_dict(run: Run) -> dict[str, Any]:
 def build_bundle(store: Store, run_filter: RunFilter) -> dict[str, Any]:
     """A bundle of the finished runs matching the filter (running runs are left out)."""
     with store.session() as session:
-        runs = [r for r in find_runs(session, run_filter, with_children=True) if r.status != "running"]
+        runs = [
+            r for r in find_runs(session, run_filter, with_children=True) if r.status != "running"
+        ]
         runs.sort(key=lambda r: (r.started_at, r.id))
         machines = {r.machine.id: machine_to_dict(r.machine) for r in runs}
         content = {
@@ -219,7 +231,9 @@ def read_bundle(path: Path) -> dict[str, Any]:
     try:
         bundle = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}): truncated?") from exc
+        raise InputError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}): truncated?"
+        ) from exc
     if isinstance(bundle, dict) and bundle.get("format") == FORMAT:
         version = bundle.get("format_version")
         if isinstance(version, int) and version > FORMAT_VERSION:
@@ -267,7 +281,10 @@ def _check_consistency(path: Path, bundle: dict[str, Any]) -> None:
         machine = machines.get(run["machine_id"])
         if machine is None:
             raise InputError(f"{where}: its machine {run['machine_id']} is not in the bundle")
-        if (run["hardware_key"], run["software_key"]) != (machine["hardware_key"], machine["software_key"]):
+        if (run["hardware_key"], run["software_key"]) != (
+            machine["hardware_key"],
+            machine["software_key"],
+        ):
             raise InputError(f"{where}: hardware/software keys differ from its machine's")
         names = [m["name"] for m in run["measurements"]]
         if len(names) != len(set(names)):

@@ -30,12 +30,22 @@ db_option = click.option(
     " default results/budgetbench.db in a checkout, else ~/.local/share/budgetbench/]",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-suite_option = click.option("--suite", "suite_version", metavar="vN", help="Suite version (default: newest).")
+suite_option = click.option(
+    "--suite", "suite_version", metavar="vN", help="Suite version (default: newest)."
+)
 device_option = click.option(
-    "--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N", help="Device to run on."
+    "--device",
+    default="auto",
+    show_default=True,
+    metavar="auto|cpu|cuda|cuda:N",
+    help="Device to run on.",
 )
 seeds_option = click.option(
-    "--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds 0..N-1, one run each."
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Seeds 0..N-1, one run each.",
 )
 
 
@@ -45,9 +55,15 @@ def _filter_options(function):
             click.option("--task", help="Only this task."),
             click.option("--method", help="Only this method name."),
             click.option("--profile", help="Only this profile."),
-            click.option("--status", type=click.Choice(["running", "succeeded", "failed", "invalid"])),
-            click.option("--machine", "hardware_key", metavar="KEY", help="Only this hardware key (prefix)."),
-            click.option("--since", type=click.DateTime(), help="Only runs started at or after (UTC)."),
+            click.option(
+                "--status", type=click.Choice(["running", "succeeded", "failed", "invalid"])
+            ),
+            click.option(
+                "--machine", "hardware_key", metavar="KEY", help="Only this hardware key (prefix)."
+            ),
+            click.option(
+                "--since", type=click.DateTime(), help="Only runs started at or after (UTC)."
+            ),
         ]
     ):
         function = option(function)
@@ -161,16 +177,7 @@ def _execute(store, prepared_runs, seeds: int, as_json: bool) -> None:
                 outcomes.append(outcome)
                 print_outcome_line(outcome)
     if as_json:
-        _print_json(
-            [
-                {
-                    "run_id": o.run_id, "task": o.task, "method": o.method_name, "profile": o.profile,
-                    "seed": o.seed, "status": o.status, "error": o.error, "gate_passed": o.gate_passed,
-                    "wall_s": o.wall_s, "measurements": {k: v for k, (v, _u) in o.scalars.items()},
-                }  # fmt: skip
-                for o in outcomes
-            ]
-        )
+        _print_json([_outcome_json(o) for o in outcomes])
     else:
         print_outcomes(outcomes)
         click.echo(f"stored in {store.display_url}", err=True)
@@ -178,17 +185,45 @@ def _execute(store, prepared_runs, seeds: int, as_json: bool) -> None:
         sys.exit(EXIT_FAILED)
 
 
+def _outcome_json(outcome) -> dict[str, Any]:
+    return {
+        "run_id": outcome.run_id,
+        "task": outcome.task,
+        "method": outcome.method_name,
+        "profile": outcome.profile,
+        "seed": outcome.seed,
+        "status": outcome.status,
+        "error": outcome.error,
+        "gate_passed": outcome.gate_passed,
+        "wall_s": outcome.wall_s,
+        "measurements": {name: value for name, (value, _unit) in outcome.scalars.items()},
+    }
+
+
 @cli.command("run")
 @click.argument("task")
-@click.option("--method", "method_ref", metavar="NAME|PATH.py|MODULE", help="Method (default: the task's first reference method).")
+@click.option(
+    "--method",
+    "method_ref",
+    metavar="NAME|PATH.py|MODULE",
+    help="Method (default: the task's first reference method).",
+)
 @click.option("--profile", default="smoke", show_default=True, help="Profile from the suite spec.")
 @seeds_option
 @device_option
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a setting; hp.NAME=VALUE sets a method hyperparameter.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a setting; hp.NAME=VALUE sets a method hyperparameter.",
+)
 @suite_option
 @db_option
 @json_option
-def run_command(task, method_ref, profile, seeds, device, overrides, suite_version, db, as_json) -> None:
+def run_command(
+    task, method_ref, profile, seeds, device, overrides, suite_version, db, as_json
+) -> None:
     """Run TASK with a method, store the runs, print a summary and the run ids."""
     from harness.runner import prepare
     from harness.store import open_store
@@ -224,7 +259,9 @@ def suite_run_command(profile, only_tasks, seeds, device, suite_version, db, as_
     names = [n for n in spec_task_names(suite_version) if n in installed]
     for name in only_tasks:
         if name not in names:
-            raise InputError(f"task {name!r} is not in suite {suite_version} (tasks: {', '.join(names)})")
+            raise InputError(
+                f"task {name!r} is not in suite {suite_version} (tasks: {', '.join(names)})"
+            )
     names = [n for n in names if not only_tasks or n in only_tasks]
     from harness.registry import load_task
 
@@ -251,7 +288,9 @@ def runs_command(task, method, profile, status, hardware_key, since, limit, db, 
 
     store = open_store(db)
     with store.session() as session:
-        runs = find_runs(session, _run_filter(task, method, profile, status, hardware_key, since, limit))
+        runs = find_runs(
+            session, _run_filter(task, method, profile, status, hardware_key, since, limit)
+        )
         if as_json:
             _print_json([_summary(run_to_dict(r)) for r in runs])
         else:
@@ -306,7 +345,13 @@ def machine_command(as_json: bool) -> None:
 
 @cli.command("export")
 @_filter_options
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Bundle file to write.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Bundle file to write.",
+)
 @db_option
 def export_command(task, method, profile, status, hardware_key, since, output, db) -> None:
     """Export finished runs with their machines and provenance to a JSON bundle."""
@@ -316,7 +361,9 @@ def export_command(task, method, profile, status, hardware_key, since, output, d
     store = open_store(db)
     bundle = build_bundle(store, _run_filter(task, method, profile, status, hardware_key, since))
     write_bundle(bundle, output)
-    click.echo(f"wrote {len(bundle['runs'])} runs on {len(bundle['machines'])} machines to {output}")
+    click.echo(
+        f"wrote {len(bundle['runs'])} runs on {len(bundle['machines'])} machines to {output}"
+    )
 
 
 @cli.command("import")
@@ -388,7 +435,8 @@ def main() -> None:
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         click.echo(
-            f"budgetbench: internal error: {type(exc).__name__}: {message} (rerun with --debug for the traceback)",
+            f"budgetbench: internal error: {type(exc).__name__}: {message}"
+            " (rerun with --debug for the traceback)",
             err=True,
         )
         sys.exit(EXIT_FAILED)

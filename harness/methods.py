@@ -56,7 +56,9 @@ def load_method(
     _check_interface(task_cls, module, label)
     hyperparameters = _effective_hyperparameters(module, label, hyperparameter_overrides or {})
     module.HYPERPARAMETERS = hyperparameters
-    name = getattr(module, "NAME", None) or (ref if is_reference else _default_name(module, sources))
+    name = getattr(module, "NAME", None) or (
+        ref if is_reference else _default_name(module, sources)
+    )
     doc = inspect.getdoc(module) or ""
     description = str(getattr(module, "DESCRIPTION", "") or doc.split("\n\n")[0]).strip()
     return Method(
@@ -87,7 +89,9 @@ def _import_file(path: Path) -> tuple[ModuleType, tuple[Path, ...]]:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
         del sys.modules[module_name]
-        raise InputError(f"method file {path}: syntax error on line {exc.lineno}: {exc.msg}") from exc
+        raise InputError(
+            f"method file {path}: syntax error on line {exc.lineno}: {exc.msg}"
+        ) from exc
     except Exception as exc:
         del sys.modules[module_name]
         raise InputError(
@@ -119,11 +123,9 @@ def _import_module(task_cls: type, name: str) -> tuple[ModuleType, tuple[Path, .
     if file is None:
         raise InputError(f"method module {name}: has no source file to hash")
     path = Path(file).resolve()
-    if path.name == "__init__.py":
-        sources = tuple(sorted(path.parent.rglob("*.py")))
-    else:
-        sources = (path,)
-    return module, sources
+    if path.name == "__init__.py":  # a package: every Python file in it is part of the method
+        return module, tuple(sorted(path.parent.rglob("*.py")))
+    return module, (path,)
 
 
 def _check_interface(task_cls: type, module: ModuleType, label: str) -> None:
@@ -162,5 +164,7 @@ def _effective_hyperparameters(
     try:
         canonical_json(effective)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"method {label}: HYPERPARAMETERS must be JSON-serializable: {exc}") from exc
+        raise InputError(
+            f"method {label}: HYPERPARAMETERS must be JSON-serializable: {exc}"
+        ) from exc
     return effective

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -41,7 +42,7 @@ def progress_tracker(enabled: bool = True) -> Iterator[Tracker | None]:
 
 
 def _short(run_id: str) -> str:
-    return run_id[:12]
+    return run_id[:8]
 
 
 def _status(status: str, gate_passed: bool | None) -> str:
@@ -62,17 +63,18 @@ def print_outcome_line(outcome: RunOutcome) -> None:
     )
     error_console.print(line, highlight=False)
     if outcome.error:
-        error_console.print(f"  [red]{outcome.error.splitlines()[0]}[/red]", highlight=False, markup=True)
+        error_console.print(
+            f"  [red]{outcome.error.splitlines()[0]}[/red]", highlight=False, markup=True
+        )
 
 
 def print_outcomes(outcomes: list[RunOutcome]) -> None:
+    """A table of runs, then each (task, method, profile)'s measurements: median over seeds."""
     table = Table(title="Runs", title_justify="left")
-    for column in ("run", "task", "method", "profile", "seed", "status", "wall s", "measurements"):
+    for column in ("run", "task", "method", "profile", "seed", "status", "wall s"):
         table.add_column(column)
+    groups: dict[tuple[str, str, str], list[RunOutcome]] = {}
     for outcome in outcomes:
-        scalars = ", ".join(f"{k}={_number(v)} {u}" for k, (v, u) in list(outcome.scalars.items())[:3])
-        if len(outcome.scalars) > 3:
-            scalars += f", +{len(outcome.scalars) - 3} more"
         table.add_row(
             _short(outcome.run_id),
             outcome.task,
@@ -81,26 +83,53 @@ def print_outcomes(outcomes: list[RunOutcome]) -> None:
             str(outcome.seed),
             _status(outcome.status, outcome.gate_passed),
             f"{outcome.wall_s:.1f}",
-            scalars,
         )
+        groups.setdefault((outcome.task, outcome.method_name, outcome.profile), []).append(outcome)
     console.print(table)
+    for (task, method, profile), members in groups.items():
+        values: dict[str, list[float]] = {}
+        units: dict[str, str] = {}
+        for outcome in members:
+            for name, (value, unit) in outcome.scalars.items():
+                values.setdefault(name, []).append(value)
+                units[name] = unit
+        if not values:
+            continue
+        detail = Table(title=f"{task} / {method} / {profile}", title_justify="left")
+        for column in ("metric", "median over seeds", "unit", "seeds"):
+            detail.add_column(column)
+        for name, numbers in values.items():
+            detail.add_row(
+                name, _number(statistics.median(numbers)), units[name], str(len(numbers))
+            )
+        console.print(detail)
 
 
 def print_runs(runs: list[Run]) -> None:
-    table = Table()
-    for column in ("run", "started (UTC)", "task", "method", "profile", "seed", "status", "wall s", "machine"):
-        table.add_column(column)
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, show_edge=False)
+    for column in (
+        "run",
+        "started UTC",
+        "task",
+        "method",
+        "profile",
+        "seed",
+        "status",
+        "wall s",
+        "machine",
+    ):
+        table.add_column(column, no_wrap=column in ("run", "started UTC", "status", "machine"))
     for run in runs:
         table.add_row(
             _short(run.id),
-            run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            run.started_at.strftime("%m-%d %H:%M"),
             run.task,
             run.method_name,
             run.profile,
             str(run.seed),
             _status(run.status, run.gate_passed),
             f"{run.wall_s:.1f}" if run.wall_s is not None else "-",
-            run.hardware_key,
+            run.hardware_key[:8],
         )
     console.print(table)
     if not runs:
@@ -108,18 +137,21 @@ def print_runs(runs: list[Run]) -> None:
 
 
 def print_run(run: Run) -> None:
+    reference = " reference" if run.is_reference_method else ""
     fields = [
         ("run", run.id),
-        ("task", f"{run.task} (suite {run.suite_version}, spec v{run.spec_version}, hash {run.task_spec_hash[:12]})"),
-        ("method", f"{run.method_name} ({run.method_hash[:12]}){' reference' if run.is_reference_method else ''}"),
+        ("task", f"{run.task} (suite {run.suite_version}, spec v{run.spec_version})"),
+        ("task-spec hash", run.task_spec_hash),
+        ("method", f"{run.method_name}{reference} ({run.method_hash[:12]})"),
         ("profile / seed", f"{run.profile} / {run.seed}"),
         ("status", _status(run.status, run.gate_passed)),
         ("device", run.device),
-        ("machine", f"{run.machine.hardware_label} (hardware {run.hardware_key}, software {run.software_key})"),
+        ("machine", run.machine.hardware_label),
+        ("keys", f"hardware {run.hardware_key}, software {run.software_key}"),
         ("started", run.started_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
         ("wall / timed", f"{_seconds(run.wall_s)} / {_seconds(run.timed_s)}"),
-        ("settings", ", ".join(f"{k}={v}" for k, v in sorted(run.settings.items()))),
-        ("hyperparameters", ", ".join(f"{k}={v}" for k, v in sorted(run.hyperparameters.items())) or "-"),
+        ("settings", _pairs(run.settings)),
+        ("hyperparameters", _pairs(run.hyperparameters)),
     ]
     if run.gate_reason:
         fields.append(("quality gate", run.gate_reason))
@@ -152,11 +184,15 @@ def print_run(run: Run) -> None:
             table.add_column(column)
         for metric, points in curves.items():
             values = [p.value for p in points]
-            table.add_row(
-                metric, str(len(points)), f"{_number(points[0].x)} - {_number(points[-1].x)} {points[0].x_unit}",
-                f"{_number(values[-1])} {points[0].unit}", _number(statistics.median(values)),
-            )  # fmt: skip
+            x_range = f"{_number(points[0].x)} - {_number(points[-1].x)} {points[0].x_unit}"
+            last = f"{_number(values[-1])} {points[0].unit}"
+            median = _number(statistics.median(values))
+            table.add_row(metric, str(len(points)), x_range, last, median)
         console.print(table)
+
+
+def _pairs(mapping: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in sorted(mapping.items())) or "-"
 
 
 def _seconds(value: float | None) -> str:
@@ -175,8 +211,12 @@ def print_fingerprint(fingerprint) -> None:
             if key == "packages":
                 value = ", ".join(f"{k} {v}" for k, v in value.items())
             elif key == "gpus":
-                value = "; ".join(
-                    f"{g['name']} {g['memory_gib']} GiB (sm {g['compute_capability']})" for g in value
-                ) or "none"
+                value = (
+                    "; ".join(
+                        f"{g['name']} {g['memory_gib']} GiB (sm {g['compute_capability']})"
+                        for g in value
+                    )
+                    or "none"
+                )
             table.add_row(key.replace("_", " "), str(value))
     console.print(table)

@@ -24,7 +24,6 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -379,7 +378,3 @@ def _execute_one(
         wall_s=wall_s,
         scalars=recorder.scalars,
     )
-
-
-def no_progress() -> AbstractContextManager[None]:
-    return nullcontext()

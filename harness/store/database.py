@@ -10,12 +10,15 @@ explicit act and never a drop-and-recreate.
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -54,18 +57,42 @@ def make_engine(url: str) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql":
         return create_engine(url, pool_pre_ping=True)
-    raise InputError(f"unsupported database {parsed.get_backend_name()!r}: use SQLite or PostgreSQL")
+    raise InputError(
+        f"unsupported database {parsed.get_backend_name()!r}: use SQLite or PostgreSQL"
+    )
 
 
 def _configure_sqlite_connection(dbapi_connection, _record) -> None:
     # Hand transaction control to SQLAlchemy's "begin" event (BEGIN IMMEDIATE, see above).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+    cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    _switch_to_wal(cursor)
     cursor.close()
+
+
+def _switch_to_wal(cursor) -> None:
+    """Put the database in WAL mode, waiting while another connection holds a lock.
+
+    SQLite does not wait for the switch: while another connection holds a lock it either raises
+    "database is locked" or silently stays in rollback-journal mode, and a process left in that
+    mode later gets SQLITE_BUSY at once (deadlock avoidance) instead of waiting its turn.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            mode = None
+        if mode in ("wal", "memory"):
+            return
+        if time.monotonic() > deadline:
+            raise sqlite3.OperationalError(f"could not switch to WAL mode (mode {mode})")
+        time.sleep(0.05)
 
 
 def _alembic_config(connection) -> Config:
@@ -83,7 +110,9 @@ def head_revision() -> str:
 
 def _lock_for_migration(connection) -> None:
     if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _POSTGRES_MIGRATION_LOCK})
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": _POSTGRES_MIGRATION_LOCK}
+        )
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -93,18 +122,39 @@ def current_revision(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     """Migrate the schema to `revision`, keeping every row; returns (before, after)."""
-    with engine.begin() as connection:
-        _lock_for_migration(connection)
-        before = MigrationContext.configure(connection).get_current_revision()
-        if before is None and _foreign_tables(connection):
-            raise InputError("the database holds tables but no budgetbench schema version")
-        command.upgrade(_alembic_config(connection), revision)
-        after = MigrationContext.configure(connection).get_current_revision()
+    return _migrate(engine, revision, only_new=False)
+
+
+def _migrate(engine: Engine, revision: str, *, only_new: bool) -> tuple[str | None, str]:
+    """Upgrade in one transaction under a lock, so concurrent first opens create the schema once.
+
+    With `only_new`, only an empty database is migrated; an existing one is left as it is.
+    """
+    display = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.begin() as connection:
+            _lock_for_migration(connection)
+            before = MigrationContext.configure(connection).get_current_revision()
+            if before is None and _budgetbench_tables(connection):
+                raise InputError(
+                    f"{display}: holds budgetbench tables without a schema version;"
+                    " refusing to touch it"
+                )
+            if before is None or not only_new:
+                command.upgrade(_alembic_config(connection), revision)
+            after = MigrationContext.configure(connection).get_current_revision()
+    except OperationalError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise InputError(f"cannot open database {display}: {reason}") from exc
+    except CommandError as exc:
+        engine.dispose()
+        raise InputError(f"cannot migrate {display}: {exc}") from exc
     assert after is not None
     return before, after
 
 
-def _foreign_tables(connection) -> list[str]:
+def _budgetbench_tables(connection) -> list[str]:
     ours = set(Base.metadata.tables)
     return [t for t in inspect(connection).get_table_names() if t in ours]
 
@@ -133,28 +183,15 @@ def open_store(db: str | None = None) -> Store:
     Raises InputError for an unreachable database or one whose schema is older or newer than
     this budgetbench.
     """
-    url = resolve_db_url(db)
-    engine = make_engine(url)
+    engine = make_engine(resolve_db_url(db))
     head = head_revision()
-    try:
-        with engine.begin() as connection:
-            _lock_for_migration(connection)
-            current = MigrationContext.configure(connection).get_current_revision()
-            if current is None:
-                if _foreign_tables(connection):
-                    raise InputError(
-                        f"{engine.url.render_as_string()}: holds budgetbench tables without a"
-                        " schema version; refusing to touch it"
-                    )
-                command.upgrade(_alembic_config(connection), "head")
-                current = head
-    except OperationalError as exc:
-        engine.dispose()
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise InputError(f"cannot open database {engine.url.render_as_string()}: {reason}") from exc
+    _, current = _migrate(engine, "head", only_new=True)
     if current != head:
         engine.dispose()
-        known = {rev.revision for rev in ScriptDirectory.from_config(_alembic_config(None)).walk_revisions()}
+        known = {
+            rev.revision
+            for rev in ScriptDirectory.from_config(_alembic_config(None)).walk_revisions()
+        }
         if current in known:
             raise InputError(
                 f"database schema is at revision {current}, this budgetbench needs {head}:"

@@ -70,7 +70,9 @@ class ProbeTask(Task):
             " tensors; returns the output of the same shape as q.",
         ),
         MethodFunction(
-            "copy", ("dst", "src"), "Copy src into dst in place (same shape, possibly across devices)."
+            "copy",
+            ("dst", "src"),
+            "Copy src into dst in place (same shape, possibly across devices).",
         ),
     )
 

@@ -58,7 +58,9 @@ def _synchronize(device: torch.device) -> None:
 
 def _check_close(name: str, got: torch.Tensor, expected: torch.Tensor, tol: float) -> None:
     if got.shape != expected.shape:
-        raise ValueError(f"method's {name} returned shape {tuple(got.shape)}, expected {tuple(expected.shape)}")
+        raise ValueError(
+            f"method's {name} returned shape {tuple(got.shape)}, expected {tuple(expected.shape)}"
+        )
     error = (got.float() - expected.float()).abs().max().item()
     scale = expected.float().abs().max().item() or 1.0
     if error > tol * scale:
@@ -80,11 +82,21 @@ TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 5e-2, torch.float16: 1e-2}
 def run_probe(ctx: RunContext, method: ModuleType, config) -> None:
     device = torch.device(ctx.device)
     cfg = config
-    timing = {"device": device, "warmup": cfg.warmup, "repeats": cfg.repeats, "min_repeat_s": cfg.min_repeat_s}
+    timing = {
+        "device": device,
+        "warmup": cfg.warmup,
+        "repeats": cfg.repeats,
+        "min_repeat_s": cfg.min_repeat_s,
+    }
     steps: list[tuple[str, Callable[[], None]]] = []
 
     for dtype_name in cfg.matmul_dtypes:
-        steps.append((f"matmul {dtype_name}", lambda d=dtype_name: _matmul(ctx, method, cfg, getattr(torch, d), timing)))
+        steps.append(
+            (
+                f"matmul {dtype_name}",
+                lambda d=dtype_name: _matmul(ctx, method, cfg, getattr(torch, d), timing),
+            )
+        )
     steps.append(("memory bandwidth", lambda: _memory_bandwidth(ctx, method, cfg, timing)))
     steps.append(("attention", lambda: _attention(ctx, method, cfg, timing)))
     if device.type == "cuda":
@@ -128,10 +140,22 @@ def _memory_bandwidth(ctx: RunContext, method: ModuleType, cfg, timing: dict) ->
 def _attention(ctx: RunContext, method: ModuleType, cfg, timing: dict) -> None:
     device = timing["device"]
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    shape = (cfg.attention_batch, cfg.attention_heads, cfg.attention_seq_len, cfg.attention_head_dim)
+    shape = (
+        cfg.attention_batch,
+        cfg.attention_heads,
+        cfg.attention_seq_len,
+        cfg.attention_head_dim,
+    )
     generator = torch.Generator(device="cpu").manual_seed(ctx.seed)
-    q, k, v = (torch.randn(shape, generator=generator).to(device=device, dtype=dtype) for _ in range(3))
-    _check_close("attention", method.attention(q, k, v), F.scaled_dot_product_attention(q, k, v), TOLERANCE[dtype])
+    q, k, v = (
+        torch.randn(shape, generator=generator).to(device=device, dtype=dtype) for _ in range(3)
+    )
+    _check_close(
+        "attention",
+        method.attention(q, k, v),
+        F.scaled_dot_product_attention(q, k, v),
+        TOLERANCE[dtype],
+    )
     seconds = time_per_call(lambda: method.attention(q, k, v), **timing)
     batch, heads, seq, dim = shape
     flops = 4.0 * batch * heads * seq * seq * dim  # QK^T and PV, two flops per multiply-add

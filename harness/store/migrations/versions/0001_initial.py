@@ -58,7 +58,9 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "status IN ('running', 'succeeded', 'failed', 'invalid')", name="ck_runs_status"
         ),
-        sa.ForeignKeyConstraint(["machine_id"], ["machines.id"], name="fk_runs_machine_id_machines"),
+        sa.ForeignKeyConstraint(
+            ["machine_id"], ["machines.id"], name="fk_runs_machine_id_machines"
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_runs"),
     )
     op.create_index(

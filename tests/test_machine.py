@@ -1,0 +1,43 @@
+"""The machine fingerprint and its comparability keys."""
+
+from __future__ import annotations
+
+from harness.machine import MachineFingerprint, collect_fingerprint
+
+
+def test_fingerprint_is_stable_on_one_machine():
+    first, second = collect_fingerprint(), collect_fingerprint()
+    assert (first.id, first.hardware_key, first.software_key) == (
+        second.id,
+        second.hardware_key,
+        second.software_key,
+    )
+
+
+def test_a_software_update_changes_the_software_key_only():
+    before = collect_fingerprint()
+    software = {**before.software, "packages": {**before.software["packages"], "torch": "99.0"}}
+    after = MachineFingerprint(hardware=before.hardware, software=software)
+    assert after.hardware_key == before.hardware_key
+    assert after.software_key != before.software_key and after.id != before.id
+
+
+def test_a_different_gpu_changes_the_hardware_key_and_label():
+    before = collect_fingerprint()
+    gpu = {
+        "name": "NVIDIA H100 80GB HBM3",
+        "memory_gib": 79,
+        "compute_capability": "9.0",
+        "multiprocessors": 132,
+    }
+    after = MachineFingerprint(
+        hardware={**before.hardware, "gpus": [gpu]}, software=before.software
+    )
+    assert after.hardware_key != before.hardware_key
+    assert after.hardware_label.endswith("| 1x NVIDIA H100 80GB HBM3")
+
+
+def test_fingerprint_records_cpu_ram_and_versions():
+    fingerprint = collect_fingerprint()
+    assert fingerprint.hardware["cpu_model"] and fingerprint.hardware["ram_gib"] > 0
+    assert fingerprint.software["python"] and fingerprint.software["packages"]["torch"]

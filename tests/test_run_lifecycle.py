@@ -1,0 +1,170 @@
+"""The run lifecycle: running before work, atomic finish, failures keep partial measurements."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import FAST_PROBE
+from helpers import run_probe
+
+from harness.errors import InputError
+from harness.registry import load_task
+from harness.runner import resolve_device
+from harness.store.models import Run
+from harness.store.queries import get_run
+
+METHOD = """
+import time
+import torch
+
+SEED_DRAWS = []  # one draw from the global RNG at the first matmul call of each run
+STATE = {"drawn": False}
+
+def matmul(a, b):
+    if not STATE["drawn"]:
+        SEED_DRAWS.append(torch.rand(1).item())
+        STATE["drawn"] = True
+    return a @ b
+
+def attention(q, k, v):
+    STATE["drawn"] = False
+    {attention}
+
+def copy(dst, src):
+    dst.copy_(src)
+"""
+
+
+def method_file(tmp_path: Path, attention: str) -> str:
+    path = tmp_path / "method.py"
+    path.write_text(METHOD.replace("{attention}", attention))
+    return str(path)
+
+
+SDPA = "return torch.nn.functional.scaled_dot_product_attention(q, k, v)"
+
+
+def test_succeeded_run_stores_measurements_settings_and_provenance(db_url):
+    store, (outcome,) = run_probe(db_url)
+    assert outcome.status == "succeeded", outcome.error
+    with store.session() as session:
+        run = get_run(session, outcome.run_id)
+        assert run.status == "succeeded" and run.gate_passed is True
+        assert {m.name for m in run.measurements} == {
+            "matmul_fp32_tflops",
+            "memory_bandwidth_gbps",
+            "attention_tflops",
+        }
+        for measurement in run.measurements:
+            assert measurement.value > 0 and len(measurement.samples) == 2
+            assert measurement.value == pytest.approx(
+                sorted(measurement.samples)[0] / 2 + sorted(measurement.samples)[1] / 2
+            )
+        assert run.settings["matmul_size"] == 64 and run.seed == 0 and run.device == "cpu"
+        assert run.provenance["budgetbench_version"] and run.provenance["hostname"]
+        assert 0 < run.timed_s <= run.wall_s
+        assert run.finished_at is not None and run.machine.hardware_key == run.hardware_key
+
+
+def test_crash_mid_run_keeps_partial_measurements(db_url, tmp_path):
+    method = method_file(tmp_path, "raise RuntimeError('attention exploded')")
+    store, (outcome,) = run_probe(db_url, method)
+    assert outcome.status == "failed"
+    with store.session() as session:
+        run = get_run(session, outcome.run_id)
+        assert run.status == "failed" and run.gate_passed is None
+        assert run.error.startswith("RuntimeError: attention exploded")
+        assert "Traceback" in run.error
+        assert {m.name for m in run.measurements} == {"matmul_fp32_tflops", "memory_bandwidth_gbps"}
+
+
+def test_keyboard_interrupt_marks_run_failed_and_propagates(sqlite_url, tmp_path):
+    method = method_file(tmp_path, "raise KeyboardInterrupt")
+    with pytest.raises(KeyboardInterrupt):
+        run_probe(sqlite_url, method)
+    from harness.store import open_store
+
+    with open_store(sqlite_url).session() as session:
+        (run,) = session.query(Run).all()
+        assert run.status == "failed" and run.error == "interrupted (KeyboardInterrupt)"
+        assert len(run.measurements) == 2
+
+
+def test_sigterm_marks_the_running_run_failed_and_exits_130(tmp_path):
+    method = method_file(tmp_path, "time.sleep(120)")
+    db = tmp_path / "store.db"
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from harness.cli import main; main()",
+         "run", "probe", "--method", method, "--db", str(db), *FAST_PROBE],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    status = None
+    while time.monotonic() < deadline and status != "running":
+        time.sleep(0.5)
+        if db.exists():
+            try:
+                row = sqlite3.connect(db).execute("SELECT status FROM runs").fetchone()
+            except sqlite3.OperationalError:
+                row = None
+            status = row[0] if row else None
+    assert status == "running"
+    time.sleep(1.0)  # let it reach the sleeping attention call
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    connection = sqlite3.connect(db)
+    status, error = connection.execute("SELECT status, error FROM runs").fetchone()
+    assert (status, error) == ("failed", "interrupted (Interrupted)")
+    assert connection.execute("SELECT count(*) FROM measurements").fetchone()[0] == 2
+
+
+def test_seed_is_applied_before_the_method_runs(sqlite_url, tmp_path):
+    method = method_file(tmp_path, SDPA)
+    _, outcomes = run_probe(sqlite_url, method, seeds=(0, 1, 0))
+    assert [o.seed for o in outcomes] == [0, 1, 0]
+    module = next(
+        m for name, m in sys.modules.items()
+        if name.startswith("budgetbench_method_") and getattr(m, "__file__", None) == method
+    )  # fmt: skip
+    first, second, third = module.SEED_DRAWS
+    assert first == third and first != second
+
+
+def test_a_method_returning_wrong_results_fails_the_run(sqlite_url, tmp_path):
+    path = tmp_path / "wrong.py"
+    path.write_text(
+        METHOD.replace("{attention}", SDPA).replace("return a @ b", "return (a @ b) * 0")
+    )
+    _, (outcome,) = run_probe(sqlite_url, str(path))
+    assert outcome.status == "failed"
+    assert "matmul result differs from torch's" in outcome.error
+
+
+def test_missing_a_gated_metric_is_recorded_as_gate_miss(sqlite_url):
+    _, (outcome,) = run_probe(sqlite_url, extra=('matmul_dtypes=["bfloat16"]',))
+    assert outcome.status == "succeeded"
+    assert outcome.gate_passed is False
+    assert outcome.gate_reason == "missing measurements: matmul_fp32_tflops"
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:x", "gpu"])
+def test_malformed_device_is_rejected(device):
+    with pytest.raises(InputError, match="must be auto, cpu, cuda or cuda:N"):
+        resolve_device(device, load_task("probe"))
+
+
+def test_cuda_without_a_gpu_is_rejected():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(InputError, match="no CUDA device is available"):
+        resolve_device("cuda:0", load_task("probe"))
+    assert resolve_device("auto", load_task("probe")) == "cpu"
