@@ -3,7 +3,7 @@
 # Usage: eval "$(bash .ci/postgres.sh DATA_DIR [PORT])"   -> exports BUDGETBENCH_TEST_POSTGRES_URL
 set -euo pipefail
 data_dir=${1:?usage: postgres.sh DATA_DIR [PORT]}
-port=${2:-54329}
+port=${2:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
