@@ -108,6 +108,7 @@ def cli(debug: bool) -> None:
 @json_option
 def tasks_command(suite_version: str | None, as_json: bool) -> None:
     """List tasks, their reference methods, profiles and metrics."""
+    from harness.errors import InputError
     from harness.registry import load_task, task_names
     from harness.spec import latest_suite_version, load_spec
 
@@ -117,7 +118,7 @@ def tasks_command(suite_version: str | None, as_json: bool) -> None:
         task_cls = load_task(name)
         try:
             profiles = sorted(load_spec(name, suite_version).profiles)
-        except Exception:
+        except InputError:  # an installed task without a spec in this suite version
             profiles = []
         rows.append(
             {
@@ -166,8 +167,9 @@ def _execute(store, prepared_runs, seeds: int, as_json: bool) -> None:
     """Run each prepared run for every seed; print outcomes; exit 1 if any run failed."""
     from harness.machine import collect_fingerprint
     from harness.report import print_outcome_line, print_outcomes, progress_tracker
-    from harness.runner import execute, save_machine
+    from harness.runner import execute, reap_dead_runs, save_machine
 
+    _report_reaped(reap_dead_runs(store))
     machine_id = save_machine(store, collect_fingerprint())
     outcomes = []
     _install_sigterm_handler()
@@ -183,6 +185,13 @@ def _execute(store, prepared_runs, seeds: int, as_json: bool) -> None:
         click.echo(f"stored in {store.display_url}", err=True)
     if any(o.status != "succeeded" for o in outcomes):
         sys.exit(EXIT_FAILED)
+
+
+def _report_reaped(run_ids: list[str]) -> None:
+    for run_id in run_ids:
+        click.echo(
+            f"marked run {run_id[:8]} failed: its process died without finishing it", err=True
+        )
 
 
 def _outcome_json(outcome) -> dict[str, Any]:
@@ -249,7 +258,7 @@ def suite_group() -> None:
 def suite_run_command(profile, only_tasks, seeds, device, suite_version, db, as_json) -> None:
     """Run every task's reference methods (everything is validated before the first run)."""
     from harness.errors import InputError
-    from harness.registry import task_names
+    from harness.registry import load_task, task_names
     from harness.runner import prepare
     from harness.spec import latest_suite_version, spec_task_names
     from harness.store import open_store
@@ -263,8 +272,6 @@ def suite_run_command(profile, only_tasks, seeds, device, suite_version, db, as_
                 f"task {name!r} is not in suite {suite_version} (tasks: {', '.join(names)})"
             )
     names = [n for n in names if not only_tasks or n in only_tasks]
-    from harness.registry import load_task
-
     prepared_runs = [
         prepare(name, method, profile, device, (), suite_version)
         for name in names
@@ -283,10 +290,12 @@ def runs_command(task, method, profile, status, hardware_key, since, limit, db, 
     """List stored runs, newest first."""
     from harness.bundles import run_to_dict
     from harness.report import print_runs
+    from harness.runner import reap_dead_runs
     from harness.store import open_store
     from harness.store.queries import find_runs
 
     store = open_store(db)
+    _report_reaped(reap_dead_runs(store))
     with store.session() as session:
         runs = find_runs(
             session, _run_filter(task, method, profile, status, hardware_key, since, limit)

@@ -10,12 +10,15 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from harness.runner import RunOutcome, Tracker
 from harness.store.models import Run
 
-console = Console()
-error_console = Console(stderr=True)
+# Markup is off: names, errors and settings come from users and bundles and must print as typed
+# (a method called "[bold]x" stays "[bold]x"). Colour is applied through Text styles instead.
+console = Console(markup=False)
+error_console = Console(stderr=True, markup=False)
 
 
 @contextmanager
@@ -45,10 +48,10 @@ def _short(run_id: str) -> str:
     return run_id[:8]
 
 
-def _status(status: str, gate_passed: bool | None) -> str:
+def _status(status: str, gate_passed: bool | None) -> Text:
     colour = {"succeeded": "green", "failed": "red", "running": "yellow"}.get(status, "magenta")
-    gate = {True: "", False: " (gate missed)", None: ""}[gate_passed]
-    return f"[{colour}]{status}[/{colour}]{gate}"
+    gate = " (gate missed)" if gate_passed is False else ""
+    return Text.assemble((status, colour), gate)
 
 
 def _number(value: float) -> str:
@@ -56,15 +59,15 @@ def _number(value: float) -> str:
 
 
 def print_outcome_line(outcome: RunOutcome) -> None:
-    mark = "[green]✓[/green]" if outcome.status == "succeeded" else "[red]✗[/red]"
+    mark = ("✓", "green") if outcome.status == "succeeded" else ("✗", "red")
     line = (
-        f"{mark} {outcome.task} / {outcome.method_name} / {outcome.profile} / seed {outcome.seed}:"
+        f" {outcome.task} / {outcome.method_name} / {outcome.profile} / seed {outcome.seed}:"
         f" {outcome.status} in {outcome.wall_s:.1f} s  run {_short(outcome.run_id)}"
     )
-    error_console.print(line, highlight=False)
+    error_console.print(Text.assemble(mark, line), highlight=False)
     if outcome.error:
         error_console.print(
-            f"  [red]{outcome.error.splitlines()[0]}[/red]", highlight=False, markup=True
+            Text("  " + outcome.error.splitlines()[0], style="red"), highlight=False
         )
 
 

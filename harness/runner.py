@@ -3,10 +3,12 @@
 Guarantees:
 - Everything that can be checked before work starts (task, spec, profile, overrides, method,
   device, database) is checked by `prepare`, so bad input costs no compute.
-- A run row is written as `running` before the task starts. Measurements are flushed as the run
-  goes (at most every `FLUSH_INTERVAL_S`), and the final flush and the status change commit in one
-  transaction: readers never see a succeeded run with missing measurements, and a crash leaves a
-  failed run with what was recorded so far.
+- A run row is written as `running` before the task starts. Scalar measurements commit as they
+  are recorded and curve points every `FLUSH_INTERVAL_S`; the final flush and the status change
+  commit in one transaction. Readers never see a succeeded run with missing measurements, and a
+  crash leaves a failed run with what was recorded so far: an exception or Ctrl-C is caught here,
+  and a run whose process died outright (SIGKILL, out of memory) is marked failed by
+  `reap_dead_runs` the next time budgetbench runs or lists runs on that host.
 - Ctrl-C or SIGTERM marks the run failed ("interrupted") before the process stops.
 """
 
@@ -141,6 +143,48 @@ def save_machine(store: Store, fingerprint: MachineFingerprint) -> str:
     return fingerprint.id
 
 
+def reap_dead_runs(store: Store) -> list[str]:
+    """Mark failed the `running` runs of this host whose process no longer exists.
+
+    A process is matched by pid and by having started before its run did, so a recycled pid is
+    not mistaken for the original. Runs on other hosts are left alone (a shared store may hold
+    live runs of other machines). Returns the ids it marked.
+    """
+    import psutil
+    from sqlalchemy import select
+
+    host = socket.gethostname()
+    reaped = []
+    with store.session() as session:
+        for run in session.scalars(select(Run).where(Run.status == "running")):
+            pid = run.provenance.get("pid")
+            if run.provenance.get("hostname") != host or not isinstance(pid, int):
+                continue
+            if _process_alive_since(psutil, pid, run.started_at):
+                continue
+            run.status = "failed"
+            run.error = f"the process running it (pid {pid} on {host}) died without finishing it"
+            run.finished_at = utcnow()
+            reaped.append(run.id)
+        session.commit()
+    return reaped
+
+
+def _process_alive_since(psutil, pid: int, started_at: datetime) -> bool:
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        created = process.create_time()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:  # someone else's live process: not ours to judge
+        return True
+    if started_at.tzinfo is None:
+        started_at = started_at.replace(tzinfo=timezone.utc)
+    return created <= started_at.timestamp() + 1.0
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -236,7 +280,7 @@ class RunRecorder:
                 samples=clean_samples,
             )
         )
-        self._maybe_flush()
+        self._flush()
 
     def record_point(self, name: str, x: float, value: float) -> None:
         metric = self._task.metric(name)
@@ -262,9 +306,12 @@ class RunRecorder:
 
     def _maybe_flush(self) -> None:
         if time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
-            with self._store.session() as session:
-                self.flush_into(session)
-                session.commit()
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._store.session() as session:
+            self.flush_into(session)
+            session.commit()
 
     def flush_into(self, session) -> None:
         """Add pending measurements to `session` (the caller commits)."""

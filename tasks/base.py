@@ -85,9 +85,10 @@ class Method:
 class BudgetClock:
     """Counts the seconds a run spends in *timed* regions, so every method is clocked alike.
 
-    A task wraps the work a budget pays for (training steps, compilation) in `timed()` and
-    everything else (data preparation, evaluation) in `untimed()` or nothing. Regions do not
-    nest: the clock measures one thing at a time, which keeps the rule auditable.
+    A task wraps the work a budget pays for (training steps, compilation) in `timed()`; anything
+    outside is free (data preparation, evaluation). Inside a timed region, `untimed()` pauses the
+    clock, e.g. for a periodic evaluation in the middle of training. Timed regions do not nest,
+    which keeps the rule auditable.
     """
 
     def __init__(self, budget_s: float | None = None) -> None:
@@ -119,6 +120,22 @@ class BudgetClock:
         try:
             yield
         finally:
+            self._stop()
+
+    @contextlib.contextmanager
+    def untimed(self) -> Iterator[None]:
+        """Pause the running timed region (a no-op outside one)."""
+        if self._started is None:
+            yield
+            return
+        self._stop()
+        try:
+            yield
+        finally:
+            self._started = time.perf_counter()
+
+    def _stop(self) -> None:
+        if self._started is not None:
             self._timed_s += time.perf_counter() - self._started
             self._started = None
 

@@ -130,3 +130,20 @@ def test_machine_and_tasks_json():
     (probe,) = [t for t in tasks["tasks"] if t["task"] == "probe"]
     assert probe["profiles"] == ["full", "smoke", "standard"]
     assert "matmul(a, b)" in probe["method_interface"]
+
+
+def test_names_and_errors_print_literally_not_as_terminal_markup(tmp_path):
+    method = tmp_path / "markup.py"
+    method.write_text(
+        'NAME = "[red]evil[/x]"\n'
+        "def matmul(a, b): return a @ b\n"
+        "def attention(q, k, v): raise RuntimeError('[/broken] markup')\n"
+        "def copy(dst, src): dst.copy_(src)\n"
+    )
+    db = str(tmp_path / "s.db")
+    result = run_cli("run", "probe", "--method", str(method), "--db", db, *FAST_PROBE)
+    assert result.returncode == 1
+    assert "probe / [red]evil[/x] / smoke" in result.stderr
+    assert "RuntimeError: [/broken] markup" in result.stderr
+    (run,) = cli_json("runs", "--db", db)
+    assert "[red]evil[/x]" in run_cli("show", run["id"], "--db", db, check=True).stdout

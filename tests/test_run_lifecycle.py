@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FAST_PROBE
+from conftest import FAST_PROBE, cli_json
 from helpers import run_probe
 
 from harness.errors import InputError
@@ -97,25 +97,7 @@ def test_keyboard_interrupt_marks_run_failed_and_propagates(sqlite_url, tmp_path
 
 
 def test_sigterm_marks_the_running_run_failed_and_exits_130(tmp_path):
-    method = method_file(tmp_path, "time.sleep(120)")
-    db = tmp_path / "store.db"
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from harness.cli import main; main()",
-         "run", "probe", "--method", method, "--db", str(db), *FAST_PROBE],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    status = None
-    while time.monotonic() < deadline and status != "running":
-        time.sleep(0.5)
-        if db.exists():
-            try:
-                row = sqlite3.connect(db).execute("SELECT status FROM runs").fetchone()
-            except sqlite3.OperationalError:
-                row = None
-            status = row[0] if row else None
-    assert status == "running"
-    time.sleep(1.0)  # let it reach the sleeping attention call
+    process, db = _start_sleeping_run(tmp_path)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
@@ -168,3 +150,70 @@ def test_cuda_without_a_gpu_is_rejected():
     with pytest.raises(InputError, match="no CUDA device is available"):
         resolve_device("cuda:0", load_task("probe"))
     assert resolve_device("auto", load_task("probe")) == "cpu"
+
+
+def _start_sleeping_run(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """A CLI run whose attention call sleeps, returned once its row is `running`."""
+    method = method_file(tmp_path, "time.sleep(120)")
+    db = tmp_path / "store.db"
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from harness.cli import main; main()",
+         "run", "probe", "--method", method, "--db", str(db), *FAST_PROBE],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        try:
+            connection = sqlite3.connect(db)
+            running = connection.execute(
+                "SELECT count(*) FROM runs WHERE status='running'"
+            ).fetchone()
+            measured = connection.execute("SELECT count(*) FROM measurements").fetchone()
+        except sqlite3.OperationalError:
+            continue
+        if running[0] == 1 and measured[0] == 2:  # matmul and bandwidth done, attention sleeping
+            return process, db
+    process.kill()
+    raise AssertionError("the run never reached its sleeping attention call")
+
+
+def test_sigkill_leaves_a_failed_run_with_its_measurements(tmp_path):
+    process, db = _start_sleeping_run(tmp_path)
+    process.kill()
+    process.wait(timeout=30)
+    (run,) = cli_json("runs", "--db", str(db))
+    assert run["status"] == "failed"
+    assert "died without finishing it" in run["error"]
+    (shown,) = [cli_json("show", run["id"], "--db", str(db))]
+    assert {m["name"] for m in shown["measurements"]} == {
+        "matmul_fp32_tflops",
+        "memory_bandwidth_gbps",
+    }
+
+
+def test_a_live_run_is_not_reaped(tmp_path):
+    process, db = _start_sleeping_run(tmp_path)
+    try:
+        (run,) = cli_json("runs", "--db", str(db))
+        assert run["status"] == "running"
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+
+
+def test_budget_clock_counts_only_timed_regions():
+    from tasks.base import BudgetClock
+
+    clock = BudgetClock(budget_s=10.0)
+    time.sleep(0.05)
+    assert clock.timed_s == 0.0
+    with clock.timed():
+        time.sleep(0.05)
+        with clock.untimed():
+            time.sleep(0.2)
+        time.sleep(0.05)
+    assert 0.1 <= clock.timed_s < 0.2
+    assert clock.remaining_s() == pytest.approx(10.0 - clock.timed_s)
+    with pytest.raises(RuntimeError, match="do not nest"), clock.timed(), clock.timed():
+        pass
