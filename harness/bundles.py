@@ -303,6 +303,16 @@ def _check_time(path: Path, text: str) -> None:
         raise InputError(f"{path}: time {text!r} has no time zone")
 
 
+def bundle_files(directory: Path) -> list[Path]:
+    """The bundle files (`*.json`) in a directory, in name order."""
+    if not directory.is_dir():
+        raise InputError(f"{directory} is not a directory")
+    files = sorted(directory.glob("*.json"))
+    if not files:
+        raise InputError(f"{directory} holds no bundles (*.json)")
+    return files
+
+
 def import_bundles(store: Store, paths: list[Path]) -> ImportResult:
     """Validate every file, then import them all in one transaction (all or nothing)."""
     bundles = [read_bundle(path) for path in paths]

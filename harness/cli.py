@@ -395,6 +395,47 @@ def import_command(files: tuple[Path, ...], db: str | None, as_json: bool) -> No
         )
 
 
+@cli.group("site")
+def site_group() -> None:
+    """Build the static leaderboard site."""
+
+
+@site_group.command("build")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory to write the site into (replaced if it holds an earlier build).",
+)
+@click.option(
+    "--bundles",
+    "bundle_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Build from the bundles in this directory (e.g. results/) instead of a database.",
+)
+@db_option
+def site_build_command(out: Path, bundle_dir: Path | None, db: str | None) -> None:
+    """Render leaderboards, method, run and machine pages, and regressions as static HTML."""
+    import tempfile
+
+    from harness.bundles import bundle_files, import_bundles
+    from harness.site import build_site
+    from harness.store import open_store
+
+    with tempfile.TemporaryDirectory(prefix="budgetbench-site-") as scratch:
+        if bundle_dir is not None:
+            store = open_store(str(Path(scratch) / "bundles.db"))
+            import_bundles(store, bundle_files(bundle_dir))
+        else:
+            store = open_store(db)
+        summary = build_site(store, out)
+        store.dispose()
+    click.echo(
+        f"built {summary.pages} pages for {summary.runs} runs on {summary.machines} machines"
+        f" ({summary.leaderboards} leaderboards): open {out / 'index.html'}"
+    )
+
+
 @cli.group("db")
 def db_group() -> None:
     """Manage the database schema."""

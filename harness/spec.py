@@ -40,6 +40,8 @@ class TaskSpec:
     description: str
     profiles: dict[str, dict[str, Any]]
     path: Path
+    references: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """Published results shown beside the leaderboard ([[references]]: name, source, metrics)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ def load_spec(task: str, suite_version: str | None = None) -> TaskSpec:
         description=str(data.get("description", "")),
         profiles=profiles,
         path=path,
+        references=list(data.get("references", [])),
     )
 
 

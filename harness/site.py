@@ -1,0 +1,359 @@
+"""The static leaderboard site: reads the store (never runs tasks) and renders Jinja templates.
+
+Pages: index, one leaderboard per task/profile/spec (with JSON and CSV downloads), a page per
+method, run (with its raw JSON) and machine (with history plots), regressions, and a methodology
+page per task. Links are relative, so the site works from `file://` and any static host.
+Templates autoescape: every string from a bundle or a method is rendered as text.
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import io
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from harness import __version__
+from harness.bundles import machine_to_dict, run_to_dict
+from harness.errors import InputError
+from harness.leaderboard import Leaderboard, MetricColumn, PaperReference, build_leaderboards
+from harness.paths import site_root
+from harness.plots import Line, line_plot_svg
+from harness.store import Store
+from harness.store.models import Machine, Run
+
+SITE_MARKER = ".budgetbench-site"
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What the site shows about a task: from its class and the suite spec, if installed."""
+
+    name: str
+    description: str
+    methodology: str
+    metrics: list[MetricColumn]
+    interface: list[tuple[str, str]]
+    profiles: dict[str, dict[str, Any]]
+    spec_description: str
+
+
+@dataclass(frozen=True)
+class SiteSummary:
+    out: Path
+    pages: int
+    runs: int
+    machines: int
+    leaderboards: int
+
+
+def _task_infos(task_names: Iterable[str]) -> tuple[dict[str, TaskInfo], dict, dict]:
+    """Task metadata, standard spec hashes and paper references for the tasks in the store."""
+    from harness.registry import load_task
+    from harness.registry import task_names as installed
+    from harness.spec import load_spec, resolve_config
+
+    infos: dict[str, TaskInfo] = {}
+    standard_hashes: dict[tuple[str, str], str] = {}
+    references: dict[str, list[PaperReference]] = {}
+    available = set(installed())
+    for name in sorted(set(task_names) | available):
+        if name not in available:
+            continue
+        task_cls = load_task(name)
+        try:
+            spec = load_spec(name)
+        except InputError:
+            continue
+        for profile in spec.profiles:
+            standard_hashes[(name, profile)] = resolve_config(
+                task_cls, spec, profile
+            ).task_spec_hash
+        references[name] = [
+            PaperReference(
+                name=str(ref["name"]),
+                source=str(ref.get("source", "")),
+                metrics={k: float(v) for k, v in ref.get("metrics", {}).items()},
+                note=str(ref.get("note", "")),
+            )
+            for ref in spec.references
+        ]
+        module = sys.modules[task_cls.__module__]
+        infos[name] = TaskInfo(
+            name=name,
+            description=task_cls.description,
+            methodology=inspect.getdoc(module) or "",
+            metrics=[
+                MetricColumn(m.name, m.unit, m.higher_is_better, m.description)
+                for m in task_cls.metrics
+            ],
+            interface=[(f.signature, f.doc) for f in task_cls.method_interface],
+            profiles=spec.profiles,
+            spec_description=spec.description,
+        )
+    return infos, standard_hashes, references
+
+
+def _environment():
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    environment = Environment(
+        loader=FileSystemLoader(site_root() / "templates"),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["number"] = _number
+    environment.filters["when"] = _when
+    return environment
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.4g}"
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "–"
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+class _Writer:
+    """Writes pages under the output directory and counts them."""
+
+    def __init__(self, root: Path, environment) -> None:
+        self.root = root
+        self.environment = environment
+        self.pages = 0
+
+    def page(self, path: str, template: str, **context: Any) -> None:
+        depth = path.count("/")
+        html = self.environment.get_template(template).render(
+            root="../" * depth, version=__version__, **context
+        )
+        self.text(path, html)
+        self.pages += 1
+
+    def text(self, path: str, content: str) -> None:
+        target = self.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+
+
+def build_site(store: Store, out: Path, changes: list | None = None) -> SiteSummary:
+    """Render the whole site into `out`, replacing a previous build there.
+
+    `changes` are the detected performance changes for the regressions page.
+    """
+    _check_output_directory(out)
+    with store.session() as session:
+        runs = list(
+            session.scalars(
+                select(Run)
+                .where(Run.status != "running")
+                .order_by(Run.started_at, Run.id)
+                .options(
+                    selectinload(Run.measurements),
+                    selectinload(Run.curve_points),
+                    selectinload(Run.artifacts),
+                    selectinload(Run.machine),
+                )
+            )
+        )
+        machines = list(session.scalars(select(Machine).order_by(Machine.first_seen_at)))
+    infos, standard_hashes, references = _task_infos({run.task for run in runs})
+    boards = build_leaderboards(
+        runs,
+        {name: info.metrics for name, info in infos.items()},
+        standard_hashes,
+        references,
+    )
+    staging = Path(tempfile.mkdtemp(prefix=".site-", dir=out.parent))
+    try:
+        writer = _Writer(staging, _environment())
+        shutil.copytree(site_root() / "static", staging / "static")
+        _render(writer, runs, machines, boards, infos, changes or [])
+        (staging / SITE_MARKER).write_text(f"built by budgetbench {__version__}\n")
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return SiteSummary(out, writer.pages, len(runs), len(machines), len(boards))
+
+
+def _check_output_directory(out: Path) -> None:
+    """Refuse to replace a directory that is not an earlier site build (or empty)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists() and (
+        not out.is_dir() or (any(out.iterdir()) and not (out / SITE_MARKER).exists())
+    ):
+        raise InputError(f"{out} exists and is not a budgetbench site: refusing to replace it")
+
+
+def _render(writer: _Writer, runs, machines, boards: list[Leaderboard], infos, changes) -> None:
+    last_updated = max((r.finished_at or r.started_at for r in runs), default=None)
+    tasks = sorted({board.task for board in boards} | set(infos))
+    boards_by_task = {task: [b for b in boards if b.task == task] for task in tasks}
+    hardware = _latest_machines(machines)
+    writer.page(
+        "index.html",
+        "index.html",
+        title="budgetbench",
+        tasks=tasks,
+        infos=infos,
+        boards_by_task=boards_by_task,
+        last_updated=last_updated,
+        run_count=len(runs),
+        machines=hardware,
+        regression_count=sum(1 for c in changes if c.is_regression),
+    )
+    for board in boards:
+        base = f"tasks/{board.task}/{board.slug}"
+        records = [row.as_record(board.columns) for row in board.rows]
+        writer.text(f"{base}.json", json.dumps(records, indent=1, default=str) + "\n")
+        writer.text(f"{base}.csv", _csv(records))
+        writer.page(
+            f"{base}.html",
+            "leaderboard.html",
+            title=f"{board.task} · {board.profile}",
+            board=board,
+            siblings=boards_by_task[board.task],
+            info=infos.get(board.task),
+            csv_name=f"{board.slug}.csv",
+            json_name=f"{board.slug}.json",
+        )
+    for task in tasks:
+        if task in infos:
+            writer.page(
+                f"tasks/{task}/methodology.html",
+                "methodology.html",
+                title=f"{task} · methodology",
+                info=infos[task],
+                boards=boards_by_task[task],
+            )
+    _render_methods(writer, runs)
+    _render_runs(writer, runs)
+    _render_machines(writer, runs, machines, changes)
+    writer.page("regressions.html", "regressions.html", title="Regressions", changes=changes)
+
+
+def _csv(records: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    if records:
+        writer = csv.DictWriter(buffer, fieldnames=list(records[0]))
+        writer.writeheader()
+        writer.writerows(records)
+    return buffer.getvalue()
+
+
+def _latest_machines(machines: list[Machine]) -> dict[str, Machine]:
+    """The newest fingerprint of each hardware key."""
+    latest: dict[str, Machine] = {}
+    for machine in machines:
+        latest[machine.hardware_key] = machine
+    return latest
+
+
+def _render_methods(writer: _Writer, runs: list[Run]) -> None:
+    by_method: dict[str, list[Run]] = {}
+    for run in runs:
+        by_method.setdefault(run.method_hash, []).append(run)
+    for method_hash, method_runs in by_method.items():
+        latest = method_runs[-1]
+        writer.page(
+            f"methods/{method_hash[:16]}.html",
+            "method.html",
+            title=f"method {latest.method_name}",
+            method=latest,
+            runs=list(reversed(method_runs)),
+        )
+
+
+def _render_runs(writer: _Writer, runs: list[Run]) -> None:
+    for run in runs:
+        record = {**run_to_dict(run), "machine": machine_to_dict(run.machine)}
+        writer.text(f"runs/{run.id}.json", json.dumps(record, indent=1, sort_keys=True) + "\n")
+        curves: dict[str, list] = {}
+        for point in run.curve_points:
+            curves.setdefault(point.metric, []).append(point)
+        plots = {}
+        for metric, points in curves.items():
+            line = Line(metric, [p.x for p in points], [p.value for p in points])
+            plots[metric] = line_plot_svg(
+                [line], title=metric, x_label=points[0].x_unit, y_label=points[0].unit
+            )
+            writer.text(f"runs/{run.id}-{metric}.svg", plots[metric])
+        writer.page(
+            f"runs/{run.id}.html",
+            "run.html",
+            title=f"run {run.id[:8]}",
+            run=run,
+            curves=sorted(curves),
+            error_summary=(run.error or "").split("\n\n", 1)[0],
+        )
+
+
+def _render_machines(writer: _Writer, runs: list[Run], machines: list[Machine], changes) -> None:
+    for hardware_key, machine in _latest_machines(machines).items():
+        machine_runs = [r for r in runs if r.hardware_key == hardware_key]
+        software = [m for m in machines if m.hardware_key == hardware_key]
+        plots = _history_plots(machine_runs)
+        for slug, svg in plots.items():
+            writer.text(f"machines/{hardware_key}-{slug}.svg", svg)
+        writer.page(
+            f"machines/{hardware_key}.html",
+            "machine.html",
+            title=machine.hardware_label,
+            machine=machine,
+            software_versions=software,
+            plots=sorted(plots),
+            runs=list(reversed(machine_runs))[:200],
+            changes=[c for c in changes if c.hardware_key == hardware_key],
+        )
+
+
+def _history_plots(runs: list[Run]) -> dict[str, str]:
+    """One SVG per (task, profile, metric) with a line per method: probe metrics and throughputs."""
+    series: dict[tuple[str, str, str, str], dict[str, list[tuple[datetime, float]]]] = {}
+    for run in runs:
+        if run.status != "succeeded":
+            continue
+        for measurement in run.measurements:
+            if run.task != "probe" and not measurement.unit.endswith("/s"):
+                continue
+            key = (run.task, run.profile, measurement.name, measurement.unit)
+            points = series.setdefault(key, {}).setdefault(run.method_name, [])
+            points.append((_aware(run.started_at), measurement.value))
+    plots = {}
+    for (task, profile, metric, unit), by_method in series.items():
+        if max(len(points) for points in by_method.values()) < 2:
+            continue
+        lines = [
+            Line(method, [x for x, _ in points], [y for _, y in points])
+            for method, points in sorted(by_method.items())
+        ]
+        title = f"{task} · {profile} · {metric}"
+        plots[f"{task}-{profile}-{metric}"] = line_plot_svg(
+            lines, title=title, x_label="run started (UTC)", y_label=unit
+        )
+    return plots
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
