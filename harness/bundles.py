@@ -154,7 +154,7 @@ class ImportResult:
     machines_added: int
 
 
-def _iso(moment: datetime) -> str:
+def iso_time(moment: datetime) -> str:
     if moment.tzinfo is None:  # SQLite hands back naive datetimes; budgetbench writes UTC
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
@@ -171,15 +171,15 @@ def machine_to_dict(machine: Machine) -> dict[str, Any]:
         "software_key": machine.software_key,
         "hardware_label": machine.hardware_label,
         "fingerprint": machine.fingerprint,
-        "first_seen_at": _iso(machine.first_seen_at),
+        "first_seen_at": iso_time(machine.first_seen_at),
     }
 
 
 def run_to_dict(run: Run) -> dict[str, Any]:
     """The bundle form of a finished run (children included)."""
     data: dict[str, Any] = {name: getattr(run, name) for name in _RUN_FIELDS}
-    data["started_at"] = _iso(run.started_at)
-    data["finished_at"] = _iso(run.finished_at) if run.finished_at else None
+    data["started_at"] = iso_time(run.started_at)
+    data["finished_at"] = iso_time(run.finished_at) if run.finished_at else None
     data["measurements"] = [
         {f: getattr(m, f) for f in _MEASUREMENT_FIELDS} for m in run.measurements
     ]
@@ -196,21 +196,25 @@ def build_bundle(store: Store, run_filter: RunFilter) -> dict[str, Any]:
         ]
         runs.sort(key=lambda r: (r.started_at, r.id))
         machines = {r.machine.id: machine_to_dict(r.machine) for r in runs}
-        content = {
-            "machines": [machines[key] for key in sorted(machines)],
-            "runs": [run_to_dict(r) for r in runs],
-        }
+        return assemble_bundle(
+            [machines[key] for key in sorted(machines)], [run_to_dict(r) for r in runs]
+        )
+
+
+def assemble_bundle(machines: list[dict[str, Any]], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A bundle around machine and run records (in their bundle form), with its checksum."""
+    content = {"machines": machines, "runs": runs}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "budgetbench_version": __version__,
-        "created_at": _iso(datetime.now(timezone.utc)),
-        "sha256": _content_hash(content),
+        "created_at": iso_time(datetime.now(timezone.utc)),
+        "sha256": content_hash(content),
         **content,
     }
 
 
-def _content_hash(content: dict[str, Any]) -> str:
+def content_hash(content: dict[str, Any]) -> str:
     return sha256_hex(canonical_json({"machines": content["machines"], "runs": content["runs"]}))
 
 
@@ -222,18 +226,29 @@ def write_bundle(bundle: dict[str, Any], path: Path) -> None:
     temporary.replace(path)
 
 
-def read_bundle(path: Path) -> dict[str, Any]:
-    """Load and fully validate a bundle file; raises InputError naming the file and the problem."""
+def read_json(path: Path) -> Any:
+    """Parse a JSON file strictly (no NaN or Infinity); InputError names the file."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a JSON file (not UTF-8 text)") from None
     try:
-        bundle = json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise InputError(
             f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}): truncated?"
         ) from exc
+
+
+def read_bundle(path: Path) -> dict[str, Any]:
+    """Load and fully validate a bundle file; raises InputError naming the file and the problem."""
+    return validate_bundle(read_json(path), path)
+
+
+def validate_bundle(bundle: Any, path: Path) -> dict[str, Any]:
+    """Check schema, format version, checksum and consistency; `path` names it in errors."""
     if isinstance(bundle, dict) and bundle.get("format") == FORMAT:
         version = bundle.get("format_version")
         if isinstance(version, int) and version > FORMAT_VERSION:
@@ -248,7 +263,7 @@ def read_bundle(path: Path) -> dict[str, Any]:
         raise InputError(f"{path}: not a valid budgetbench bundle at {where}: {error.message}")
     if bundle["format_version"] != FORMAT_VERSION:
         raise InputError(f"{path}: unsupported bundle format version {bundle['format_version']}")
-    if _content_hash(bundle) != bundle["sha256"]:
+    if content_hash(bundle) != bundle["sha256"]:
         raise InputError(f"{path}: checksum mismatch: the bundle was modified after export")
     _check_consistency(path, bundle)
     return bundle
@@ -315,10 +330,14 @@ def bundle_files(directory: Path) -> list[Path]:
 
 def import_bundles(store: Store, paths: list[Path]) -> ImportResult:
     """Validate every file, then import them all in one transaction (all or nothing)."""
-    bundles = [read_bundle(path) for path in paths]
+    return import_validated(store, [(path, read_bundle(path)) for path in paths])
+
+
+def import_validated(store: Store, bundles: list[tuple[Path, dict[str, Any]]]) -> ImportResult:
+    """Import bundles that passed `validate_bundle`, in one transaction."""
     added = present = machines_added = 0
     with store.session() as session:
-        for path, bundle in zip(paths, bundles, strict=True):
+        for path, bundle in bundles:
             for machine in bundle["machines"]:
                 if session.get(Machine, machine["id"]) is None:
                     session.add(

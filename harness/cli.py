@@ -377,15 +377,28 @@ def export_command(task, method, profile, status, hardware_key, since, output, d
 
 @cli.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["bundle", "pytest-benchmark"]),
+    default="bundle",
+    show_default=True,
+    help="bundle: budgetbench's export; pytest-benchmark: a --benchmark-json file.",
+)
 @db_option
 @json_option
-def import_command(files: tuple[Path, ...], db: str | None, as_json: bool) -> None:
-    """Validate bundles and load them (all or nothing; importing twice adds nothing)."""
-    from harness.bundles import import_bundles
+def import_command(
+    files: tuple[Path, ...], file_format: str, db: str | None, as_json: bool
+) -> None:
+    """Validate files and load them (all or nothing; importing twice adds nothing)."""
+    from harness.bundles import import_validated, read_bundle
+    from harness.pytest_benchmark import bundle_from_pytest_benchmark
     from harness.store import open_store
 
+    convert = bundle_from_pytest_benchmark if file_format == "pytest-benchmark" else read_bundle
+    bundles = [(path, convert(path)) for path in files]
     store = open_store(db)
-    result = import_bundles(store, list(files))
+    result = import_validated(store, bundles)
     if as_json:
         _print_json(result.__dict__)
     else:

@@ -140,9 +140,19 @@ def build_leaderboards(
     boards = []
     for (task, profile, suite_version, spec_hash), members in groups.items():
         rows = [_row(member_runs) for member_runs in members.values()]
-        columns = _columns(task, rows, declared_metrics)
+        stored = {
+            m.name: MetricColumn(m.name, m.unit, m.higher_is_better)
+            for member_runs in members.values()
+            for run in member_runs
+            for m in run.measurements
+        }
+        columns = declared_metrics.get(task) or list(stored.values())  # as the task recorded them
+        present = {name for row in rows for name in row.metrics}
+        columns = [column for column in columns if column.name in present]
         _rank(rows, columns)
-        is_standard = standard_hashes.get((task, profile)) == spec_hash
+        # A task without a suite spec here (e.g. imported pytest-benchmark results) has no
+        # standard settings to deviate from.
+        is_standard = standard_hashes.get((task, profile), spec_hash) == spec_hash
         boards.append(
             Leaderboard(
                 task=task,
@@ -188,15 +198,6 @@ def _row(runs: list[Run]) -> LeaderboardRow:
             values.setdefault(measurement.name, []).append(measurement.value)
     row.metrics = {name: MetricSummary.of(v) for name, v in values.items()}
     return row
-
-
-def _columns(
-    task: str, rows: list[LeaderboardRow], declared: dict[str, list[MetricColumn]]
-) -> list[MetricColumn]:
-    present = {name for row in rows for name in row.metrics}
-    if task in declared:
-        return [column for column in declared[task] if column.name in present]
-    return [MetricColumn(name, "", True) for name in sorted(present)]
 
 
 def _rank(rows: list[LeaderboardRow], columns: list[MetricColumn]) -> None:

@@ -56,7 +56,9 @@ class MachineFingerprint:
     def hardware_label(self) -> str:
         """A short human description, e.g. "2x AMD EPYC 7B13 | 23 GiB | 1x NVIDIA H100"."""
         hw = self.hardware
-        label = f"{hw['cpu_logical_cores']}x {hw['cpu_model']} | {hw['ram_gib']} GiB"
+        label = f"{hw['cpu_logical_cores']}x {hw['cpu_model']}"
+        if hw.get("ram_gib"):
+            label += f" | {hw['ram_gib']} GiB"
         if hw["gpus"]:
             names = sorted({gpu["name"] for gpu in hw["gpus"]})
             label += f" | {len(hw['gpus'])}x {' + '.join(names)}"

@@ -328,22 +328,25 @@ def _render_machines(writer: _Writer, runs: list[Run], machines: list[Machine], 
         )
 
 
+MAX_PLOTS_PER_MACHINE = 60
+
+
 def _history_plots(runs: list[Run]) -> dict[str, str]:
-    """One SVG per (task, profile, metric) with a line per method: probe metrics and throughputs."""
+    """One SVG per (task, profile, metric) with two or more points, a line per method."""
     series: dict[tuple[str, str, str, str], dict[str, list[tuple[datetime, float]]]] = {}
     for run in runs:
         if run.status != "succeeded":
             continue
         for measurement in run.measurements:
-            if run.task != "probe" and not measurement.unit.endswith("/s"):
-                continue
             key = (run.task, run.profile, measurement.name, measurement.unit)
             points = series.setdefault(key, {}).setdefault(run.method_name, [])
             points.append((_aware(run.started_at), measurement.value))
     plots = {}
-    for (task, profile, metric, unit), by_method in series.items():
+    for (task, profile, metric, unit), by_method in sorted(series.items()):
         if max(len(points) for points in by_method.values()) < 2:
             continue
+        if len(plots) == MAX_PLOTS_PER_MACHINE:
+            break
         lines = [
             Line(method, [x for x, _ in points], [y for _, y in points])
             for method, points in sorted(by_method.items())

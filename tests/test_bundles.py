@@ -10,7 +10,7 @@ from conftest import assert_one_line_error, run_cli
 from helpers import run_probe
 from sqlalchemy import func, select
 
-from harness.bundles import _content_hash, build_bundle, import_bundles, read_bundle, write_bundle
+from harness.bundles import build_bundle, content_hash, import_bundles, read_bundle, write_bundle
 from harness.errors import InputError
 from harness.store import open_store
 from harness.store.models import Run
@@ -82,7 +82,7 @@ def _tamper(path: Path, change, rehash: bool = False) -> Path:
     bundle = json.loads(path.read_text())
     change(bundle)
     if rehash:
-        bundle["sha256"] = _content_hash(bundle)
+        bundle["sha256"] = content_hash(bundle)
     out = path.with_name("tampered.json")
     out.write_text(json.dumps(bundle))
     return out

@@ -12,7 +12,7 @@ import pytest
 from conftest import assert_one_line_error, fast_probe_overrides, run_cli
 from helpers import run_probe
 
-from harness.bundles import _content_hash, build_bundle, import_bundles, write_bundle
+from harness.bundles import build_bundle, content_hash, import_bundles, write_bundle
 from harness.machine import MachineFingerprint
 from harness.runner import execute, prepare, save_machine
 from harness.site import build_site
@@ -47,7 +47,7 @@ def _second_machine_bundle(source_url: str, path: Path) -> None:
         run.update(
             id=f"{index + 1:032x}", machine_id=fingerprint.id, hardware_key=fingerprint.hardware_key
         )
-    bundle["sha256"] = _content_hash(bundle)
+    bundle["sha256"] = content_hash(bundle)
     write_bundle(bundle, path)
 
 
