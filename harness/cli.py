@@ -408,6 +408,102 @@ def import_command(
         )
 
 
+class Fraction(click.ParamType):
+    """A relative amount: `5%` or `0.05`."""
+
+    name = "fraction"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        text = str(value).strip()
+        try:
+            number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a fraction such as 5% or 0.05", param, ctx)
+        if not 0 <= number < 10:
+            self.fail(f"{value!r} is out of range", param, ctx)
+        return number
+
+
+@cli.command("regress")
+@click.option("--machine", "hardware_key", metavar="KEY", help="Only this hardware key (prefix).")
+@click.option("--since", type=click.DateTime(), help="Only runs started at or after (UTC).")
+@click.option(
+    "--threshold",
+    type=Fraction(),
+    default="5%",
+    show_default=True,
+    help="Smallest change reported.",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.01,
+    show_default=True,
+    help="Significance level of the Mann-Whitney U test.",
+)
+@click.option(
+    "--fail-on-regression", is_flag=True, help="Exit 1 when a regression is found (for CI)."
+)
+@db_option
+@json_option
+def regress_command(hardware_key, since, threshold, alpha, fail_on_regression, db, as_json) -> None:
+    """Find steps in every metric's history per machine, with the software that changed."""
+    import dataclasses
+    from datetime import timezone
+
+    from harness.regressions import find_changes
+    from harness.report import print_changes
+    from harness.store import open_store
+
+    store = open_store(db)
+    with store.session() as session:
+        changes = find_changes(
+            session,
+            hardware_key=hardware_key,
+            since=since.replace(tzinfo=timezone.utc) if since else None,
+            threshold=threshold,
+            alpha=alpha,
+        )
+    if as_json:
+        _print_json([dataclasses.asdict(change) for change in changes])
+    else:
+        print_changes(changes)
+    if fail_on_regression and any(change.is_regression for change in changes):
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command("compare")
+@click.argument("group_a")
+@click.argument("group_b")
+@db_option
+@json_option
+def compare_command(group_a: str, group_b: str, db: str | None, as_json: bool) -> None:
+    """Compare B against A: a run id each, or groups like method=eager,machine=34ee.
+
+    One run is judged by its repetitions; a group of runs by one value per run. Group keys: task,
+    method, profile, machine, software, spec.
+    """
+    import dataclasses
+
+    from harness.errors import InputError
+    from harness.regressions import compare_runs
+    from harness.report import print_comparisons
+    from harness.store import open_store
+    from harness.store.queries import select_group
+
+    store = open_store(db)
+    with store.session() as session:
+        comparisons = compare_runs(select_group(session, group_a), select_group(session, group_b))
+    if not comparisons:
+        raise InputError("the two sides share no metric")
+    if as_json:
+        _print_json([{**dataclasses.asdict(item), "verdict": item.verdict} for item in comparisons])
+    else:
+        print_comparisons(comparisons)
+
+
 @cli.group("site")
 def site_group() -> None:
     """Build the static leaderboard site."""

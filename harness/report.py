@@ -223,3 +223,68 @@ def print_fingerprint(fingerprint) -> None:
                 )
             table.add_row(key.replace("_", " "), str(value))
     console.print(table)
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:+.1f}%"
+
+
+def print_changes(changes) -> None:
+    """The steps `budgetbench regress` found, regressions first."""
+    if not changes:
+        console.print("no significant changes")
+        return
+    table = Table(title="Changes", title_justify="left")
+    for column in ("kind", "when (UTC)", "machine", "task / profile", "method", "metric", "change",
+                   "p", "software changed"):  # fmt: skip
+        table.add_column(column, no_wrap=column in ("kind", "change"))
+    for change in changes:
+        kind = Text("regression", "red") if change.is_regression else Text("improvement", "green")
+        software = "; ".join(
+            f"{k} {b} -> {a}" for k, (b, a) in sorted(change.software_diff.items())
+        )
+        table.add_row(
+            kind,
+            change.at.strftime("%Y-%m-%d %H:%M"),
+            change.hardware_key[:8],
+            f"{change.task} / {change.profile}",
+            change.method_name,
+            change.metric,
+            f"{_percent(change.relative_change)} ({_number(change.before_median)} -> "
+            f"{_number(change.after_median)} {change.unit})",
+            f"{change.p_value:.2g}",
+            software or "-",
+        )
+    console.print(table)
+
+
+def print_comparisons(comparisons) -> None:
+    """`budgetbench compare`: B against A per metric."""
+    table = Table(title="B against A", title_justify="left")
+    for column in (
+        "metric",
+        "median A",
+        "median B",
+        "B / A",
+        "95% interval",
+        "p",
+        "n A / B",
+        "B is",
+    ):
+        table.add_column(column)
+    for item in comparisons:
+        c = item.comparison
+        interval = f"{c.ci[0]:.4f} - {c.ci[1]:.4f}" if c.ci else "-"
+        verdict = item.verdict
+        style = {"better": "green", "worse": "red"}.get(verdict, "")
+        table.add_row(
+            f"{item.metric} ({item.unit}, {'higher' if item.higher_is_better else 'lower'} better)",
+            _number(c.median_a),
+            _number(c.median_b),
+            f"{c.ratio:.4f}" if c.ratio is not None else "-",
+            interval,
+            f"{c.p_value:.2g}" if c.p_value is not None else "-",
+            f"{c.n_a} / {c.n_b}",
+            Text(verdict, style),
+        )
+    console.print(table)

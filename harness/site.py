@@ -154,13 +154,13 @@ class _Writer:
         target.write_text(content)
 
 
-def build_site(store: Store, out: Path, changes: list | None = None) -> SiteSummary:
-    """Render the whole site into `out`, replacing a previous build there.
+def build_site(store: Store, out: Path) -> SiteSummary:
+    """Render the whole site into `out`, replacing a previous build there."""
+    from harness.regressions import find_changes
 
-    `changes` are the detected performance changes for the regressions page.
-    """
     _check_output_directory(out)
     with store.session() as session:
+        changes = find_changes(session)
         runs = list(
             session.scalars(
                 select(Run)
@@ -186,7 +186,7 @@ def build_site(store: Store, out: Path, changes: list | None = None) -> SiteSumm
     try:
         writer = _Writer(staging, _environment())
         shutil.copytree(site_root() / "static", staging / "static")
-        _render(writer, runs, machines, boards, infos, changes or [])
+        _render(writer, runs, machines, boards, infos, changes)
         (staging / SITE_MARKER).write_text(f"built by budgetbench {__version__}\n")
         if out.exists():
             shutil.rmtree(out)

@@ -50,6 +50,41 @@ def find_runs(session: Session, run_filter: RunFilter, *, with_children: bool = 
     return list(session.scalars(query))
 
 
+GROUP_KEYS = {
+    "task": Run.task,
+    "method": Run.method_name,
+    "profile": Run.profile,
+    "machine": Run.hardware_key,
+    "software": Run.software_key,
+    "spec": Run.task_spec_hash,
+}
+
+
+def select_group(session: Session, spec: str) -> list[Run]:
+    """Runs named by `spec`: a run id (prefix), or `key=value,...` over GROUP_KEYS (ids and keys
+    match by prefix). Only succeeded runs form a group; a single run may have any status."""
+    if "=" not in spec:
+        return [get_run(session, spec)]
+    query = (
+        select(Run)
+        .where(Run.status == "succeeded")
+        .order_by(Run.started_at)
+        .options(selectinload(Run.measurements))
+    )
+    for part in spec.split(","):
+        key, _, value = part.partition("=")
+        column = GROUP_KEYS.get(key.strip())
+        if column is None or not value:
+            known = ", ".join(GROUP_KEYS)
+            raise InputError(f"group {spec!r}: use key=value pairs with keys {known}")
+        prefix_match = key.strip() in ("machine", "software", "spec")
+        query = query.where(column.startswith(value) if prefix_match else column == value)
+    runs = list(session.scalars(query))
+    if not runs:
+        raise InputError(f"no succeeded runs match {spec!r}")
+    return runs
+
+
 def get_run(session: Session, run_id_prefix: str) -> Run:
     """The run whose id starts with `run_id_prefix` (at least 4 characters, unambiguous)."""
     if len(run_id_prefix) < 4:
