@@ -9,6 +9,7 @@ Templates autoescape: every string from a bundle or a method is rendered as text
 from __future__ import annotations
 
 import csv
+import dataclasses
 import inspect
 import io
 import json
@@ -93,7 +94,8 @@ def _task_infos(task_names: Iterable[str]) -> tuple[dict[str, TaskInfo], dict, d
         infos[name] = TaskInfo(
             name=name,
             description=task_cls.description,
-            methodology=inspect.getdoc(module) or "",
+            # The module docstring without its title line, which the page's heading replaces.
+            methodology=(inspect.getdoc(module) or "").partition("\n\n")[2],
             metrics=[
                 MetricColumn(m.name, m.unit, m.higher_is_better, m.description)
                 for m in task_cls.metrics
@@ -110,7 +112,7 @@ def _environment():
 
     environment = Environment(
         loader=FileSystemLoader(site_root() / "templates"),
-        autoescape=select_autoescape(["html"]),
+        autoescape=select_autoescape(["html", "atom"]),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -222,6 +224,9 @@ def _render(writer: _Writer, runs, machines, boards: list[Leaderboard], infos, c
         run_count=len(runs),
         machines=hardware,
         regression_count=sum(1 for c in changes if c.is_regression),
+        suite_versions=sorted(
+            {board.suite_version for board in boards if board.suite_version != "external"}
+        ),
     )
     for board in boards:
         base = f"tasks/{board.task}/{board.slug}"
@@ -250,7 +255,38 @@ def _render(writer: _Writer, runs, machines, boards: list[Leaderboard], infos, c
     _render_methods(writer, runs)
     _render_runs(writer, runs)
     _render_machines(writer, runs, machines, changes)
-    writer.page("regressions.html", "regressions.html", title="Regressions", changes=changes)
+    labels = {key: machine.hardware_label for key, machine in hardware.items()}
+    records = [_change_record(change) for change in changes]
+    writer.text("regressions.json", json.dumps(records, indent=1) + "\n")
+    writer.text("regressions.csv", _csv(records))
+    writer.page("regressions.html", "regressions.html", title="Regressions", changes=changes,
+                machine_labels=labels)  # fmt: skip
+    writer.text(
+        "regressions.atom",
+        writer.environment.get_template("regressions.atom").render(
+            changes=changes,
+            machine_labels=labels,
+            updated=_when_iso(last_updated),
+            version=__version__,
+        ),
+    )
+
+
+def _change_record(change) -> dict[str, Any]:
+    """A flat record of a detected change for the JSON and CSV downloads."""
+    record = dataclasses.asdict(change)
+    record["at"] = change.at.isoformat()
+    record["runs_before"] = " ".join(change.runs_before)
+    record["runs_after"] = " ".join(change.runs_after)
+    record["software_diff"] = "; ".join(
+        f"{name} {before} -> {after}"
+        for name, (before, after) in sorted(change.software_diff.items())
+    )
+    return record
+
+
+def _when_iso(moment: datetime | None) -> str:
+    return _aware(moment).isoformat() if moment else datetime.now(timezone.utc).isoformat()
 
 
 def _csv(records: list[dict[str, Any]]) -> str:

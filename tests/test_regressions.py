@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -375,6 +376,15 @@ def test_regress_fails_on_a_planted_slowdown_and_the_site_shows_it(tmp_path):
     assert f"{change['relative_change'] * 100:+.1f}%" in page
     machine = (tmp_path / "site" / "machines" / f"{change['hardware_key']}.html").read_text()
     assert "matmul_fp32_tflops (eager)" in machine
+    import xml.etree.ElementTree as ElementTree
+
+    atom = "{http://www.w3.org/2005/Atom}"
+    feed = ElementTree.parse(tmp_path / "site" / "regressions.atom").getroot()
+    (entry,) = feed.findall(f"{atom}entry")
+    assert entry.find(f"{atom}title").text.startswith("Regression -")
+    assert "packages.torch 2.5.0 → 2.6.0" in entry.find(f"{atom}summary").text
+    (record,) = json.loads((tmp_path / "site" / "regressions.json").read_text())
+    assert record["software_diff"] == "packages.torch 2.5.0 -> 2.6.0"
 
 
 def test_regress_passes_without_the_step(tmp_path):

@@ -6,6 +6,11 @@ attention throughput and, on a GPU, host<->device copy bandwidth. Each number is
 enough times to last at least `min_repeat_s`, after `warmup` untimed calls. GPU timings use CUDA
 events. Before timing, each method function's output is checked against torch's own result, so
 a method cannot buy speed with wrong answers.
+
+Formulas: matmul FLOPs are 2n³ for n x n matrices; attention FLOPs are 4·B·H·S²·D (QKᵀ and PV, no
+causal mask) and run in bf16 on a GPU, fp32 on a CPU; memory bandwidth counts each copied byte
+twice (read and write); host<->device copies use pinned host memory. The whole probe counts as
+timed; there is no budget.
 """
 
 from __future__ import annotations
