@@ -1,0 +1,63 @@
+"""Leaderboard grouping and ranking, on real runs from a real store."""
+
+from __future__ import annotations
+
+from helpers import run_probe
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from harness.leaderboard import MetricColumn, PaperReference, build_leaderboards
+from harness.store.models import Run
+
+COLUMNS = [
+    MetricColumn("matmul_fp32_tflops", "TFLOP/s", True),
+    MetricColumn("attention_tflops", "TFLOP/s", True),
+]
+PAPER = PaperReference("A published number", "Somebody et al. 2024", {"matmul_fp32_tflops": 1.0})
+
+
+def _runs(store) -> list[Run]:
+    with store.session() as session:
+        return list(
+            session.scalars(
+                select(Run).options(selectinload(Run.measurements), selectinload(Run.machine))
+            )
+        )
+
+
+def test_rows_group_seeds_rank_by_the_first_metric_and_keep_failures_apart(sqlite_url, tmp_path):
+    store, outcomes = run_probe(sqlite_url, seeds=(0, 1, 2))
+    failing = tmp_path / "failing.py"
+    failing.write_text(
+        "def matmul(a, b): return a @ b\n"
+        "def attention(q, k, v): raise RuntimeError('x')\n"
+        "def copy(dst, src): dst.copy_(src)\n"
+    )
+    run_probe(sqlite_url, str(failing))
+    spec_hash = _runs(store)[0].task_spec_hash
+    (board,) = build_leaderboards(
+        _runs(store), {"probe": COLUMNS}, {("probe", "smoke"): spec_hash}, {"probe": [PAPER]}
+    )
+    assert board.is_standard and board.references == [PAPER]
+    assert [c.name for c in board.columns] == ["matmul_fp32_tflops", "attention_tflops"]
+    (ranked,) = board.ranked_rows
+    (unranked,) = board.unranked_rows
+    assert ranked.method_name == "eager" and ranked.succeeded == 3
+    values = sorted(o.scalars["matmul_fp32_tflops"][0] for o in outcomes)
+    summary = ranked.metrics["matmul_fp32_tflops"]
+    assert (summary.low, summary.median, summary.high, summary.n) == (
+        values[0],
+        values[1],
+        values[2],
+        3,
+    )
+    assert unranked.method_name == "failing" and (unranked.succeeded, unranked.failed) == (0, 1)
+
+
+def test_references_only_beside_the_standard_settings(sqlite_url):
+    store, _ = run_probe(sqlite_url)
+    (board,) = build_leaderboards(
+        _runs(store), {"probe": COLUMNS}, {("probe", "smoke"): "other"}, {"probe": [PAPER]}
+    )
+    assert not board.is_standard and board.references == []
+    assert board.slug == f"smoke-{board.task_spec_hash[:12]}"
