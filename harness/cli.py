@@ -40,6 +40,12 @@ device_option = click.option(
     metavar="auto|cpu|cuda|cuda:N",
     help="Device to run on.",
 )
+data_dir_option = click.option(
+    "--data-dir",
+    envvar="BUDGETBENCH_DATA_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Local mirror of hub datasets for offline machines [env BUDGETBENCH_DATA_DIR].",
+)
 seeds_option = click.option(
     "--seeds",
     type=click.IntRange(min=1),
@@ -228,16 +234,17 @@ def _outcome_json(outcome) -> dict[str, Any]:
     help="Override a setting; hp.NAME=VALUE sets a method hyperparameter.",
 )
 @suite_option
+@data_dir_option
 @db_option
 @json_option
 def run_command(
-    task, method_ref, profile, seeds, device, overrides, suite_version, db, as_json
+    task, method_ref, profile, seeds, device, overrides, suite_version, data_dir, db, as_json
 ) -> None:
     """Run TASK with a method, store the runs, print a summary and the run ids."""
     from harness.runner import prepare
     from harness.store import open_store
 
-    prepared = prepare(task, method_ref, profile, device, overrides, suite_version)
+    prepared = prepare(task, method_ref, profile, device, overrides, suite_version, data_dir)
     store = open_store(db)
     _execute(store, [prepared], seeds, as_json)
 
@@ -253,9 +260,12 @@ def suite_group() -> None:
 @seeds_option
 @device_option
 @suite_option
+@data_dir_option
 @db_option
 @json_option
-def suite_run_command(profile, only_tasks, seeds, device, suite_version, db, as_json) -> None:
+def suite_run_command(
+    profile, only_tasks, seeds, device, suite_version, data_dir, db, as_json
+) -> None:
     """Run every task's reference methods (everything is validated before the first run)."""
     from harness.errors import InputError
     from harness.registry import load_task, task_names
@@ -273,7 +283,7 @@ def suite_run_command(profile, only_tasks, seeds, device, suite_version, db, as_
             )
     names = [n for n in names if not only_tasks or n in only_tasks]
     prepared_runs = [
-        prepare(name, method, profile, device, (), suite_version)
+        prepare(name, method, profile, device, (), suite_version, data_dir)
         for name in names
         for method in load_task(name).reference_methods
     ]

@@ -36,6 +36,19 @@ def is_checkout() -> bool:
     return not (PACKAGE_DIR / "_data").is_dir() and (CHECKOUT_DIR / "pyproject.toml").is_file()
 
 
+def cache_dir() -> Path:
+    """Where tasks keep prepared data (tokenizers, tokenized corpora, trained checkpoints).
+
+    `BUDGETBENCH_CACHE_DIR`, else `$XDG_CACHE_HOME/budgetbench` (default `~/.cache/budgetbench`).
+    Deleting it only costs preparation time: every cached file is keyed by what it was made from.
+    """
+    configured = os.environ.get("BUDGETBENCH_CACHE_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache_home) / "budgetbench"
+
+
 def default_db_path() -> Path:
     """The SQLite file used when neither --db nor BUDGETBENCH_DB is given.
 

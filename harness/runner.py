@@ -15,6 +15,7 @@ Guarantees:
 from __future__ import annotations
 
 import getpass
+import json
 import math
 import os
 import random
@@ -28,13 +29,14 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, TypeVar
 
 from harness import __version__
 from harness.errors import InputError
 from harness.machine import MachineFingerprint
 from harness.methods import load_method
-from harness.paths import CHECKOUT_DIR, is_checkout
+from harness.paths import CHECKOUT_DIR, cache_dir, is_checkout
 from harness.registry import load_task
 from harness.spec import ResolvedConfig, TaskSpec, load_spec, parse_overrides, resolve_config
 from harness.store import Store
@@ -61,6 +63,7 @@ class PreparedRun:
     resolved: ResolvedConfig
     method: Method
     device: str
+    data_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -85,14 +88,19 @@ def prepare(
     device: str = "auto",
     overrides: Iterable[str] = (),
     suite_version: str | None = None,
+    data_dir: Path | None = None,
 ) -> PreparedRun:
     """Resolve and validate a run request; raises InputError naming the first problem."""
+    if data_dir is not None and not data_dir.is_dir():
+        raise InputError(f"--data-dir {data_dir} is not a directory")
     task_cls = load_task(task_name)
     settings, hyperparameters = parse_overrides(list(overrides))
     spec = load_spec(task_name, suite_version)
     resolved = resolve_config(task_cls, spec, profile, settings)
     method = load_method(task_cls, method_ref or task_cls.reference_methods[0], hyperparameters)
-    return PreparedRun(task_cls(), spec, resolved, method, resolve_device(device, task_cls))
+    return PreparedRun(
+        task_cls(), spec, resolved, method, resolve_device(device, task_cls), data_dir
+    )
 
 
 def resolve_device(requested: str, task_cls: type) -> str:
@@ -251,6 +259,9 @@ class RunRecorder:
         self.seed = seed
         self.device = prepared.device
         self.clock = BudgetClock(getattr(self.config, "budget_s", None))
+        self.data_dir = prepared.data_dir
+        self.cache_dir = cache_dir()
+        self.notes: dict[str, Any] = {}
         self._store = store
         self._run_id = run_id
         self._task = prepared.task
@@ -299,6 +310,9 @@ class RunRecorder:
         )
         self._maybe_flush()
 
+    def note(self, key: str, value: Any) -> None:
+        self.notes[key] = value
+
     def track(self, items: Iterable[T], description: str, total: int | None = None) -> Iterable[T]:
         if self._tracker is None:
             return items
@@ -318,6 +332,11 @@ class RunRecorder:
         session.add_all(self._pending)
         self._pending = []
         self._last_flush = time.monotonic()
+
+
+def _json_safe(value: Any) -> Any:
+    """Notes as JSON can hold them: unknown objects become their text."""
+    return json.loads(json.dumps(value, default=str))
 
 
 def _finite(name: str, value: float) -> float:
@@ -409,6 +428,11 @@ def _execute_one(
         run.finished_at = utcnow()
         run.wall_s = wall_s
         run.timed_s = recorder.clock.timed_s
+        if recorder.notes or prepared.data_dir:
+            extra = {"task_notes": _json_safe(recorder.notes)}
+            if prepared.data_dir:
+                extra["data_dir"] = str(prepared.data_dir)
+            run.provenance = {**run.provenance, **extra}
         session.commit()
     if interrupt is not None:
         raise interrupt

@@ -149,6 +149,13 @@ class RunContext(Protocol):
     device: str
     """A torch device string: "cpu", "cuda" or "cuda:N"."""
     clock: BudgetClock
+    data_dir: Path | None
+    """A local mirror of hub datasets (--data-dir / BUDGETBENCH_DATA_DIR), or None for the hub."""
+    cache_dir: Path
+    """Where the task may cache prepared data, keyed by what it was made from."""
+
+    def note(self, key: str, value: Any) -> None:
+        """Store a fact about the run's inputs in its provenance (a corpus hash, a data source)."""
 
     def record(self, name: str, value: float, *, samples: list[float] | None = None) -> None:
         """Store a scalar measurement of a declared metric (`samples`: the raw repetitions)."""
