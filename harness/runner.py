@@ -98,9 +98,14 @@ def prepare(
     spec = load_spec(task_name, suite_version)
     resolved = resolve_config(task_cls, spec, profile, settings)
     method = load_method(task_cls, method_ref or task_cls.reference_methods[0], hyperparameters)
-    return PreparedRun(
-        task_cls(), spec, resolved, method, resolve_device(device, task_cls), data_dir
-    )
+    task = task_cls()
+    try:
+        task.check_method(method, resolved.config)
+    except ValueError as exc:
+        raise InputError(
+            f"method {method.name!r} breaks the rules of task {task_name!r}: {exc}"
+        ) from exc
+    return PreparedRun(task, spec, resolved, method, resolve_device(device, task_cls), data_dir)
 
 
 def resolve_device(requested: str, task_cls: type) -> str:

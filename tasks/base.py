@@ -194,6 +194,11 @@ class Task(abc.ABC):
                 return metric
         raise KeyError(f"task {cls.name!r} declares no metric {name!r}")
 
+    def check_method(self, method: Method, config: Any) -> None:
+        """Reject a method that breaks the task's rules before anything runs (raise ValueError
+        with a one-line reason). The default accepts every method that fits the interface."""
+        return None
+
     def quality_gate(self, scalars: Mapping[str, float], config: Any) -> GateResult:
         """Judge a finished run from its scalar measurements; the default accepts every run."""
         return GateResult(passed=True)
