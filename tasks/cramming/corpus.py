@@ -1,0 +1,158 @@
+"""Pretraining corpora: where the text comes from, and its fixed train/validation split.
+
+- `python-docstrings` (smoke profile, offline): every docstring of at least 8 words in the Python
+  standard library's own source files (modules, classes, functions), read with `ast` (nothing is
+  imported), files in sorted order, test directories excluded. It is on every machine that runs
+  budgetbench, so it needs no network and no shared data. It depends on the Python version; the
+  run records the corpus's SHA-256 and size, so differing corpora are visible.
+- `wikitext-2-raw`, `wikitext-103-raw`: loaded with `datasets.load_dataset` from the hub
+  (`Salesforce/wikitext`), or offline from a mirror directory `DATA_DIR/<name>/{train,valid}.txt`
+  through the same library (`load_dataset("text", ...)`). WikiText articles are split at their
+  top-level headings (` = Title = `) into documents.
+
+WikiText keeps its official train/valid split. For the docstrings, validation documents are
+chosen by a hash of their text (1 in `VALIDATION_EVERY`), so the split does not depend on order.
+Either way the held-out set is the same for every method and seed.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import re
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import InputError
+
+VALIDATION_EVERY = 20
+HUB_CORPORA = {
+    "wikitext-2-raw": ("Salesforce/wikitext", "wikitext-2-raw-v1"),
+    "wikitext-103-raw": ("Salesforce/wikitext", "wikitext-103-raw-v1"),
+}
+CORPORA = ("python-docstrings", *HUB_CORPORA)
+_EXCLUDED_DIRECTORIES = {"test", "tests", "idle_test", "site-packages", "lib2to3"}
+_HEADING = re.compile(r"^ = [^=].* = $")
+
+
+@dataclass(frozen=True)
+class Corpus:
+    name: str
+    train: list[str]
+    validation: list[str]
+    source: str
+
+    @property
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        for document in (*self.train, "\0", *self.validation):
+            digest.update(document.encode())
+            digest.update(b"\0")
+        return digest.hexdigest()
+
+    @property
+    def characters(self) -> int:
+        return sum(map(len, self.train)) + sum(map(len, self.validation))
+
+
+def load_corpus(
+    name: str, data_dir: Path | None, cache_dir: Path, max_characters: int | None
+) -> Corpus:
+    """The named corpus, split, and capped to its first `max_characters` of training text."""
+    if name == "python-docstrings":
+        source = f"Python {sys.version.split()[0]} standard library docstrings"
+        train, validation = [], []
+        for document in _python_docstrings(cache_dir):
+            digest = int(hashlib.sha256(document.encode()).hexdigest(), 16)
+            (validation if digest % VALIDATION_EVERY == 0 else train).append(document)
+    elif name in HUB_CORPORA:
+        train, validation, source = _wikitext(name, data_dir)
+    else:
+        raise InputError(f"unknown corpus {name!r} (known: {', '.join(CORPORA)})")
+    if max_characters is not None:
+        train = _cap(train, max_characters)
+    return Corpus(name, train, validation, source)
+
+
+def _cap(documents: list[str], max_characters: int) -> list[str]:
+    kept, total = [], 0
+    for document in documents:
+        if total >= max_characters:
+            break
+        kept.append(document)
+        total += len(document)
+    return kept
+
+
+def _python_docstrings(cache_dir: Path) -> list[str]:
+    root = Path(sysconfig.get_paths()["stdlib"])
+    cache = cache_dir / "corpora" / f"python-docstrings-{sys.version.split()[0]}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    documents = []
+    files = sorted(root.rglob("*.py"))
+    for path in files:
+        if _EXCLUDED_DIRECTORIES.intersection(path.relative_to(root).parts):
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                docstring = ast.get_docstring(node)
+                if docstring and len(docstring.split()) >= 8:
+                    documents.append(docstring)
+    if not documents:
+        raise InputError(f"no docstrings found under {root}: is the Python source installed?")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    temporary = cache.with_suffix(".tmp")
+    temporary.write_text(json.dumps(documents))
+    temporary.replace(cache)
+    return documents
+
+
+def _wikitext(name: str, data_dir: Path | None) -> tuple[list[str], list[str], str]:
+    import datasets
+
+    datasets.disable_progress_bars()
+    if data_dir is not None:
+        directory = data_dir / name
+        files = {split: directory / f"{split}.txt" for split in ("train", "valid")}
+        missing = [str(path) for path in files.values() if not path.is_file()]
+        if missing:
+            raise InputError(f"corpus {name!r}: missing {', '.join(missing)} in the data mirror")
+        dataset = datasets.load_dataset("text", data_files={k: str(v) for k, v in files.items()})
+        train, validation = dataset["train"], dataset["valid"]
+        source = f"mirror {directory}"
+    else:
+        path, config = HUB_CORPORA[name]
+        try:
+            dataset = datasets.load_dataset(path, config)
+            train, validation = dataset["train"], dataset["validation"]
+        except Exception as exc:  # offline, or the hub is unreachable: say how to fix it
+            raise InputError(
+                f"corpus {name!r}: could not load {path}/{config} from the hub"
+                f" ({type(exc).__name__}); on an offline machine pass --data-dir with a mirror"
+            ) from exc
+        source = f"hub {path}/{config}"
+    return _split_articles(train["text"]), _split_articles(validation["text"]), source
+
+
+def _split_articles(lines: list[str]) -> list[str]:
+    """WikiText lines into articles, cut at each top-level heading."""
+    articles: list[str] = []
+    current: list[str] = []
+    for line in lines:
+        if _HEADING.match(line.rstrip("\n")) and current:
+            articles.append(" ".join(current))
+            current = []
+        text = line.strip()
+        if text:
+            current.append(text)
+    if current:
+        articles.append(" ".join(current))
+    return articles

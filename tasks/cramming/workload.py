@@ -1,0 +1,227 @@
+"""One cramming run: prepare data (untimed), build and train the model (timed), evaluate
+(untimed), score downstream. Imported only when a cramming run starts (it imports torch)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import resource
+import statistics
+import sys
+
+import torch
+
+from tasks.base import Method, RunContext
+from tasks.cramming.corpus import load_corpus
+from tasks.cramming.model import (
+    Encoder,
+    EncoderConfig,
+    MaskedLanguageModel,
+    training_flops_per_token,
+)
+from tasks.cramming.tokenization import SPECIAL_TOKENS, pack_sequences, train_tokenizer
+from tasks.cramming.training import Vocabulary, heldout_loss, pretrain, resolve_precision
+
+# Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, by a substring of the
+# device name; the first match wins, so more specific names come first.
+GPU_BF16_PEAK_TFLOPS = (
+    ("H100 PCIe", 756.0),
+    ("H100", 989.4),
+    ("H200", 989.4),
+    ("GH200", 989.4),
+    ("A100", 312.0),
+    ("A6000", 154.8),
+    ("L40S", 362.1),
+    ("L4", 121.0),
+    ("A10", 125.0),
+    ("RTX 4090", 165.2),
+    ("RTX 3090", 71.0),
+)
+
+
+class PretrainedWeights(RuntimeError):
+    """The method changed the model's weights outside training (e.g. loaded a checkpoint)."""
+
+
+def run_cramming(ctx: RunContext, method: Method) -> None:
+    config = ctx.config
+    device = torch.device(ctx.device)
+    corpus = load_corpus(
+        config.corpus, ctx.data_dir, ctx.cache_dir, config.max_corpus_characters or None
+    )
+    ctx.note("corpus", {"name": corpus.name, "source": corpus.source, "sha256": corpus.sha256,
+                        "characters": corpus.characters, "train_documents": len(corpus.train),
+                        "validation_documents": len(corpus.validation)})  # fmt: skip
+    tokenizer = train_tokenizer(corpus.train, config.vocab_size, corpus.sha256, ctx.cache_dir)
+    train = pack_sequences(
+        tokenizer, corpus.train, config.seq_len, ctx.cache_dir, f"{corpus.sha256}:train"
+    )
+    validation = pack_sequences(
+        tokenizer, corpus.validation, config.seq_len, ctx.cache_dir, f"{corpus.sha256}:validation"
+    )[: config.eval_sequences]
+    ctx.note("sequences", {"train": len(train), "validation": len(validation)})
+    vocabulary = Vocabulary(
+        mask_id=tokenizer.token_to_id("[MASK]"),
+        special_ids=torch.tensor([tokenizer.token_to_id(t) for t in SPECIAL_TOKENS]),
+        size=tokenizer.get_vocab_size(),
+    )
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    with ctx.clock.timed():
+        encoder_config = method.module.model_config(
+            vocab_size=vocabulary.size, max_seq_len=config.seq_len, budget_s=config.budget_s
+        )
+        _check_config(encoder_config, vocabulary.size, config.seq_len)
+        model = MaskedLanguageModel(encoder_config).to(device)
+    ctx.note("model_config", encoder_config.__dict__)
+    initial = _weights_digest(model)
+    result = pretrain(
+        ctx,
+        model,
+        method.module,
+        train,
+        validation,
+        vocabulary,
+        config.micro_batch,
+        config.eval_points,
+        check_weights=lambda: _require_unchanged(model, initial),
+    )
+
+    precision = resolve_precision(method.hyperparameters.get("precision", "fp32"), device)
+    final = heldout_loss(model, validation, vocabulary, device, config.micro_batch, precision)
+    ctx.record("final_mlm_loss", final)
+    tokens_per_s = result.tokens / result.timed_s
+    flops = training_flops_per_token(model)
+    peak, source = _peak_flops(device, precision)
+    ctx.note("peak_flops", {"tflops": peak / 1e12, "source": source})
+    ctx.record("tokens_per_s", tokens_per_s)
+    ctx.record("mfu", 100.0 * tokens_per_s * flops / peak)
+    ctx.record("steps", result.steps)
+    ctx.record("budget_used_s", result.timed_s)
+    ctx.record("budget_overshoot_s", max(0.0, result.timed_s - config.budget_s))
+    ctx.record("longest_step_s", result.longest_step_s)
+    ctx.record("peak_memory_mib", _peak_memory_mib(device))
+    ctx.record("flops_per_token", flops)
+    ctx.record("parameters", sum(p.numel() for p in model.parameters()))
+    _downstream(ctx, model, tokenizer, corpus.validation)
+
+
+def _check_config(config: object, vocab_size: int, seq_len: int) -> None:
+    if not isinstance(config, EncoderConfig):
+        raise TypeError(
+            f"model_config must return tasks.cramming.model.EncoderConfig (an encoder-only"
+            f" transformer), got {type(config).__name__}"
+        )
+    if (config.vocab_size, config.max_seq_len) != (vocab_size, seq_len):
+        raise ValueError(f"model_config must use vocab_size={vocab_size} and max_seq_len={seq_len}")
+
+
+def _weights_digest(model: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _require_unchanged(model: torch.nn.Module, initial: str) -> None:
+    if _weights_digest(model) != initial:
+        raise PretrainedWeights(
+            "configure_optimizer changed the model's weights: training must start from the"
+            " harness's initialisation (no pretrained components)"
+        )
+
+
+def _peak_flops(device: torch.device, precision: str) -> tuple[float, str]:
+    if device.type == "cuda" and precision == "bf16":
+        name = torch.cuda.get_device_name(device)
+        for key, tflops in GPU_BF16_PEAK_TFLOPS:
+            if key in name:
+                return tflops * 1e12, f"data-sheet dense bf16 peak of {name}"
+    from tasks.probe.kernels import time_per_call
+
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    n = 2048 if device.type == "cuda" else 512
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    seconds = statistics.median(
+        time_per_call(lambda: a @ a, device, warmup=2, repeats=5, min_repeat_s=0.05)
+    )
+    return 2.0 * n**3 / seconds, f"measured {n}x{n} {dtype} matmul on {device}"
+
+
+def _peak_memory_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    # ru_maxrss is KiB on Linux, bytes on macOS; it covers the whole process, harness included.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def _downstream(
+    ctx: RunContext, model: MaskedLanguageModel, tokenizer, validation_documents
+) -> None:
+    config = ctx.config
+    if config.downstream == "none":
+        return
+    from tasks.cramming import downstream
+
+    protocol = downstream.FinetuneProtocol(
+        epochs=config.finetune_epochs, learning_rate=config.finetune_learning_rate
+    )
+    encoder = _for_finetuning(model.encoder)
+    if config.downstream == "shuffle-probe":
+        sentences = _sentences(validation_documents, config.probe_sentences)
+        accuracy = downstream.shuffled_sentence_probe(
+            encoder,
+            tokenizer,
+            sentences,
+            protocol=protocol,
+            device=ctx.device,
+            seed=ctx.seed,
+            track=ctx.track,
+        )
+        ctx.record("shuffle_probe_accuracy", accuracy)
+        return
+    score = downstream.score_glue(
+        encoder,
+        tokenizer,
+        config.glue_tasks,
+        ctx.data_dir,
+        max_train_examples=config.glue_max_train_examples or None,
+        max_dev_examples=config.glue_max_dev_examples or None,
+        protocol=protocol,
+        device=ctx.device,
+        seed=ctx.seed,
+        track=ctx.track,
+        cache_dir=ctx.cache_dir / "datasets",
+    )
+    ctx.note("glue_examples", {entry: list(sizes) for entry, sizes in score.examples.items()})
+    for entry, metrics in score.tasks.items():
+        ctx.record(f"glue_{entry.replace('-', '_')}", metrics["score"])
+    ctx.record("glue_average", score.average)
+
+
+FINETUNE_DROPOUT = 0.1
+
+
+def _for_finetuning(encoder: Encoder) -> Encoder:
+    """The pretrained encoder with dropout 0.1, whatever the method pretrained with: cramming
+    fine-tunes every model with the same dropout, and the protocol is the harness's."""
+    config = dataclasses.replace(encoder.config, dropout=FINETUNE_DROPOUT)
+    copy = Encoder(config).to(next(encoder.parameters()).device)
+    copy.load_state_dict(encoder.state_dict())
+    return copy
+
+
+def _sentences(documents: list[str], limit: int) -> list[str]:
+    """Held-out sentences of at least 4 words, in document order."""
+    found = []
+    for document in documents:
+        for sentence in re.split(r"(?<=[.!?])\s+", document):
+            if len(sentence.split()) >= 4:
+                found.append(sentence.strip())
+                if len(found) >= limit:
+                    return found
+    return found

@@ -1,0 +1,87 @@
+"""The cramming training loop must not be where time goes (issue 3): on the same model, batch and
+masking, the harness's tokens/s (a real run through the runner and store) is within 5% of a
+minimal hand-written PyTorch loop. Both run for the same wall-clock time, warm-up included.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from harness.machine import collect_fingerprint
+from harness.runner import execute, prepare, save_machine
+from harness.store import open_store
+from tasks.cramming.corpus import load_corpus
+from tasks.cramming.masking import mask_tokens
+from tasks.cramming.model import EncoderConfig, MaskedLanguageModel
+from tasks.cramming.tokenization import SPECIAL_TOKENS, pack_sequences, train_tokenizer
+
+SECONDS = 15.0
+BATCH = 16
+METHOD = f"""
+import torch
+from tasks.cramming.model import EncoderConfig
+HYPERPARAMETERS = {{"mask_rate": 0.15, "precision": "fp32"}}
+
+def model_config(vocab_size, max_seq_len, budget_s):
+    return EncoderConfig(vocab_size, max_seq_len, hidden_size=128, num_layers=2, num_heads=2,
+                         intermediate_size=512, norm="pre", sparse_prediction=True, dropout=0.0)
+
+def configure_optimizer(model):
+    return torch.optim.AdamW(model.parameters(), lr=5e-4)
+
+def learning_rate(progress):
+    return 1.0
+
+def batch_size(progress):
+    return {BATCH}
+"""
+
+
+def minimal_loop_tokens_per_s(cache_dir) -> float:
+    """The same data, masking, model and optimizer in the plainest loop."""
+    corpus = load_corpus("python-docstrings", None, cache_dir, None)
+    tokenizer = train_tokenizer(corpus.train, 4096, corpus.sha256, cache_dir)
+    train = pack_sequences(tokenizer, corpus.train, 128, cache_dir, f"{corpus.sha256}:train")
+    special = torch.tensor([tokenizer.token_to_id(t) for t in SPECIAL_TOKENS])
+    config = EncoderConfig(
+        tokenizer.get_vocab_size(), 128, hidden_size=128, num_layers=2, num_heads=2,
+        intermediate_size=512, norm="pre", sparse_prediction=True, dropout=0.0,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = MaskedLanguageModel(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
+    generator = torch.Generator().manual_seed(0)
+    tokens, start = 0, time.perf_counter()
+    while time.perf_counter() - start < SECONDS:
+        batch = train[torch.randint(len(train), (BATCH,), generator=generator)]
+        inputs, labels = mask_tokens(
+            batch, 0.15, tokenizer.token_to_id("[MASK]"), special, 4096, generator
+        )
+        model(inputs, labels).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        tokens += batch.numel()
+    return tokens / (time.perf_counter() - start)
+
+
+def test_training_loop_overhead_against_a_minimal_loop(benchmark, tmp_path, monkeypatch):
+    monkeypatch.setenv("BUDGETBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    method = tmp_path / "constant.py"
+    method.write_text(METHOD)
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    overrides = [f"budget_s={SECONDS}", "downstream=none", "eval_points=1", "eval_sequences=16"]
+    prepared = prepare("cramming", str(method), "smoke", "cpu", overrides)
+    machine_id = save_machine(store, collect_fingerprint())
+    (outcome,) = benchmark.pedantic(
+        lambda: list(execute(store, prepared, [0], machine_id)), rounds=1
+    )
+    harness = outcome.scalars["tokens_per_s"][0]
+    minimal = minimal_loop_tokens_per_s(tmp_path / "cache")
+    ratio = harness / minimal
+    benchmark.extra_info.update(
+        harness_tokens_per_s=harness, minimal_tokens_per_s=minimal, ratio=ratio
+    )
+    print(f"harness {harness:.0f} tokens/s, minimal loop {minimal:.0f} tokens/s, ratio {ratio:.3f}")
+    assert ratio >= 0.95

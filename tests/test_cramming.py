@@ -1,0 +1,183 @@
+"""Task `cramming`: data preparation, masking, the training loop's rules, and bad methods."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import assert_one_line_error, cli_json, run_cli
+
+from harness.errors import InputError
+from tasks.cramming.corpus import load_corpus
+from tasks.cramming.masking import IGNORE, mask_tokens
+from tasks.cramming.tokenization import SPECIAL_TOKENS, pack_sequences, train_tokenizer
+
+# A quick profile: the smoke corpus and model, seconds of budget, no downstream scoring.
+QUICK = ("--set", "budget_s=4", "--set", "eval_points=2", "--set", "downstream=none",
+         "--set", "eval_sequences=32")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> dict[str, str]:
+    """One cache for the module, so the corpus and tokenizer are prepared once."""
+    return {"BUDGETBENCH_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
+
+
+def run_cramming(tmp_path: Path, cache: dict[str, str], *args: str):
+    db = str(tmp_path / "s.db")
+    return run_cli("run", "cramming", "--db", db, *QUICK, *args, env=cache), db
+
+
+def test_masking_follows_the_80_10_10_rule_and_spares_special_tokens():
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 1000, (512, 128))
+    ids[:, 0], ids[:, -1] = 2, 3  # [CLS] ... [SEP]
+    special = torch.arange(5)
+    corrupted, labels = mask_tokens(ids, 0.25, 4, special, 1000, generator)
+    chosen = labels != IGNORE
+    assert chosen.float().mean().item() == pytest.approx(0.25 * 126 / 128, abs=0.005)
+    assert not chosen[:, 0].any() and not chosen[:, -1].any()
+    assert torch.equal(labels[chosen], ids[chosen])
+    masked = (corrupted[chosen] == 4).float().mean().item()
+    unchanged = (corrupted[chosen] == ids[chosen]).float().mean().item()
+    assert masked == pytest.approx(0.8, abs=0.01)
+    assert unchanged == pytest.approx(0.1 + 0.1 / 995, abs=0.01)  # kept, or replaced by itself
+    assert torch.equal(corrupted[~chosen], ids[~chosen])
+
+
+def _mirror(root: Path) -> Path:
+    directory = root / "wikitext-2-raw"
+    directory.mkdir(parents=True)
+    article = " = {title} = \n \n {text} \n"
+    (directory / "train.txt").write_text(
+        "".join(
+            article.format(title=f"Title {i}", text=f"Article number {i} is about topic {i}. " * 20)
+            for i in range(30)
+        )
+    )
+    (directory / "valid.txt").write_text(
+        article.format(title="Held out", text="Validation text here. " * 20)
+    )
+    return root
+
+
+def test_wikitext_loads_offline_from_a_mirror_through_datasets(tmp_path):
+    corpus = load_corpus("wikitext-2-raw", _mirror(tmp_path / "mirror"), tmp_path / "cache", None)
+    assert len(corpus.train) == 30 and len(corpus.validation) == 1
+    assert corpus.train[3].startswith("= Title 3 = Article number 3")
+    assert corpus.source.startswith("mirror ")
+    capped = load_corpus("wikitext-2-raw", tmp_path / "mirror", tmp_path / "cache", 1000)
+    assert len(capped.train) < 30 and capped.validation == corpus.validation
+
+
+def test_a_missing_mirror_file_or_unknown_corpus_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match=r"missing .*train\.txt"):
+        load_corpus("wikitext-103-raw", tmp_path, tmp_path / "cache", None)
+    with pytest.raises(InputError, match="unknown corpus 'c4'"):
+        load_corpus("c4", None, tmp_path / "cache", None)
+
+
+def test_tokenizer_and_sequences_are_cached_and_packed(tmp_path):
+    corpus = load_corpus("wikitext-2-raw", _mirror(tmp_path / "mirror"), tmp_path / "cache", None)
+    tokenizer = train_tokenizer(corpus.train, 300, corpus.sha256, tmp_path / "cache")
+    assert [tokenizer.token_to_id(t) for t in SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
+    again = train_tokenizer(corpus.train, 300, corpus.sha256, tmp_path / "cache")
+    assert again.to_str() == tokenizer.to_str()
+    packed = pack_sequences(tokenizer, corpus.train, 32, tmp_path / "cache", "k")
+    assert packed.shape[1] == 32 and (packed[:, 0] == 2).all() and (packed[:, -1] == 3).all()
+    assert torch.equal(pack_sequences(tokenizer, corpus.train, 32, tmp_path / "cache", "k"), packed)
+
+
+def test_a_quick_run_stores_the_loss_curve_and_respects_the_budget(tmp_path, cache):
+    result, db = run_cramming(tmp_path, cache, "--method", "crammed-bert")
+    assert result.returncode == 0, result.stderr
+    (run,) = cli_json("runs", "--db", db)
+    detail = cli_json("show", run["id"], "--db", db)
+    scalars = {m["name"]: m["value"] for m in detail["measurements"]}
+    # How far a few seconds get depends on the machine's load; the rules do not.
+    assert detail["gate_passed"] is (scalars["final_mlm_loss"] < math.log(4096))
+    assert 0 <= scalars["budget_used_s"] - 4.0 <= scalars["longest_step_s"]
+    assert scalars["tokens_per_s"] > 0 and scalars["mfu"] > 0 and scalars["steps"] >= 1
+    curve = [p["x"] for p in detail["curve_points"] if p["metric"] == "heldout_mlm_loss"]
+    assert 1 <= len(curve) <= 2 and curve == sorted(set(curve))
+    assert curve[-1] == pytest.approx(scalars["budget_used_s"])
+    notes = detail["provenance"]["task_notes"]
+    assert notes["corpus"]["name"] == "python-docstrings" and len(notes["corpus"]["sha256"]) == 64
+
+
+METHOD = """
+import torch
+from tasks.cramming.model import EncoderConfig
+HYPERPARAMETERS = {{"mask_rate": {mask_rate}}}
+
+def model_config(vocab_size, max_seq_len, budget_s):
+    {model_config}
+
+def configure_optimizer(model):
+    {configure_optimizer}
+    return torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+def learning_rate(progress):
+    {learning_rate}
+
+def batch_size(progress):
+    return 16
+"""
+SMALL = (
+    "return EncoderConfig(vocab_size, max_seq_len, hidden_size=64, num_layers=1, num_heads=2,"
+    " intermediate_size=128)"
+)
+
+
+def method_file(
+    tmp_path: Path,
+    mask_rate=0.15,
+    model_config=SMALL,
+    configure_optimizer="pass",
+    learning_rate="return 1.0",
+) -> str:
+    path = tmp_path / "method.py"
+    text = METHOD.format(
+        mask_rate=mask_rate,
+        model_config=model_config,
+        configure_optimizer=configure_optimizer,
+        learning_rate=learning_rate,
+    )
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_non_encoder_model_is_rejected_before_anything_runs(tmp_path, cache):
+    method = method_file(tmp_path, model_config="return {'layers': 2, 'decoder': True}")
+    result, db = run_cramming(tmp_path, cache, "--method", method)
+    assert_one_line_error(result, 2, "must return tasks.cramming.model.EncoderConfig")
+    assert not Path(db).exists()
+
+
+def test_a_mask_rate_outside_the_rules_is_rejected(tmp_path, cache):
+    result, _ = run_cramming(tmp_path, cache, "--method", method_file(tmp_path, mask_rate=0.9))
+    assert_one_line_error(result, 2, "mask_rate'] must be between 0.1 and 0.4")
+
+
+def test_changing_the_weights_before_training_is_rejected_as_pretrained(tmp_path, cache):
+    loads = "model.load_state_dict({k: v + 1 for k, v in model.state_dict().items()})"
+    result, db = run_cramming(
+        tmp_path, cache, "--method", method_file(tmp_path, configure_optimizer=loads)
+    )
+    assert result.returncode == 1
+    (run,) = cli_json("runs", "--db", db)
+    assert run["status"] == "failed" and "PretrainedWeights" in run["error"]
+
+
+def test_divergence_fails_the_run_and_keeps_the_partial_curve(tmp_path, cache):
+    method = method_file(tmp_path, learning_rate="return 1.0 if progress < 0.6 else float('nan')")
+    result, db = run_cramming(tmp_path, cache, "--method", method, "--set", "eval_points=4")
+    assert result.returncode == 1
+    (run,) = cli_json("runs", "--db", db)
+    assert run["status"] == "failed" and run["error"].startswith("Diverged: ")
+    assert "loss became nan" in run["error"]
+    detail = cli_json("show", run["id"], "--db", db)
+    points = [p for p in detail["curve_points"] if p["metric"] == "heldout_mlm_loss"]
+    assert 1 <= len(points) < 4 and all(math.isfinite(p["value"]) for p in points)
