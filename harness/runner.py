@@ -272,7 +272,6 @@ class RunRecorder:
         self._task = prepared.task
         self._tracker = tracker
         self._pending: list[Measurement | CurvePoint] = []
-        self._scalar_names: set[str] = set()
         self.scalars: dict[str, tuple[float, str]] = {}
         self._last_flush = time.monotonic()
 
@@ -280,11 +279,10 @@ class RunRecorder:
         metric = self._task.metric(name)
         if metric.is_curve:
             raise ValueError(f"{name!r} is a curve: use record_point")
-        if name in self._scalar_names:
+        if name in self.scalars:
             raise ValueError(f"measurement {name!r} recorded twice in one run")
         value = _finite(name, value)
         clean_samples = [_finite(name, s) for s in samples] if samples is not None else None
-        self._scalar_names.add(name)
         self.scalars[name] = (value, metric.unit)
         self._pending.append(
             Measurement(
