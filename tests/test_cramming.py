@@ -181,3 +181,55 @@ def test_divergence_fails_the_run_and_keeps_the_partial_curve(tmp_path, cache):
     detail = cli_json("show", run["id"], "--db", db)
     points = [p for p in detail["curve_points"] if p["metric"] == "heldout_mlm_loss"]
     assert 1 <= len(points) < 4 and all(math.isfinite(p["value"]) for p in points)
+
+
+def test_capped_or_partial_glue_is_named_as_such():
+    from harness.spec import load_spec, resolve_config
+    from tasks.cramming import GLUE_TASKS, CrammingTask
+
+    spec = load_spec("cramming")
+    full = resolve_config(CrammingTask, spec, "full").config
+    assert set(full.glue_tasks) == set(GLUE_TASKS) and not full.glue_is_capped
+    assert resolve_config(CrammingTask, spec, "standard").config.glue_is_capped
+    assert resolve_config(
+        CrammingTask, spec, "full", {"glue_max_dev_examples": 10}
+    ).config.glue_is_capped
+
+
+def test_a_method_data_order_is_used_and_checked():
+    from types import SimpleNamespace
+
+    from tasks.cramming.training import epoch_order
+
+    train = torch.zeros(6, 4, dtype=torch.int32)
+    generator = torch.Generator().manual_seed(0)
+    shuffled = epoch_order(SimpleNamespace(), train, 0, generator)
+    assert sorted(shuffled.tolist()) == list(range(6))
+    assert epoch_order(SimpleNamespace(), train, 0, generator, shuffle=False).tolist() == list(
+        range(6)
+    )
+    curriculum = SimpleNamespace(
+        data_order=lambda sequences, epoch, g: [5, 4, 3] if epoch else [0, 1]
+    )
+    assert epoch_order(curriculum, train, 0, generator).tolist() == [0, 1]
+    assert epoch_order(curriculum, train, 1, generator).tolist() == [5, 4, 3]
+    with pytest.raises(ValueError, match="indices into the 6 training sequences"):
+        epoch_order(SimpleNamespace(data_order=lambda s, e, g: [6]), train, 0, generator)
+
+
+def test_unknown_filter_and_frequency_sort():
+    from types import SimpleNamespace
+
+    from tasks.cramming.workload import _prepare_training_sequences
+
+    train = torch.tensor(
+        [[2, 1, 1, 3], [2, 7, 8, 3], [2, 5, 5, 3], [2, 5, 1, 3]], dtype=torch.int32
+    )
+    kept = _prepare_training_sequences(
+        train, SimpleNamespace(filter_max_unknown=0.25, sort_by_token_frequency=False), unknown_id=1
+    )
+    assert kept.tolist() == [[2, 7, 8, 3], [2, 5, 5, 3], [2, 5, 1, 3]]
+    ordered = _prepare_training_sequences(
+        kept, SimpleNamespace(filter_max_unknown=1.0, sort_by_token_frequency=True), unknown_id=1
+    )
+    assert ordered.tolist()[0] == [2, 5, 5, 3] and ordered.tolist()[-1] == [2, 7, 8, 3]

@@ -3,7 +3,13 @@
 After Geiping & Goldstein, "Cramming: Training a Language Model on a Single GPU in One Day". The
 harness owns the data (corpus, WordPiece tokenizer, sequences of 128 tokens), the model code, the
 training loop, the clock and the evaluation; a method chooses the architecture through an
-`EncoderConfig`, the optimizer, the learning-rate and batch-size schedules and the masking rate.
+`EncoderConfig`, the optimizer, the learning-rate and batch-size schedules, the masking rate and,
+optionally, the data order (`data_order(sequences, epoch, generator)`: a curriculum).
+
+Data options (profile settings, as in cramming's data pipeline): `filter_max_unknown` drops
+training sequences whose share of `[UNK]` tokens exceeds it; `sort_by_token_frequency` orders the
+training sequences from the most to the least common mean token frequency and turns off the
+shuffle (a method's `data_order` still takes precedence).
 
 What is timed: model construction, optimizer set-up, compilation and every training step. What is
 not: corpus preparation, tokenizer training, the held-out evaluations and the downstream scoring.
@@ -22,7 +28,9 @@ the training precision.
 
 Downstream: GLUE fine-tuning with cramming's fixed protocol (scores ×100, average of the tasks'
 main scores), or, for the offline smoke profile, the shuffled-sentence probe (is a sentence in its
-original word order?) on held-out sentences of the corpus, reported apart from GLUE.
+original word order?) on held-out sentences of the corpus, reported apart from GLUE. A GLUE
+evaluation with example caps or fewer than all tasks is recorded as `glue_capped_*`, never as
+`glue_*`, so it cannot be mistaken for full GLUE (the run's notes list the caps).
 
 Quality gate: the final held-out loss must beat a uniform guess (ln of the vocabulary size).
 """
@@ -62,6 +70,14 @@ class CrammingConfig:
     glue_max_dev_examples: int = 0
     finetune_epochs: int = 5
     finetune_learning_rate: float = 4e-5
+    filter_max_unknown: float = 1.0
+    sort_by_token_frequency: bool = False
+
+    @property
+    def glue_is_capped(self) -> bool:
+        """Fewer than all GLUE tasks, or an example cap: scores go under `glue_capped_*`."""
+        complete = set(self.glue_tasks) == set(GLUE_TASKS)
+        return not complete or bool(self.glue_max_train_examples or self.glue_max_dev_examples)
 
     def __post_init__(self) -> None:
         if self.downstream not in DOWNSTREAMS:
@@ -71,6 +87,8 @@ class CrammingConfig:
             raise TypeError(f"unknown GLUE task {unknown[0]!r} (known: {', '.join(GLUE_TASKS)})")
         if self.budget_s <= 0 or self.micro_batch < 1 or self.eval_points < 1:
             raise TypeError("budget_s, micro_batch and eval_points must be positive")
+        if not 0.0 <= self.filter_max_unknown <= 1.0:
+            raise TypeError("filter_max_unknown must be between 0 and 1")
         if not 1 <= self.finetune_epochs <= 5:
             raise TypeError("finetune_epochs must be 1 to 5 (cramming's rule: at most 5)")
 
@@ -96,6 +114,11 @@ class CrammingTask(Task):
         Metric("shuffle_probe_accuracy", "%", True, "smoke downstream: original vs shuffled order"),
         *(Metric(f"glue_{t}", "score", True, f"GLUE {t} main score x100") for t in GLUE_ENTRIES),
         Metric("glue_average", "score", True, "mean of the GLUE tasks' main scores"),
+        *(
+            Metric(f"glue_capped_{t}", "score", True, f"GLUE {t}, capped examples, x100")
+            for t in GLUE_ENTRIES
+        ),
+        Metric("glue_capped_average", "score", True, "mean over a capped or partial GLUE"),
     )
     method_interface = (
         MethodFunction(

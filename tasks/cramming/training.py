@@ -61,6 +61,27 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
+def epoch_order(
+    method: ModuleType,
+    train: torch.Tensor,
+    epoch: int,
+    generator: torch.Generator,
+    shuffle: bool = True,
+) -> torch.Tensor:
+    """The order of the training sequences for one epoch: the method's `data_order` (a
+    curriculum) if it defines one, else a seeded shuffle. Called inside the timed region, so a
+    costly curriculum pays for itself."""
+    custom = getattr(method, "data_order", None)
+    if custom is None:
+        if not shuffle:
+            return torch.arange(len(train))
+        return torch.randperm(len(train), generator=generator)
+    order = torch.as_tensor(custom(train, epoch, generator), dtype=torch.long)
+    if order.ndim != 1 or len(order) == 0 or order.min() < 0 or order.max() >= len(train):
+        raise ValueError(f"data_order must return indices into the {len(train)} training sequences")
+    return order
+
+
 def _warm_up_optimizers() -> None:
     """Pay torch.optim's one-time initialisation (about a second of imports on first use) before
     the clock starts, so it is not charged to whichever method happens to run first."""
@@ -133,7 +154,9 @@ def pretrain(
         step_model = torch.compile(model) if hp.get("compile") and device.type == "cuda" else model
 
     generator = torch.Generator().manual_seed(ctx.seed)
-    order = torch.randperm(len(train), generator=generator)
+    epoch = 0
+    shuffle = not getattr(ctx.config, "sort_by_token_frequency", False)
+    order = epoch_order(method, train, epoch, generator, shuffle)
     cursor = steps = tokens = 0
     longest = 0.0
     loss_value = math.nan
@@ -156,7 +179,8 @@ def pretrain(
             for index in range(micro_batches):
                 size = min(micro_batch, batch_size - index * micro_batch)
                 if cursor + size > len(order):
-                    order, cursor = torch.randperm(len(train), generator=generator), 0
+                    epoch += 1
+                    order, cursor = epoch_order(method, train, epoch, generator, shuffle), 0
                 batch = train[order[cursor : cursor + size]]
                 cursor += size
                 inputs, labels = mask_tokens(

@@ -60,6 +60,7 @@ def run_cramming(ctx: RunContext, method: Method) -> None:
     validation = pack_sequences(
         tokenizer, corpus.validation, config.seq_len, ctx.cache_dir, f"{corpus.sha256}:validation"
     )[: config.eval_sequences]
+    train = _prepare_training_sequences(train, config, tokenizer.token_to_id("[UNK]"))
     ctx.note("sequences", {"train": len(train), "validation": len(validation)})
     vocabulary = Vocabulary(
         mask_id=tokenizer.token_to_id("[MASK]"),
@@ -106,6 +107,21 @@ def run_cramming(ctx: RunContext, method: Method) -> None:
     ctx.record("flops_per_token", flops)
     ctx.record("parameters", sum(p.numel() for p in model.parameters()))
     _downstream(ctx, model, tokenizer, corpus.validation)
+
+
+def _prepare_training_sequences(train: torch.Tensor, config, unknown_id: int) -> torch.Tensor:
+    """Cramming's data options: drop sequences with too many [UNK] tokens, sort by how common
+    their tokens are (most common first)."""
+    if config.filter_max_unknown < 1.0:
+        unknown_share = (train == unknown_id).float().mean(dim=1)
+        train = train[unknown_share <= config.filter_max_unknown]
+        if len(train) == 0:
+            raise ValueError("filter_max_unknown removed every training sequence")
+    if config.sort_by_token_frequency:
+        counts = torch.bincount(train.flatten().long())
+        mean_frequency = counts[train.long()].float().mean(dim=1)
+        train = train[torch.argsort(mean_frequency, descending=True, stable=True)]
+    return train
 
 
 def _check_config(config: object, vocab_size: int, seq_len: int) -> None:
@@ -198,9 +214,10 @@ def _downstream(
         cache_dir=ctx.cache_dir / "datasets",
     )
     ctx.note("glue_examples", {entry: list(sizes) for entry, sizes in score.examples.items()})
+    prefix = "glue_capped" if config.glue_is_capped else "glue"
     for entry, metrics in score.tasks.items():
-        ctx.record(f"glue_{entry.replace('-', '_')}", metrics["score"])
-    ctx.record("glue_average", score.average)
+        ctx.record(f"{prefix}_{entry.replace('-', '_')}", metrics["score"])
+    ctx.record(f"{prefix}_average", score.average)
 
 
 FINETUNE_DROPOUT = 0.1
