@@ -108,7 +108,12 @@ class CrammingTask(Task):
         Metric("budget_used_s", "s", False, "timed seconds spent"),
         Metric("budget_overshoot_s", "s", False, "timed seconds beyond the budget (< one step)"),
         Metric("longest_step_s", "s", False, "slowest optimizer step"),
-        Metric("peak_memory_mib", "MiB", False, "peak device memory (process RSS on a CPU)"),
+        Metric(
+            "peak_memory_mib",
+            "MiB",
+            False,
+            "peak device memory (on a CPU: process RSS during training)",
+        ),
         Metric("flops_per_token", "FLOP", False, "training FLOPs per token, 6N + 12LHS"),
         Metric("parameters", "parameters", False, "trainable parameters"),
         Metric("shuffle_probe_accuracy", "%", True, "smoke downstream: original vs shuffled order"),

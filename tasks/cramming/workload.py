@@ -6,9 +6,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-import resource
 import statistics
-import sys
+import threading
 
 import torch
 
@@ -78,17 +77,18 @@ def run_cramming(ctx: RunContext, method: Method) -> None:
         model = MaskedLanguageModel(encoder_config).to(device)
     ctx.note("model_config", encoder_config.__dict__)
     initial = _weights_digest(model)
-    result = pretrain(
-        ctx,
-        model,
-        method.module,
-        train,
-        validation,
-        vocabulary,
-        config.micro_batch,
-        config.eval_points,
-        check_weights=lambda: _require_unchanged(model, initial),
-    )
+    with PeakResidentMemory() as resident:
+        result = pretrain(
+            ctx,
+            model,
+            method.module,
+            train,
+            validation,
+            vocabulary,
+            config.micro_batch,
+            config.eval_points,
+            check_weights=lambda: _require_unchanged(model, initial),
+        )
 
     precision = resolve_precision(method.hyperparameters.get("precision", "fp32"), device)
     final = heldout_loss(model, validation, vocabulary, device, config.micro_batch, precision)
@@ -103,7 +103,7 @@ def run_cramming(ctx: RunContext, method: Method) -> None:
     ctx.record("budget_used_s", result.timed_s)
     ctx.record("budget_overshoot_s", max(0.0, result.timed_s - config.budget_s))
     ctx.record("longest_step_s", result.longest_step_s)
-    ctx.record("peak_memory_mib", _peak_memory_mib(device))
+    ctx.record("peak_memory_mib", _peak_memory_mib(device, resident))
     ctx.record("flops_per_token", flops)
     ctx.record("parameters", sum(p.numel() for p in model.parameters()))
     _downstream(ctx, model, tokenizer, corpus.validation)
@@ -167,12 +167,40 @@ def _peak_flops(device: torch.device, precision: str) -> tuple[float, str]:
     return 2.0 * n**3 / seconds, f"measured {n}x{n} {dtype} matmul on {device}"
 
 
-def _peak_memory_mib(device: torch.device) -> float:
+class PeakResidentMemory:
+    """The process's peak resident memory while the block runs, sampled every 20 ms.
+
+    On a CPU there is no per-run counter to reset (`ru_maxrss` only ever grows, so a second seed
+    would inherit the first's peak); a sampler sees this run alone, harness included.
+    """
+
+    def __init__(self, interval_s: float = 0.02) -> None:
+        import psutil
+
+        self._process = psutil.Process()
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self.peak_bytes = self._process.memory_info().rss
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self.peak_bytes = max(self.peak_bytes, self._process.memory_info().rss)
+
+    def __enter__(self) -> PeakResidentMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, self._process.memory_info().rss)
+
+
+def _peak_memory_mib(device: torch.device, resident: PeakResidentMemory) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    # ru_maxrss is KiB on Linux, bytes on macOS; it covers the whole process, harness included.
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (2**20 if sys.platform == "darwin" else 2**10)
+    return resident.peak_bytes / 2**20
 
 
 def _downstream(
