@@ -24,6 +24,8 @@ class MetricColumn:
     unit: str
     higher_is_better: bool
     description: str = ""
+    headline: bool = True
+    """Shown as a leaderboard column; every metric is in the downloads either way."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,10 @@ class Leaderboard:
         return f"{self.profile}{suffix}"
 
     @property
+    def headline_columns(self) -> list[MetricColumn]:
+        return [column for column in self.columns if column.headline]
+
+    @property
     def ranked_rows(self) -> list[LeaderboardRow]:
         return [row for row in self.rows if row.ranked]
 
@@ -162,7 +168,11 @@ def build_leaderboards(
                 is_standard=is_standard,
                 columns=columns,
                 rows=rows,
-                references=references.get(task, []) if is_standard else [],
+                references=[
+                    reference
+                    for reference in (references.get(task, []) if is_standard else [])
+                    if set(reference.metrics) & {column.name for column in columns}
+                ],
             )
         )
     boards.sort(key=lambda b: (b.task, _profile_order(b.profile), not b.is_standard, b.slug))
@@ -201,10 +211,11 @@ def _row(runs: list[Run]) -> LeaderboardRow:
 
 
 def _rank(rows: list[LeaderboardRow], columns: list[MetricColumn]) -> None:
-    """Order ranked rows by the first column in its better direction; unranked rows last."""
-    if not columns:
+    """Order ranked rows by the first headline column in its better direction; unranked last."""
+    headline = [column for column in columns if column.headline] or columns
+    if not headline:
         return
-    first = columns[0]
+    first = headline[0]
 
     def key(row: LeaderboardRow) -> tuple[int, float]:
         summary = row.metrics.get(first.name)

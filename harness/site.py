@@ -96,15 +96,24 @@ def _task_infos(task_names: Iterable[str]) -> tuple[dict[str, TaskInfo], dict, d
             description=task_cls.description,
             # The module docstring without its title line, which the page's heading replaces.
             methodology=(inspect.getdoc(module) or "").partition("\n\n")[2],
-            metrics=[
-                MetricColumn(m.name, m.unit, m.higher_is_better, m.description)
-                for m in task_cls.metrics
-            ],
+            metrics=_columns(task_cls),
             interface=[(f.signature, f.doc) for f in task_cls.method_interface],
             profiles=spec.profiles,
             spec_description=spec.description,
         )
     return infos, standard_hashes, references
+
+
+def _columns(task_cls) -> list[MetricColumn]:
+    """The task's scalar metrics, headline ones first in the task's order, then the rest."""
+    headline = list(task_cls.headline_metrics) or [m.name for m in task_cls.metrics]
+    scalars = {m.name: m for m in task_cls.metrics if not m.is_curve}
+    ordered = [scalars[name] for name in headline if name in scalars]
+    ordered += [m for m in scalars.values() if m.name not in headline]
+    return [
+        MetricColumn(m.name, m.unit, m.higher_is_better, m.description, headline=m.name in headline)
+        for m in ordered
+    ]
 
 
 def _environment():

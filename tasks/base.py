@@ -181,6 +181,8 @@ class Task(abc.ABC):
     config_type: ClassVar[type]
     reference_methods: ClassVar[tuple[str, ...]]
     supports_cuda: ClassVar[bool] = True
+    headline_metrics: ClassVar[tuple[str, ...]] = ()
+    """The metrics a leaderboard shows as columns, first one ranks (default: all, in order)."""
 
     @classmethod
     def methods_dir(cls) -> Path:

@@ -61,3 +61,25 @@ def test_references_only_beside_the_standard_settings(sqlite_url):
     )
     assert not board.is_standard and board.references == []
     assert board.slug == f"smoke-{board.task_spec_hash[:12]}"
+
+
+def test_references_need_a_metric_the_board_shows_and_headline_columns_rank(sqlite_url):
+    store, _ = run_probe(sqlite_url, seeds=(0, 1))
+    elsewhere = PaperReference("A GLUE number", "Elsewhere 2023", {"glue_average": 80.0})
+    columns = [
+        MetricColumn("attention_tflops", "TFLOP/s", True, headline=False),
+        MetricColumn("matmul_fp32_tflops", "TFLOP/s", True),
+    ]
+    spec_hash = _runs(store)[0].task_spec_hash
+    (board,) = build_leaderboards(
+        _runs(store),
+        {"probe": columns},
+        {("probe", "smoke"): spec_hash},
+        {"probe": [elsewhere, PAPER]},
+    )
+    assert board.references == [PAPER]
+    assert [c.name for c in board.headline_columns] == ["matmul_fp32_tflops"]
+    assert set(board.rows[0].as_record(board.columns)) >= {
+        "attention_tflops_median",
+        "matmul_fp32_tflops_median",
+    }

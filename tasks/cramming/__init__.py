@@ -98,6 +98,16 @@ class CrammingTask(Task):
     description = "BERT-style MLM pretraining from scratch under a wall-clock budget, then GLUE."
     config_type = CrammingConfig
     reference_methods = ("crammed-bert", "bert-original")
+    headline_metrics = (
+        "final_mlm_loss",
+        "glue_average",
+        "glue_capped_average",
+        "shuffle_probe_accuracy",
+        "tokens_per_s",
+        "mfu",
+        "steps",
+        "peak_memory_mib",
+    )
     metrics = (
         Metric("final_mlm_loss", "nats", False, "held-out MLM loss at the end of the budget"),
         Metric("heldout_mlm_loss", "nats", False, "held-out MLM loss during training", x_unit="s"),
