@@ -105,6 +105,10 @@ def prepare(
         raise InputError(
             f"method {method.name!r} breaks the rules of task {task_name!r}: {exc}"
         ) from exc
+    try:
+        task.check_inputs(resolved.config, data_dir)
+    except ValueError as exc:
+        raise InputError(f"task {task_name!r}, profile {profile!r}: {exc}") from exc
     return PreparedRun(task, spec, resolved, method, resolve_device(device, task_cls), data_dir)
 
 

@@ -201,6 +201,11 @@ class Task(abc.ABC):
         with a one-line reason). The default accepts every method that fits the interface."""
         return None
 
+    def check_inputs(self, config: Any, data_dir: Path | None) -> None:
+        """Fail before anything runs when data the profile needs is missing from `data_dir`
+        (raise ValueError with a one-line reason). The default needs nothing."""
+        return None
+
     def quality_gate(self, scalars: Mapping[str, float], config: Any) -> GateResult:
         """Judge a finished run from its scalar measurements; the default accepts every run."""
         return GateResult(passed=True)

@@ -233,3 +233,14 @@ def test_unknown_filter_and_frequency_sort():
         kept, SimpleNamespace(filter_max_unknown=1.0, sort_by_token_frequency=True), unknown_id=1
     )
     assert ordered.tolist()[0] == [2, 5, 5, 3] and ordered.tolist()[-1] == [2, 7, 8, 3]
+
+
+def test_a_mirror_missing_the_profiles_data_is_rejected_before_anything_runs(tmp_path, cache):
+    mirror = tmp_path / "mirror"
+    (mirror / "glue" / "RTE").mkdir(parents=True)
+    (mirror / "glue" / "RTE" / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n")
+    db = tmp_path / "s.db"
+    result = run_cli("run", "cramming", "--profile", "smoke-glue", "--data-dir", str(mirror),
+                     "--db", str(db), env=cache)  # fmt: skip
+    assert_one_line_error(result, 2, f"the data mirror lacks {mirror / 'glue' / 'RTE' / 'dev.tsv'}")
+    assert not db.exists()

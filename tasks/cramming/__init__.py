@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tasks.base import GateResult, Method, MethodFunction, Metric, RunContext, Task
@@ -185,6 +186,28 @@ class CrammingTask(Task):
             raise ValueError(f"HYPERPARAMETERS['mask_rate'] must be between {low} and {high}")
         if hp.get("precision", "fp32") not in ("fp32", "bf16", "auto"):
             raise ValueError("HYPERPARAMETERS['precision'] must be 'fp32', 'bf16' or 'auto'")
+
+    def check_inputs(self, config: Any, data_dir: Path | None) -> None:
+        """With a mirror, every file the profile reads must be there (without one, the hub is
+        asked at run time)."""
+        if data_dir is None:
+            return
+        from tasks.cramming.corpus import HUB_CORPORA
+
+        needed = []
+        if config.corpus in HUB_CORPORA:
+            needed += [data_dir / config.corpus / f"{split}.txt" for split in ("train", "valid")]
+        if config.downstream == "glue":
+            from tasks.cramming.downstream import glue_task
+
+            for name in config.glue_tasks:
+                task = glue_task(name)
+                folder = data_dir / "glue" / task.directory
+                needed += [folder / "train.tsv", *(folder / file for _, file, _ in task.entries)]
+        missing = [str(path) for path in needed if not path.is_file()]
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise ValueError(f"the data mirror lacks {missing[0]}{more}")
 
     def quality_gate(self, scalars: Mapping[str, float], config: Any) -> GateResult:
         loss = scalars.get("final_mlm_loss")
