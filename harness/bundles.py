@@ -155,8 +155,7 @@ class ImportResult:
 
 
 def iso_time(moment: datetime) -> str:
-    if moment.tzinfo is None:  # SQLite hands back naive datetimes; budgetbench writes UTC
-        moment = moment.replace(tzinfo=timezone.utc)
+    """An aware time (the store always returns UTC) in the bundle's ISO form."""
     return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 

@@ -77,8 +77,6 @@ def _filter_options(function):
 
 
 def _run_filter(task, method, profile, status, hardware_key, since, limit=None):
-    from datetime import timezone
-
     from harness.store.queries import RunFilter
 
     return RunFilter(
@@ -87,9 +85,16 @@ def _run_filter(task, method, profile, status, hardware_key, since, limit=None):
         profile=profile,
         status=status,
         hardware_key=hardware_key,
-        since=since.replace(tzinfo=timezone.utc) if since else None,
+        since=_as_utc(since),
         limit=limit,
     )
+
+
+def _as_utc(moment):
+    """--since is given in UTC without an offset (click.DateTime is naive)."""
+    from datetime import timezone
+
+    return moment.replace(tzinfo=timezone.utc) if moment else None
 
 
 def _print_json(data: Any) -> None:
@@ -461,7 +466,6 @@ class Fraction(click.ParamType):
 def regress_command(hardware_key, since, threshold, alpha, fail_on_regression, db, as_json) -> None:
     """Find steps in every metric's history per machine, with the software that changed."""
     import dataclasses
-    from datetime import timezone
 
     from harness.regressions import find_changes
     from harness.report import print_changes
@@ -472,7 +476,7 @@ def regress_command(hardware_key, since, threshold, alpha, fail_on_regression, d
         changes = find_changes(
             session,
             hardware_key=hardware_key,
-            since=since.replace(tzinfo=timezone.utc) if since else None,
+            since=_as_utc(since),
             threshold=threshold,
             alpha=alpha,
         )

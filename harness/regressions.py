@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -113,7 +113,7 @@ def load_series(
     """Every series of scalar measurements of succeeded runs, points oldest first.
 
     `hardware_key` is a prefix; `since` keeps runs started at or after it. Times come back as
-    timezone-aware UTC whatever the database returns (SQLite gives naive datetimes).
+    timezone-aware UTC (the store's column type sees to that).
     """
     query = (
         select(
@@ -147,16 +147,10 @@ def load_series(
         key = SeriesKey(
             row.task, row.task_spec_hash, row.profile, row.method_hash, row.name, row.hardware_key
         )
-        point = Point(row.id, _utc(row.started_at), row.value, row.software_key, row.machine_id)
+        point = Point(row.id, row.started_at, row.value, row.software_key, row.machine_id)
         points.setdefault(key, []).append(point)
         latest[key] = (row.method_name, row.unit, row.higher_is_better)
     return [Series(key, *latest[key], tuple(points[key])) for key in points]
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:  # SQLite: stored as UTC without an offset
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 # --- detection on plain numbers -------------------------------------------------------------

@@ -197,8 +197,6 @@ def _process_alive_since(psutil, pid: int, started_at: datetime) -> bool:
         return False
     except psutil.AccessDenied:  # someone else's live process: not ours to judge
         return True
-    if started_at.tzinfo is None:
-        started_at = started_at.replace(tzinfo=timezone.utc)
     return created <= started_at.timestamp() + 1.0
 
 

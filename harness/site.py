@@ -295,7 +295,7 @@ def _change_record(change) -> dict[str, Any]:
 
 
 def _when_iso(moment: datetime | None) -> str:
-    return _aware(moment).isoformat() if moment else datetime.now(timezone.utc).isoformat()
+    return (moment or datetime.now(timezone.utc)).isoformat()
 
 
 def _csv(records: list[dict[str, Any]]) -> str:
@@ -385,7 +385,7 @@ def _history_plots(runs: list[Run]) -> dict[str, str]:
         for measurement in run.measurements:
             key = (run.task, run.profile, measurement.name, measurement.unit)
             points = series.setdefault(key, {}).setdefault(run.method_name, [])
-            points.append((_aware(run.started_at), measurement.value))
+            points.append((run.started_at, measurement.value))
     plots = {}
     for (task, profile, metric, unit), by_method in sorted(series.items()):
         if max(len(points) for points in by_method.values()) < 2:
@@ -401,7 +401,3 @@ def _history_plots(runs: list[Run]) -> dict[str, str]:
             lines, title=title, x_label="run started (UTC)", y_label=unit
         )
     return plots
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

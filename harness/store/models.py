@@ -6,7 +6,7 @@ Schema changes go through an Alembic migration in `migrations/versions/`, never 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -34,6 +35,28 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class UtcDateTime(TypeDecorator):
+    """A timestamp that is always timezone-aware UTC in Python.
+
+    PostgreSQL keeps the offset; SQLite stores none and hands back naive values. Normalising here
+    means no reader has to remember which database it came from.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None:
+            value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+            value = value.astimezone(timezone.utc)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -50,7 +73,7 @@ class Machine(Base):
     software_key: Mapped[str] = mapped_column(String(64), index=True)
     hardware_label: Mapped[str] = mapped_column(String(500))
     fingerprint: Mapped[dict[str, Any]] = mapped_column(JSON)
-    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class Run(Base):
@@ -91,8 +114,8 @@ class Run(Base):
     machine_id: Mapped[str] = mapped_column(ForeignKey("machines.id"), index=True)
     hardware_key: Mapped[str] = mapped_column(String(64))
     software_key: Mapped[str] = mapped_column(String(64))
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     wall_s: Mapped[float | None] = mapped_column(Float)
     timed_s: Mapped[float | None] = mapped_column(Float)
 
