@@ -100,9 +100,11 @@ def test_a_quick_run_stores_the_loss_curve_and_respects_the_budget(tmp_path, cac
     assert detail["gate_passed"] is (scalars["final_mlm_loss"] < math.log(4096))
     assert 0 <= scalars["budget_used_s"] - 4.0 <= scalars["longest_step_s"]
     assert scalars["tokens_per_s"] > 0 and scalars["mfu"] > 0 and scalars["steps"] >= 1
-    curve = [p["x"] for p in detail["curve_points"] if p["metric"] == "heldout_mlm_loss"]
+    heldout = [p for p in detail["curve_points"] if p["metric"] == "heldout_mlm_loss"]
+    curve = [p["x"] for p in heldout]
     assert 1 <= len(curve) <= 2 and curve == sorted(set(curve))
     assert curve[-1] == pytest.approx(scalars["budget_used_s"])
+    assert heldout[-1]["value"] == scalars["final_mlm_loss"]  # the end state, evaluated once
     notes = detail["provenance"]["task_notes"]
     assert notes["corpus"]["name"] == "python-docstrings" and len(notes["corpus"]["sha256"]) == 64
 

@@ -38,7 +38,8 @@ class TrainingResult:
     tokens: int
     timed_s: float
     longest_step_s: float
-    final_train_loss: float
+    final_heldout_loss: float
+    """Measured once, at the end of the budget (it is also the curve's last point)."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,11 @@ def pretrain(
     eval_points: int,
     check_weights: Callable[[], None],
 ) -> TrainingResult:
-    """Train until the budget is spent, recording the held-out loss curve against timed seconds."""
+    """Train until the budget is spent, recording the held-out loss curve against timed seconds.
+
+    The curve's last point is taken at the end of the budget and returned as the final held-out
+    loss, so the end state is evaluated once.
+    """
     device = torch.device(ctx.device)
     clock = ctx.clock
     budget = clock.budget_s
@@ -160,9 +165,20 @@ def pretrain(
     cursor = steps = tokens = 0
     longest = 0.0
     loss_value = math.nan
-    checkpoints = [budget * (i + 1) / eval_points for i in range(eval_points)]
+    # The last checkpoint is the budget itself (budget * n / n may round just above it).
+    checkpoints = [budget * (i + 1) / eval_points for i in range(eval_points - 1)] + [budget]
     model.train()
     progress_bar = iter(ctx.track(range(eval_points), "pretraining", total=eval_points))
+    final_heldout = math.nan
+
+    def evaluate(steps: int, train_loss: float) -> float:
+        loss_at = heldout_loss(model, validation, vocabulary, device, micro_batch, precision)
+        if not math.isfinite(loss_at):
+            raise Diverged(f"held-out loss became {loss_at} after step {steps}")
+        ctx.record_point("heldout_mlm_loss", clock.timed_s, loss_at)
+        if steps:
+            ctx.record_point("train_mlm_loss", clock.timed_s, train_loss)
+        return loss_at
 
     while not clock.exhausted:
         with clock.timed():
@@ -211,9 +227,7 @@ def pretrain(
             while checkpoints and clock.timed_s >= checkpoints[0]:  # a long step may pass several
                 checkpoints.pop(0)
                 next(progress_bar, None)
-            loss_at = heldout_loss(model, validation, vocabulary, device, micro_batch, precision)
-            if not math.isfinite(loss_at):
-                raise Diverged(f"held-out loss became {loss_at} after step {steps}")
-            ctx.record_point("heldout_mlm_loss", clock.timed_s, loss_at)
-            ctx.record_point("train_mlm_loss", clock.timed_s, loss_value)
-    return TrainingResult(steps, tokens, clock.timed_s, longest, loss_value)
+            final_heldout = evaluate(steps, loss_value)
+    if checkpoints:  # set-up spent the whole budget before a step: evaluate the end state once
+        final_heldout = evaluate(steps, loss_value)
+    return TrainingResult(steps, tokens, clock.timed_s, longest, final_heldout)

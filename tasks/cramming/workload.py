@@ -20,7 +20,7 @@ from tasks.cramming.model import (
     training_flops_per_token,
 )
 from tasks.cramming.tokenization import SPECIAL_TOKENS, pack_sequences, train_tokenizer
-from tasks.cramming.training import Vocabulary, heldout_loss, pretrain, resolve_precision
+from tasks.cramming.training import Vocabulary, pretrain, resolve_precision
 
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, by a substring of the
 # device name; the first match wins, so more specific names come first.
@@ -91,8 +91,7 @@ def run_cramming(ctx: RunContext, method: Method) -> None:
         )
 
     precision = resolve_precision(method.hyperparameters.get("precision", "fp32"), device)
-    final = heldout_loss(model, validation, vocabulary, device, config.micro_batch, precision)
-    ctx.record("final_mlm_loss", final)
+    ctx.record("final_mlm_loss", result.final_heldout_loss)
     tokens_per_s = result.tokens / result.timed_s
     flops = training_flops_per_token(model)
     peak, source = _peak_flops(device, precision)
