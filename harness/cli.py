@@ -147,22 +147,9 @@ def tasks_command(suite_version: str | None, as_json: bool) -> None:
     if as_json:
         _print_json({"suite_version": suite_version, "tasks": rows})
         return
-    from rich.table import Table
+    from harness.report import print_tasks
 
-    from harness.report import console
-
-    table = Table(title=f"Tasks in suite {suite_version}", title_justify="left")
-    for column in ("task", "reference methods", "profiles", "method interface", "description"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            row["task"],
-            ", ".join(row["reference_methods"]),
-            ", ".join(row["profiles"]) or "(not in this suite)",
-            "\n".join(row["method_interface"]),
-            row["description"],
-        )
-    console.print(table)
+    print_tasks(suite_version, rows)
 
 
 def _install_sigterm_handler() -> None:

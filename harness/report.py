@@ -288,3 +288,19 @@ def print_comparisons(comparisons) -> None:
             Text(verdict, style),
         )
     console.print(table)
+
+
+def print_tasks(suite_version: str, rows: list[dict[str, Any]]) -> None:
+    """`budgetbench tasks`: each task's reference methods, profiles and method interface."""
+    table = Table(title=f"Tasks in suite {suite_version}", title_justify="left")
+    for column in ("task", "reference methods", "profiles", "method interface", "description"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["task"],
+            ", ".join(row["reference_methods"]),
+            ", ".join(row["profiles"]) or "(not in this suite)",
+            "\n".join(row["method_interface"]),
+            row["description"],
+        )
+    console.print(table)

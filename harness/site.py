@@ -263,7 +263,7 @@ def _render(writer: _Writer, runs, machines, boards: list[Leaderboard], infos, c
             )
     _render_methods(writer, runs)
     _render_runs(writer, runs)
-    _render_machines(writer, runs, machines, changes)
+    _render_machines(writer, runs, machines, hardware, changes)
     labels = {key: machine.hardware_label for key, machine in hardware.items()}
     records = [_change_record(change) for change in changes]
     writer.text("regressions.json", json.dumps(records, indent=1) + "\n")
@@ -354,8 +354,14 @@ def _render_runs(writer: _Writer, runs: list[Run]) -> None:
         )
 
 
-def _render_machines(writer: _Writer, runs: list[Run], machines: list[Machine], changes) -> None:
-    for hardware_key, machine in _latest_machines(machines).items():
+def _render_machines(
+    writer: _Writer,
+    runs: list[Run],
+    machines: list[Machine],
+    latest: dict[str, Machine],
+    changes,
+) -> None:
+    for hardware_key, machine in latest.items():
         machine_runs = [r for r in runs if r.hardware_key == hardware_key]
         software = [m for m in machines if m.hardware_key == hardware_key]
         plots = _history_plots(machine_runs)

@@ -33,6 +33,7 @@ from torch import nn
 
 from harness.errors import InputError
 from tasks.cramming.model import Encoder
+from tasks.cramming.training import autocast, resolve_precision
 
 T = TypeVar("T")
 Track = Callable[[Iterable[Any], str, int | None], Iterable[Any]]
@@ -511,7 +512,7 @@ def _finetune(
 
         for indices in track(islice(batches(), total), description, total):
             ids, mask = _pad([train.ids[i] for i in indices], train.pad_id, device)
-            with _autocast(device):
+            with autocast(device, resolve_precision("auto", device)):
                 output = model(ids, mask).float()
             labels = train.labels[indices].to(device)
             if num_labels == 1:
@@ -534,7 +535,7 @@ def _predict(
     outputs = []
     for start in range(0, len(data.ids), batch_size):
         batch, mask = _pad(data.ids[start : start + batch_size], data.pad_id, device)
-        with _autocast(device):
+        with autocast(device, resolve_precision("auto", device)):
             outputs.append(model(batch, mask).float().cpu())
     logits = torch.cat(outputs)
     return (logits.squeeze(-1) if logits.shape[-1] == 1 else logits.argmax(-1)).numpy()
@@ -545,10 +546,6 @@ def _cuda_indices(device: torch.device) -> list[int]:
     if device.type != "cuda":
         return []
     return [torch.cuda.current_device() if device.index is None else device.index]
-
-
-def _autocast(device: torch.device) -> torch.autocast:
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
 # --- entry points ------------------------------------------------------------------------------
