@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 import inspect
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -80,6 +81,19 @@ class Method:
     source_files: tuple[Path, ...]
     method_hash: str
     is_reference: bool = False
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """Relations between a run's numbers that hold for every honest run of a task, so
+    `budgetbench verify` can catch an edited number even when its checksums were recomputed."""
+
+    final_is_last_point: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Scalar metric -> the curve whose last point it equals (a final loss and its curve)."""
+    values_are_sample_medians: bool = False
+    """Every scalar recorded with `samples` is the median of those samples."""
+    timed_seconds_metric: str | None = None
+    """A scalar equal to the run's timed seconds: nothing after it (evaluation) was clocked."""
 
 
 class BudgetClock:
@@ -183,6 +197,8 @@ class Task(abc.ABC):
     supports_cuda: ClassVar[bool] = True
     headline_metrics: ClassVar[tuple[str, ...]] = ()
     """The metrics a leaderboard shows as columns, first one ranks (default: all, in order)."""
+    consistency: ClassVar[Consistency] = Consistency()
+    """What `budgetbench verify` checks between a run's numbers (default: nothing)."""
 
     @classmethod
     def methods_dir(cls) -> Path:
