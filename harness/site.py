@@ -60,6 +60,8 @@ class TaskInfo:
     interface: list[tuple[str, str]]
     profiles: dict[str, dict[str, Any]]
     spec_description: str
+    required_seeds: dict[str, int] = field(default_factory=dict)
+    tolerances: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,8 @@ def _task_infos(task_names: Iterable[str]) -> tuple[dict[str, TaskInfo], dict, d
             interface=[(f.signature, f.doc) for f in task_cls.method_interface],
             profiles=spec.profiles,
             spec_description=spec.description,
+            required_seeds={profile: spec.seeds_required(profile) for profile in spec.profiles},
+            tolerances=spec.tolerances,
         )
     return infos, standard_hashes, references
 

@@ -5,10 +5,11 @@ rejected (checksums, versions, the method hash against the enclosed source, the 
 run's rules and internal consistency), plus warnings that do not reject (non-standard settings,
 a re-run on different hardware). With `rerun=N` it re-runs N of the submitted seeds from the
 enclosed source, written to a temporary directory, into a temporary SQLite store, and compares
-each metric's seed aggregate (`harness.scoring`) with the submitted one within the task spec's
-relative tolerance (`[tolerance]`, else `harness.spec.DEFAULT_TOLERANCE`). A gap on the same
-hardware key rejects; on different hardware it is a warning that names the hardware fields that
-differ, since the maintainer's machine cannot judge another machine's speed.
+each headline metric's seed aggregate (`harness.scoring`; every metric when a task names no
+headline metrics) with the submitted one within the task spec's relative tolerance
+(`[tolerance]`, else `harness.spec.DEFAULT_TOLERANCE`). A gap on the same hardware key rejects;
+on different hardware it is a warning that names the hardware fields that differ, since the
+maintainer's machine cannot judge another machine's speed.
 """
 
 from __future__ import annotations
@@ -505,7 +506,10 @@ def _compare(checks, submission, context, outcomes, same_hardware: bool) -> None
     for outcome in outcomes:
         for name, (value, _unit) in outcome.scalars.items():
             rerun.setdefault(name, []).append(value)
-    for name in sorted(set(submitted) & set(rerun)):
+    task_cls = context.task_cls
+    # The numbers a leaderboard shows; bookkeeping such as the budget spent is not a result.
+    compared = set(task_cls.headline_metrics or (m.name for m in task_cls.metrics))
+    for name in sorted(set(submitted) & set(rerun) & compared):
         before, after = aggregate_seeds(submitted[name]), aggregate_seeds(rerun[name])
         difference = abs(after - before) / abs(before) if before else abs(after - before)
         verification.comparisons.append(

@@ -217,3 +217,18 @@ def test_site_from_results_shows_the_submission_status_and_the_suite_score(submi
     report_path(target).unlink()
     with results_store(results) as (_, submissions):
         assert [s.status for s in submissions] == ["pending"]
+
+
+def test_a_budget_overrun_beyond_one_step_and_timed_evaluation_are_reasons():
+    from harness.verify import Verification, _check_budget, _check_consistency, _Checks
+    from tasks.cramming import CrammingTask
+
+    verification = Verification("x", "0" * 64, "cramming", "smoke", "m", "h")
+    checks = _Checks(verification)
+    run = {"timed_s": 61.0, "wall_s": 90.0, "settings": {"budget_s": 60.0}, "curve_points": []}
+    _check_budget(checks, "run a", run, {"longest_step_s": 2.0})  # within one step: fine
+    assert verification.reasons == []
+    _check_budget(checks, "run b", {**run, "timed_s": 63.0}, {"longest_step_s": 2.0})
+    _check_consistency(checks, "run c", CrammingTask, run, {"budget_used_s": 58.0})
+    assert verification.reasons[0].startswith("run b: exceeded its budget: 63.000 timed seconds")
+    assert "work after training (evaluation) was timed" in verification.reasons[1]
