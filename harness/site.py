@@ -424,7 +424,7 @@ def _render(
                 info=infos[task],
                 boards=boards_by_task[task],
             )
-    _render_methods(writer, runs)
+    _render_methods(writer, runs, submissions)
     _render_runs(writer, runs)
     _render_machines(writer, runs, machines, hardware, changes)
     labels = {key: machine.hardware_label for key, machine in hardware.items()}
@@ -517,7 +517,9 @@ def _latest_machines(machines: list[Machine]) -> dict[str, Machine]:
     return latest
 
 
-def _render_methods(writer: _Writer, runs: list[Run]) -> None:
+def _render_methods(
+    writer: _Writer, runs: list[Run], submissions: list[PublishedSubmission]
+) -> None:
     by_method: dict[str, list[Run]] = {}
     for run in runs:
         by_method.setdefault(run.method_hash, []).append(run)
@@ -529,6 +531,9 @@ def _render_methods(writer: _Writer, runs: list[Run]) -> None:
             title=f"method {latest.method_name}",
             method=latest,
             runs=list(reversed(method_runs)),
+            submissions=[
+                sub for sub in submissions if sub.data["method"]["method_hash"] == method_hash
+            ],
         )
 
 

@@ -201,6 +201,8 @@ def test_site_from_results_shows_the_submission_status_and_the_suite_score(submi
     page = (site / "submissions" / "probe-smoke-steady.html").read_text()
     assert "&lt;b&gt;(steady)&lt;/b&gt;" in page and "<b>(steady)" not in page  # source escaped
     assert "checks passed" in page and "accepted" in page
+    method_page = site / "methods" / f"{read_submission(target).method_hash[:16]}.html"
+    assert "submissions/probe-smoke-steady.html" in method_page.read_text()
     suite = (site / "suite.html").read_text()
     # Best on the probe, absent from every other task of the suite: 1/n of the full area.
     tasks = [t for t in spec_task_names("v1") if t in task_names()]
