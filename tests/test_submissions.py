@@ -234,3 +234,26 @@ def test_a_budget_overrun_beyond_one_step_and_timed_evaluation_are_reasons():
     _check_consistency(checks, "run c", CrammingTask, run, {"budget_used_s": 58.0})
     assert verification.reasons[0].startswith("run b: exceeded its budget: 63.000 timed seconds")
     assert "work after training (evaluation) was timed" in verification.reasons[1]
+
+
+def test_a_rerun_on_other_hardware_names_the_difference(submitted, tmp_path):
+    from harness.machine import MachineFingerprint
+
+    def other_machine(data):
+        machine = data["bundle"]["machines"][0]
+        fingerprint = MachineFingerprint(
+            {**machine["fingerprint"]["hardware"], "cpu_model": "Second Test CPU"},
+            machine["fingerprint"]["software"],
+        )
+        keys = {"machine_id": fingerprint.id, "hardware_key": fingerprint.hardware_key}
+        machine.update(id=fingerprint.id, hardware_key=fingerprint.hardware_key)
+        machine.update(fingerprint=fingerprint.as_dict())
+        for run in data["bundle"]["runs"]:
+            run.update(keys)
+        data["machine_id"] = fingerprint.id
+
+    path = _tampered(submitted, tmp_path, other_machine, reseal=True)
+    verification = verify_submission(read_submission(path), rerun=1, device="cpu")
+    assert verification.accepted, verification.reasons
+    here = collect_fingerprint().hardware["cpu_model"]
+    assert verification.hardware_difference == [f"cpu_model: 'Second Test CPU' -> {here!r}"]
