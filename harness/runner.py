@@ -299,6 +299,9 @@ def provenance(method: Method) -> dict[str, Any]:
         "pid": os.getpid(),
         "method_sources": [str(path) for path in method.source_files],
     }
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1:  # one run across several processes (torchrun)
+        info["world_size"] = world_size
     if is_checkout():
         info.update(_git_state())
     return info
