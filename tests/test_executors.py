@@ -280,3 +280,28 @@ def test_sigterm_stops_the_pool_and_marks_its_running_runs_failed(tmp_path):
     assert (stored.status, stored.error) == ("failed", "interrupted (Interrupted)")
     with pytest.raises(ProcessLookupError):  # the worker is gone, not orphaned
         os.kill(sleeping[0], 0)
+
+
+def test_pool_slots_pin_gpus_and_split_cpu_threads(monkeypatch):
+    import torch
+
+    from harness.executors.pool import pool_slots, worker_command
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cpu = pool_slots("cpu,cpu", None, 1)
+    assert [s.device for s in cpu] == ["cpu", "cpu"]
+    assert cpu[0].env["CUDA_VISIBLE_DEVICES"] == ""  # CPU workers never see a GPU
+    assert int(cpu[0].env["OMP_NUM_THREADS"]) == max(1, (os.cpu_count() or 1) // 2)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # no GPU here: pretend 4
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    gpu = pool_slots("0,1,2,3", None, 2)
+    assert [(s.device, s.env) for s in gpu] == [
+        ("cuda", {"CUDA_VISIBLE_DEVICES": "0,1"}),
+        ("cuda", {"CUDA_VISIBLE_DEVICES": "2,3"}),
+    ]
+    with pytest.raises(InputError, match="GPU 4 does not exist"):
+        pool_slots("3,4", None, 1)
+    (item,) = probe_items(None, range(1))
+    command = worker_command(item, "cuda", Path("o.json"), resume=False, nproc_per_node=2)
+    assert command[1:4] == ["-m", "torch.distributed.run", "--standalone"]
+    assert command[command.index("--device") + 1] == "cuda"
