@@ -313,7 +313,13 @@ def _submit(db_url: str, sweep, options, as_json: bool) -> None:
     from harness.executors.slurm import default_jobs_dir, submit
 
     jobs_dir = options.jobs_dir or default_jobs_dir()
-    records = submit(
+    if db_url.startswith("sqlite") and options.slurm.cluster != "local":
+        click.echo(
+            "warning: Slurm jobs on several nodes need a shared store: use --db postgresql://..."
+            " (SQLite on a network filesystem is not safe)",
+            err=True,
+        )
+    records, jobs = submit(
         [item for item, _ in sweep.items],
         db_url,
         options.slurm,
@@ -327,21 +333,11 @@ def _submit(db_url: str, sweep, options, as_json: bool) -> None:
         if as_json:
             _print_json([record.__dict__ for record in records])
         return
-    _wait_for_jobs(records, as_json)
-
-
-def _wait_for_jobs(records, as_json: bool) -> None:
-    import time
-
     from harness.executors.slurm import job_states
 
-    while True:
-        states = job_states(records)
-        if all(state.outcome is not None for state in states):
-            break
-        if any(s.state in ("FAILED", "CANCELLED", "TIMEOUT", "INTERRUPTED") for s in states):
-            break
-        time.sleep(2)
+    for job in jobs:
+        job.wait()  # submitit polls Slurm (sacct) until the job has a result or has ended
+    states = job_states(records)
     _print_job_states(states, as_json)
     if any((state.outcome or {}).get("status") not in ("succeeded", "skipped") for state in states):
         sys.exit(EXIT_FAILED)

@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import FAST_PROBE, fast_probe_overrides
+from conftest import fast_probe_overrides
 
 from harness.errors import InputError
 from harness.executors import SKIPPED, WorkItem, run_item
@@ -228,55 +228,64 @@ def test_bad_executor_options_are_input_errors(options, device, message):
         plan_sweep(probe_items(None, range(1)), 1, device, options)
 
 
-def test_slurm_jobs_through_submitits_local_executor_land_in_the_store(tmp_path):
-    db = tmp_path / "store.db"
-    jobs_dir = tmp_path / "jobs"
-    common = ["--db", str(db), "--jobs-dir", str(jobs_dir)]
-    result = subprocess.run(
-        [sys.executable, "-c", "from harness.cli import main; main()",
-         "run", "probe", *FAST_PROBE, "--executor", "slurm",
-         "--submitit-cluster", "local", "--wait", "--json", *common],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+def test_slurm_jobs_through_submitits_local_executor_land_in_the_store(sqlite_url, tmp_path):
     import json
 
-    jobs = json.loads(result.stdout)
-    assert [job["outcome"]["status"] for job in jobs] == ["succeeded"]
-    (stored,) = runs_by_seed(open_store(str(db)))[0]
-    assert stored.status == "succeeded" and stored.id == jobs[0]["outcome"]["run_id"]
+    from harness.executors.slurm import SlurmOptions, job_states, read_jobs, submit
+
+    jobs_dir = tmp_path / "jobs"
+    records, jobs = submit(
+        probe_items(None, range(1)), sqlite_url, SlurmOptions(cluster="local"), jobs_dir
+    )
+    for job in jobs:
+        job.wait()
+    (state,) = job_states(read_jobs(jobs_dir))  # as `budgetbench jobs` finds them later
+    assert state.record == records[0] and state.state == "FINISHED"
+    assert state.outcome["status"] == "succeeded", state.outcome
+    (stored,) = runs_by_seed(open_store(sqlite_url))[0]
+    assert stored.status == "succeeded" and stored.id == state.outcome["run_id"]
     listed = subprocess.run(
         [sys.executable, "-c", "from harness.cli import main; main()", "jobs", "--json",
          "--jobs-dir", str(jobs_dir)],
         capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     (job,) = json.loads(listed.stdout)
-    assert job["state"] == "FINISHED" and job["job_id"] == jobs[0]["job_id"]
+    assert job["state"] == "FINISHED" and job["outcome"]["run_id"] == stored.id
 
 
-def test_sigterm_stops_the_pool_and_marks_its_running_runs_failed(tmp_path):
+def test_sigterm_stops_the_pool_and_marks_its_running_runs_failed(sqlite_url, tmp_path):
+    from harness.runner import Interrupted
+
     method = tmp_path / "sleepy.py"
     method.write_text(SLEEPY_METHOD.replace("torch.initial_seed() == 1", "True"))
-    db = f"sqlite:///{tmp_path / 'store.db'}"
-    pool = subprocess.Popen(
-        [sys.executable, "-c", "from harness.cli import main; main()",
-         "run", "probe", "--method", str(method), *FAST_PROBE, "--db", db,
-         "--executor", "pool", "--workers", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    store = open_store(db)
+    store = open_store(sqlite_url)
     sleeping: list[int] = []
-    deadline = time.monotonic() + 120
-    while not sleeping and time.monotonic() < deadline:
-        with store.session() as session:
-            run = session.query(Run).filter_by(status="running").one_or_none()
-            if run is not None and len(run.measurements) == 2:
-                sleeping.append(run.provenance["pid"])
-        time.sleep(0.2)
-    pool.send_signal(signal.SIGTERM)
-    _, stderr = pool.communicate(timeout=60)
-    assert sleeping and pool.returncode == 130, stderr
-    ((stored,),) = runs_by_seed(store).values()
+
+    def terminate_when_sleeping() -> None:  # SIGTERM to the pool (this process), as the CLI gets
+        deadline = time.monotonic() + 120
+        while not sleeping and time.monotonic() < deadline:
+            with store.session() as session:
+                run = session.query(Run).filter_by(status="running").one_or_none()
+                if run is not None and len(run.measurements) == 2:
+                    sleeping.append(run.provenance["pid"])
+            time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_sigterm(signum, frame):
+        raise Interrupted()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)  # the CLI's handler
+    killer = threading.Thread(target=terminate_when_sleeping)
+    try:
+        killer.start()
+        with pytest.raises(Interrupted):
+            run_pool(store, sqlite_url, probe_items(str(method), range(2)),
+                     [Slot("cpu 0", "cpu")], lambda outcome: None)  # fmt: skip
+    finally:
+        killer.join()
+        signal.signal(signal.SIGTERM, previous)
+    assert sleeping
+    ((stored,),) = runs_by_seed(store).values()  # seed 1 never started
     assert (stored.status, stored.error) == ("failed", "interrupted (Interrupted)")
     with pytest.raises(ProcessLookupError):  # the worker is gone, not orphaned
         os.kill(sleeping[0], 0)
@@ -305,3 +314,10 @@ def test_pool_slots_pin_gpus_and_split_cpu_threads(monkeypatch):
     command = worker_command(item, "cuda", Path("o.json"), resume=False, nproc_per_node=2)
     assert command[1:4] == ["-m", "torch.distributed.run", "--standalone"]
     assert command[command.index("--device") + 1] == "cuda"
+
+
+def test_pool_without_slots_is_a_one_line_error():
+    from conftest import assert_one_line_error, run_cli
+
+    result = run_cli("run", "probe", "--executor", "pool", "--db", "unused.db")
+    assert_one_line_error(result, 2, "--executor pool needs --devices")

@@ -69,8 +69,9 @@ def submit(
     *,
     resume: bool = False,
     nproc_per_node: int = 1,
-) -> list[JobRecord]:
-    """Submit one job per item (a job array on Slurm); returns the records it appended."""
+) -> tuple[list[JobRecord], list[Any]]:
+    """Submit one job per item (a job array on Slurm); returns the records it appended to the
+    job list and submitit's job handles (to wait on)."""
     import submitit
 
     folder = jobs_dir / "%j"
@@ -112,7 +113,7 @@ def submit(
     with (jobs_dir / JOBS_FILE).open("a") as handle:
         for record in records:
             handle.write(json.dumps(asdict(record)) + "\n")
-    return records
+    return records, jobs
 
 
 def run_job(item_json: str, db_url: str, resume: bool, nproc_per_node: int) -> dict[str, Any]:

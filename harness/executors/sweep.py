@@ -77,7 +77,8 @@ def plan_sweep(
                 f"task {template.task!r} does not support data parallelism"
                 " (--nproc-per-node needs a task with supports_data_parallel)"
             )
+        method = template.method or prepared_runs[0].method.name  # the default, named
         for seed in range(seeds):
-            item = replace(template, seed=seed, sweep_id=sweep_id, device=device)
+            item = replace(template, method=method, seed=seed, sweep_id=sweep_id, device=device)
             items.append((item, prepared_runs[0]))
     return Sweep(items, slots)
