@@ -26,6 +26,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -335,8 +336,8 @@ def _git_state() -> dict[str, Any]:
 class RunRecorder:
     """The `RunContext` a task sees: records measurements and flushes them to the store.
 
-    With `store=None` it checks and then drops everything: the context of a data-parallel rank
-    other than 0, whose run is stored by rank 0 alone.
+    With `store=None` it checks and then drops everything (artifacts included): the context of a
+    data-parallel rank other than 0, whose run is stored by rank 0 alone.
     """
 
     def __init__(
@@ -353,7 +354,11 @@ class RunRecorder:
         self.clock = BudgetClock(getattr(self.config, "budget_s", None))
         self.data_dir = prepared.data_dir
         self.cache_dir = cache_dir()
-        self.artifact_dir = store.artifact_root / run_id
+        self.artifact_dir = (
+            store.artifact_root / run_id
+            if store is not None  # a rank other than 0: its files are not the run's; a scratch dir
+            else Path(tempfile.gettempdir()) / f"budgetbench-rank-{os.getpid()}"
+        )
         self.notes: dict[str, Any] = {}
         self._store = store
         self._run_id = run_id
