@@ -179,37 +179,41 @@ def reap_dead_runs(store: Store, stale_after_s: float = HEARTBEAT_STALE_S) -> li
     judged by its heartbeat: silent for `stale_after_s`, its process or its machine is gone.
     Runs without a heartbeat (stored before schema 0003) on other hosts are left alone.
     """
-    import psutil
     from sqlalchemy import select
 
-    host = socket.gethostname()
     now = utcnow()
     reaped = []
     with store.session() as session:
         for run in session.scalars(select(Run).where(Run.status == "running")):
-            pid = run.provenance.get("pid")
-            run_host = run.provenance.get("hostname")
-            if run_host == host and isinstance(pid, int):
-                if _process_alive_since(psutil, pid, run.started_at):
-                    continue
-                run.error = (
-                    f"the process running it (pid {pid} on {host}) died without finishing it"
-                )
-            elif run.heartbeat_at is not None:
-                silent_s = (now - run.heartbeat_at).total_seconds()
-                if silent_s < stale_after_s:
-                    continue
-                run.error = (
-                    f"no heartbeat from its process (pid {pid} on {run_host}) for"
-                    f" {silent_s:.0f} s: it died without finishing it"
-                )
-            else:
+            reason = why_dead(run, stale_after_s)
+            if reason is None:
                 continue
-            run.status = "failed"
-            run.finished_at = now
+            run.status, run.error, run.finished_at = "failed", reason, now
             reaped.append(run.id)
         session.commit()
     return reaped
+
+
+def why_dead(run: Run, stale_after_s: float = HEARTBEAT_STALE_S) -> str | None:
+    """Why a `running` run's process is known to be gone, or None if it may be alive."""
+    import psutil
+
+    host = socket.gethostname()
+    pid = run.provenance.get("pid")
+    run_host = run.provenance.get("hostname")
+    if run_host == host and isinstance(pid, int):
+        if _process_alive_since(psutil, pid, run.started_at):
+            return None
+        return f"the process running it (pid {pid} on {host}) died without finishing it"
+    if run.heartbeat_at is None:
+        return None
+    silent_s = (utcnow() - run.heartbeat_at).total_seconds()
+    if silent_s < stale_after_s:
+        return None
+    return (
+        f"no heartbeat from its process (pid {pid} on {run_host}) for {silent_s:.0f} s:"
+        " it died without finishing it"
+    )
 
 
 def mark_failed_if_running(store: Store, run_id: str, error: str) -> bool:

@@ -142,6 +142,33 @@ def test_a_retried_item_never_stores_its_succeeded_run_twice(sqlite_url):
     assert len(runs_by_seed(store)[0]) == 1
 
 
+def test_workers_racing_over_the_same_items_store_each_run_exactly_once(db_url, tmp_path):
+    """Three workers handed the same sweep at once (a duplicated or requeued job): every item
+    runs once; the others see its run, succeeded or still in progress, and store nothing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    method = tmp_path / "slow.py"  # each run lasts a second, so the workers overlap
+    method.write_text(SLEEPY_METHOD.replace("torch.initial_seed() == 1", "True").replace(
+        "time.sleep(120)", "time.sleep(1)"))  # fmt: skip
+    store = open_store(db_url)
+    machine_id = save_machine(store, collect_fingerprint())
+    items = probe_items(str(method), range(3), "raced")
+    prepared = [item.prepare() for item in items]
+
+    def worker(_: int):
+        return [run_item(store, i, p, machine_id) for i, p in zip(items, prepared, strict=True)]
+
+    with ThreadPoolExecutor(3) as pool:
+        outcomes = [o for result in pool.map(worker, range(3)) for o in result]
+    ran = [o for o in outcomes if o.status != SKIPPED]
+    assert sorted(o.seed for o in ran) == [0, 1, 2]
+    assert all(o.status == "succeeded" for o in ran)
+    runs = runs_by_seed(store)
+    assert {seed: [r.id for r in found] for seed, found in runs.items()} == {
+        item.seed: [item.run_id(0)] for item in items
+    }
+
+
 def test_a_run_whose_heartbeat_stopped_is_reaped_on_any_host(sqlite_url):
     store, run_id = _stored_probe_run(sqlite_url)
     with store.session() as session:

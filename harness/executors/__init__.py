@@ -6,8 +6,10 @@ belong to. Every executor ends in `run_item`, in-process (`local`) or in a worke
 shared store. Two rules make that safe under retries and interruptions:
 
 - Idempotent run ids: an item's run id is derived from the sweep id, the item and an attempt
-  number. A retried item (a Slurm requeue, a resubmitted job) finds its succeeded run and stores
-  nothing new; a failed or abandoned attempt is kept and the next attempt gets the next id.
+  number, and the store refuses a second run with the same id. A retried item (a Slurm requeue,
+  a resubmitted job) that finds its run succeeded, or still running in a live process, stores
+  nothing new; a failed or dead attempt is kept and the next attempt gets the next id. So an item
+  runs at most once at a time and succeeds at most once per sweep.
 - Resume: with `resume`, an item whose comparability key (task, task-spec hash, profile, method
   hash, seed, hardware key) already has a succeeded run in the store is skipped.
 """
@@ -27,6 +29,7 @@ from harness.runner import (
     Tracker,
     execute_run,
     prepare,
+    why_dead,
 )
 from harness.spec import canonical_json, sha256_hex
 from harness.store import Store
@@ -96,16 +99,19 @@ def run_item(
     if done is not None:
         return done
     for run_id in item.candidate_run_ids():
-        with store.session() as session:
-            existing = session.get(Run, run_id)
-            if existing is not None and existing.status in ("succeeded", "invalid"):
-                return stored_outcome(existing, status=SKIPPED)
-        if existing is not None:  # a failed or abandoned attempt: keep it, take the next id
-            continue
-        try:
-            return execute_run(store, prepared, item.seed, machine_id, tracker, run_id=run_id)
-        except RunIdTaken:  # another process took this attempt a moment ago
-            continue
+        while True:
+            with store.session() as session:
+                existing = session.get(Run, run_id)
+                if existing is not None:
+                    if existing.status in ("succeeded", "invalid") or (
+                        existing.status == "running" and why_dead(existing) is None
+                    ):
+                        return stored_outcome(existing, status=SKIPPED)
+                    break  # a failed or dead attempt: keep it, take the next id
+            try:
+                return execute_run(store, prepared, item.seed, machine_id, tracker, run_id=run_id)
+            except RunIdTaken:  # another process took this id a moment ago: look at its run
+                continue
     raise RuntimeError(f"item {item.task} seed {item.seed}: all {MAX_ATTEMPTS} attempts used")
 
 
