@@ -285,11 +285,14 @@ def _execute(db, templates, seeds: int, device: str, as_json: bool, options) -> 
                 )
                 finished(outcome)
     else:
+        import tempfile
+
         from harness.executors.pool import run_pool
 
+        log_dir = Path(tempfile.mkdtemp(prefix="budgetbench-pool-"))
         labels = ", ".join(slot.label for slot in sweep.slots)
-        click.echo(f"{len(sweep.slots)} worker(s): {labels}", err=True)
-        log_dir = run_pool(
+        click.echo(f"{len(sweep.slots)} worker(s): {labels}; logs in {log_dir}", err=True)
+        run_pool(
             store,
             resolve_db_url(db),
             [item for item, _ in sweep.items],
@@ -297,8 +300,8 @@ def _execute(db, templates, seeds: int, device: str, as_json: bool, options) -> 
             finished,
             resume=options.resume,
             nproc_per_node=options.nproc_per_node,
+            log_dir=log_dir,
         )
-        click.echo(f"worker logs in {log_dir}", err=True)
     if as_json:
         _print_json([_outcome_json(o) for o in outcomes])
     else:

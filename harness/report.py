@@ -61,9 +61,12 @@ def _number(value: float) -> str:
 def print_outcome_line(outcome: RunOutcome) -> None:
     marks = {"succeeded": ("✓", "green"), "skipped": ("↷", "cyan")}
     mark = marks.get(outcome.status, ("✗", "red"))
+    done = f"{outcome.status} in {outcome.wall_s:.1f} s"
+    if outcome.status == "skipped":
+        done = "skipped: already stored as"
     line = (
         f" {outcome.task} / {outcome.method_name} / {outcome.profile} / seed {outcome.seed}:"
-        f" {outcome.status} in {outcome.wall_s:.1f} s  run {_short(outcome.run_id)}"
+        f" {done}  run {_short(outcome.run_id)}"
     )
     error_console.print(Text.assemble(mark, line), highlight=False)
     if outcome.error:
