@@ -68,6 +68,88 @@ def _path_option(first: str, second: str, help_text: str, directory: bool, requi
     return click.option(first, second, type=kind, required=required, help=help_text)
 
 
+def _executor_options(function):
+    """The flags that choose where runs execute (see harness/executors)."""
+    for option in reversed(
+        [
+            click.option(
+                "--executor",
+                type=click.Choice(["local", "pool", "slurm"]),
+                default="local",
+                show_default=True,
+                help="local: one run at a time in this process; pool: a worker process per"
+                " device; slurm: one Slurm job per run (submitit).",
+            ),
+            click.option(
+                "--devices",
+                metavar="0,1,..|cpu,cpu",
+                help="pool: one worker per entry; a GPU index pins CUDA_VISIBLE_DEVICES.",
+            ),
+            click.option(
+                "--workers", type=click.IntRange(min=1), help="pool: N CPU workers (no --devices)."
+            ),
+            click.option(
+                "--nproc-per-node",
+                type=click.IntRange(min=1),
+                default=1,
+                show_default=True,
+                help="Processes per run, launched by torchrun (data-parallel tasks only).",
+            ),
+            click.option(
+                "--resume",
+                is_flag=True,
+                help="Skip runs that already succeeded with the same comparability key and seed.",
+            ),
+            click.option("--partition", help="slurm: the partition."),
+            click.option(
+                "--gpus-per-task", type=click.IntRange(min=0), help="slurm: GPUs for each run."
+            ),
+            click.option(
+                "--time",
+                "time_min",
+                type=click.IntRange(min=1),
+                default=60,
+                show_default=True,
+                help="slurm: time limit per run in minutes.",
+            ),
+            click.option(
+                "--array-parallelism",
+                type=click.IntRange(min=1),
+                default=16,
+                show_default=True,
+                help="slurm: at most this many runs of the job array at once.",
+            ),
+            jobs_dir_option,
+            click.option(
+                "--wait", is_flag=True, help="slurm: wait for the jobs and print their outcomes."
+            ),
+            click.option(
+                "--submitit-cluster",
+                type=click.Choice(["slurm", "local", "debug"]),
+                hidden=True,
+                help="submitit's cluster (default: detect); `local` runs jobs here (tests).",
+            ),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+def _executor_choice(executor_flags: dict[str, Any]):
+    from harness.executors.slurm import SlurmOptions
+    from harness.executors.sweep import ExecutorOptions
+
+    flags = dict(executor_flags)
+    slurm = SlurmOptions(
+        partition=flags.pop("partition"),
+        gpus_per_task=flags.pop("gpus_per_task"),
+        time_min=flags.pop("time_min"),
+        array_parallelism=flags.pop("array_parallelism"),
+        cluster=flags.pop("submitit_cluster"),
+    )
+    return ExecutorOptions(slurm=slurm, **flags)
+
+
 def _filter_options(function):
     for option in reversed(
         [
@@ -108,6 +190,15 @@ def _as_utc(moment):
     from datetime import timezone
 
     return moment.replace(tzinfo=timezone.utc) if moment else None
+
+
+jobs_dir_option = click.option(
+    "--jobs-dir",
+    envvar="BUDGETBENCH_JOBS_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="slurm: where submitit keeps job files and budgetbench its job list"
+    " [env BUDGETBENCH_JOBS_DIR; default <cache dir>/jobs].",
+)
 
 
 def _print_json(data: Any) -> None:
@@ -174,28 +265,108 @@ def _install_sigterm_handler() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _execute(store, prepared_runs, seeds: int, as_json: bool) -> None:
-    """Run each prepared run for every seed; print outcomes; exit 1 if any run failed."""
+def _execute(db, templates, seeds: int, device: str, as_json: bool, options) -> None:
+    """Run every template for every seed with the chosen executor; print outcomes; exit 1 if
+    any run failed (everything is validated before the first run starts)."""
+    from harness.executors import SKIPPED, run_item
+    from harness.executors.sweep import plan_sweep
     from harness.machine import collect_fingerprint
     from harness.report import print_outcome_line, print_outcomes, progress_tracker
-    from harness.runner import execute, reap_dead_runs, save_machine
+    from harness.runner import reap_dead_runs, save_machine
+    from harness.store import open_store
+    from harness.store.database import resolve_db_url
 
+    sweep = plan_sweep(templates, seeds, device, options)
+    if options.executor == "slurm":
+        _submit(resolve_db_url(db), sweep, options, as_json)
+        return
+    store = open_store(db)
     _report_reaped(reap_dead_runs(store))
-    machine_id = save_machine(store, collect_fingerprint())
     outcomes = []
+
+    def finished(outcome) -> None:
+        outcomes.append(outcome)
+        print_outcome_line(outcome)
+
     _install_sigterm_handler()
-    with progress_tracker() as tracker:
-        for prepared in prepared_runs:
-            for outcome in execute(store, prepared, range(seeds), machine_id, tracker):
-                outcomes.append(outcome)
-                print_outcome_line(outcome)
+    if sweep.slots is None:
+        machine_id = save_machine(store, collect_fingerprint())
+        with progress_tracker() as tracker:
+            for item, prepared in sweep.items:
+                outcome = run_item(
+                    store, item, prepared, machine_id, resume=options.resume, tracker=tracker
+                )
+                finished(outcome)
+    else:
+        import tempfile
+
+        from harness.executors.pool import run_pool
+
+        log_dir = Path(tempfile.mkdtemp(prefix="budgetbench-pool-"))
+        labels = ", ".join(slot.label for slot in sweep.slots)
+        click.echo(f"{len(sweep.slots)} worker(s): {labels}; logs in {log_dir}", err=True)
+        run_pool(
+            store,
+            resolve_db_url(db),
+            [item for item, _ in sweep.items],
+            sweep.slots,
+            finished,
+            resume=options.resume,
+            nproc_per_node=options.nproc_per_node,
+            log_dir=log_dir,
+        )
     if as_json:
         _print_json([_outcome_json(o) for o in outcomes])
     else:
         print_outcomes(outcomes)
         click.echo(f"stored in {store.display_url}", err=True)
-    if any(o.status != "succeeded" for o in outcomes):
+    if any(o.status not in ("succeeded", SKIPPED) for o in outcomes):
         sys.exit(EXIT_FAILED)
+
+
+def _submit(db_url: str, sweep, options, as_json: bool) -> None:
+    """Submit the sweep as Slurm jobs; with --wait, wait and report like a local sweep."""
+    from harness.executors.slurm import default_jobs_dir, submit
+
+    jobs_dir = options.jobs_dir or default_jobs_dir()
+    if db_url.startswith("sqlite") and options.slurm.cluster != "local":
+        click.echo(
+            "warning: Slurm jobs on several nodes need a shared store: use --db postgresql://..."
+            " (SQLite on a network filesystem is not safe)",
+            err=True,
+        )
+    records, jobs = submit(
+        [item for item, _ in sweep.items],
+        db_url,
+        options.slurm,
+        jobs_dir,
+        resume=options.resume,
+        nproc_per_node=options.nproc_per_node,
+    )
+    ids = ", ".join(record.job_id for record in records)
+    click.echo(f"submitted {len(records)} job(s): {ids} (see `budgetbench jobs`)", err=True)
+    if not options.wait:
+        if as_json:
+            _print_json([record.__dict__ for record in records])
+        return
+    from harness.executors.slurm import job_states
+
+    for job in jobs:
+        job.wait()  # submitit polls Slurm (sacct) until the job has a result or has ended
+    states = job_states(records)
+    _print_job_states(states, as_json)
+    if any((state.outcome or {}).get("status") not in ("succeeded", "skipped") for state in states):
+        sys.exit(EXIT_FAILED)
+
+
+def _print_job_states(states, as_json: bool) -> None:
+    if as_json:
+        rows = [{**state.record.__dict__, "state": state.state} for state in states]
+        _print_json([{**row, "outcome": s.outcome} for row, s in zip(rows, states, strict=True)])
+        return
+    from harness.report import print_jobs
+
+    print_jobs(states)
 
 
 def _report_reaped(run_ids: list[str]) -> None:
@@ -240,18 +411,35 @@ def _outcome_json(outcome) -> dict[str, Any]:
 )
 @suite_option
 @data_dir_option
+@_executor_options
 @db_option
 @json_option
 def run_command(
-    task, method_ref, profile, seeds, device, overrides, suite_version, data_dir, db, as_json
+    task,
+    method_ref,
+    profile,
+    seeds,
+    device,
+    overrides,
+    suite_version,
+    data_dir,
+    db,
+    as_json,
+    **executor_flags,
 ) -> None:
     """Run TASK with a method, store the runs, print a summary and the run ids."""
-    from harness.runner import prepare
-    from harness.store import open_store
+    from harness.executors import WorkItem
 
-    prepared = prepare(task, method_ref, profile, device, overrides, suite_version, data_dir)
-    store = open_store(db)
-    _execute(store, [prepared], seeds, as_json)
+    template = WorkItem(
+        task=task,
+        method=method_ref,
+        profile=profile,
+        seed=0,
+        overrides=tuple(overrides),
+        suite_version=suite_version,
+        data_dir=str(data_dir.resolve()) if data_dir else None,
+    )
+    _execute(db, [template], seeds, device, as_json, _executor_choice(executor_flags))
 
 
 @cli.command("submit")
@@ -368,17 +556,17 @@ def suite_group() -> None:
 @device_option
 @suite_option
 @data_dir_option
+@_executor_options
 @db_option
 @json_option
 def suite_run_command(
-    profile, only_tasks, seeds, device, suite_version, data_dir, db, as_json
+    profile, only_tasks, seeds, device, suite_version, data_dir, db, as_json, **executor_flags
 ) -> None:
     """Run every task's reference methods (everything is validated before the first run)."""
     from harness.errors import InputError
+    from harness.executors import WorkItem
     from harness.registry import load_task, task_names
-    from harness.runner import prepare
     from harness.spec import latest_suite_version, spec_task_names
-    from harness.store import open_store
 
     suite_version = suite_version or latest_suite_version()
     installed = set(task_names())
@@ -389,13 +577,30 @@ def suite_run_command(
                 f"task {name!r} is not in suite {suite_version} (tasks: {', '.join(names)})"
             )
     names = [n for n in names if not only_tasks or n in only_tasks]
-    prepared_runs = [
-        prepare(name, method, profile, device, (), suite_version, data_dir)
+    templates = [
+        WorkItem(
+            task=name,
+            method=method,
+            profile=profile,
+            seed=0,
+            suite_version=suite_version,
+            data_dir=str(data_dir.resolve()) if data_dir else None,
+        )
         for name in names
         for method in load_task(name).reference_methods
     ]
-    store = open_store(db)
-    _execute(store, prepared_runs, seeds, as_json)
+    _execute(db, templates, seeds, device, as_json, _executor_choice(executor_flags))
+
+
+@cli.command("jobs")
+@jobs_dir_option
+@json_option
+def jobs_command(jobs_dir: Path | None, as_json: bool) -> None:
+    """List the Slurm jobs submitted with --executor slurm and their state."""
+    from harness.executors.slurm import default_jobs_dir, job_states, read_jobs
+
+    records = read_jobs(jobs_dir or default_jobs_dir())
+    _print_job_states(job_states(records), as_json)
 
 
 @suite_group.command("score")

@@ -22,7 +22,13 @@ def _data_dir(name: str) -> Path:
 
 
 def suite_root() -> Path:
-    """The directory holding the versioned suites (`v1/`, `v2/`, ...)."""
+    """The directory holding the versioned suites (`v1/`, `v2/`, ...).
+
+    `BUDGETBENCH_SUITE_DIR` points elsewhere: specs for tasks installed outside this package.
+    """
+    configured = os.environ.get("BUDGETBENCH_SUITE_DIR")
+    if configured:
+        return Path(configured).expanduser()
     return _data_dir("suite")
 
 

@@ -60,10 +60,14 @@ def _number(value: float) -> str:
 
 
 def print_outcome_line(outcome: RunOutcome) -> None:
-    mark = ("✓", "green") if outcome.status == "succeeded" else ("✗", "red")
+    marks = {"succeeded": ("✓", "green"), "skipped": ("↷", "cyan")}
+    mark = marks.get(outcome.status, ("✗", "red"))
+    done = f"{outcome.status} in {outcome.wall_s:.1f} s"
+    if outcome.status == "skipped":
+        done = "skipped: already stored as"
     line = (
         f" {outcome.task} / {outcome.method_name} / {outcome.profile} / seed {outcome.seed}:"
-        f" {outcome.status} in {outcome.wall_s:.1f} s  run {_short(outcome.run_id)}"
+        f" {done}  run {_short(outcome.run_id)}"
     )
     error_console.print(Text.assemble(mark, line), highlight=False)
     if outcome.error:
@@ -112,6 +116,29 @@ def print_outcomes(outcomes: list[RunOutcome]) -> None:
                 str(len(numbers)),
             )
         console.print(detail)
+
+
+def print_jobs(states) -> None:
+    """Submitted Slurm jobs (executors.slurm.JobState): state and, once done, the run."""
+    if not states:
+        console.print("no jobs submitted (see --executor slurm)")
+        return
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, show_edge=False)
+    for column in ("job", "state", "task", "method", "profile", "seed", "run", "status"):
+        table.add_column(column)
+    for state in states:
+        record, outcome = state.record, state.outcome or {}
+        table.add_row(
+            record.job_id,
+            state.state,
+            record.task,
+            record.method or "",
+            record.profile,
+            str(record.seed),
+            _short(outcome.get("run_id") or ""),
+            _status(outcome["status"], outcome.get("gate_passed")) if outcome else "",
+        )
+    console.print(table)
 
 
 def print_runs(runs: list[Run]) -> None:

@@ -8,7 +8,8 @@ Guarantees:
   commit in one transaction. Readers never see a succeeded run with missing measurements, and a
   crash leaves a failed run with what was recorded so far: an exception or Ctrl-C is caught here,
   and a run whose process died outright (SIGKILL, out of memory) is marked failed by
-  `reap_dead_runs` the next time budgetbench runs or lists runs on that host.
+  `reap_dead_runs` the next time budgetbench runs or lists runs on that host, or on any host once
+  its heartbeat (refreshed every `HEARTBEAT_INTERVAL_S` while it runs) is `HEARTBEAT_STALE_S` old.
 - Ctrl-C or SIGTERM marks the run failed ("interrupted") before the process stops.
 """
 
@@ -25,6 +26,8 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import traceback
 import uuid
@@ -47,6 +50,8 @@ from tasks.base import BudgetClock, Method, Task
 
 T = TypeVar("T")
 FLUSH_INTERVAL_S = 2.0
+HEARTBEAT_INTERVAL_S = 30.0
+HEARTBEAT_STALE_S = 300.0  # ten missed heartbeats: the process is gone (or its host is)
 
 # Shows a progress bar over an iterable: (items, description, total) -> items.
 Tracker = Callable[[Iterable[Any], str, int | None], Iterable[Any]]
@@ -54,6 +59,10 @@ Tracker = Callable[[Iterable[Any], str, int | None], Iterable[Any]]
 
 class Interrupted(BaseException):
     """Raised in the main thread on SIGTERM, so the run in progress is marked failed."""
+
+
+class RunIdTaken(Exception):
+    """A run with the requested id is already stored (a retried work item; see executors)."""
 
 
 @dataclass(frozen=True)
@@ -162,31 +171,103 @@ def save_machine(store: Store, fingerprint: MachineFingerprint) -> str:
     return fingerprint.id
 
 
-def reap_dead_runs(store: Store) -> list[str]:
-    """Mark failed the `running` runs of this host whose process no longer exists.
+def reap_dead_runs(store: Store, stale_after_s: float = HEARTBEAT_STALE_S) -> list[str]:
+    """Mark failed the `running` runs whose process is gone; returns the ids it marked.
 
-    A process is matched by pid and by having started before its run did, so a recycled pid is
-    not mistaken for the original. Runs on other hosts are left alone (a shared store may hold
-    live runs of other machines). Returns the ids it marked.
+    On this host a process is matched by pid and by having started before its run did, so a
+    recycled pid is not mistaken for the original. A run of another host (a shared store) is
+    judged by its heartbeat: silent for `stale_after_s`, its process or its machine is gone.
+    Runs without a heartbeat (stored before schema 0003) on other hosts are left alone.
     """
-    import psutil
     from sqlalchemy import select
 
-    host = socket.gethostname()
+    now = utcnow()
     reaped = []
     with store.session() as session:
         for run in session.scalars(select(Run).where(Run.status == "running")):
-            pid = run.provenance.get("pid")
-            if run.provenance.get("hostname") != host or not isinstance(pid, int):
+            reason = why_dead(run, stale_after_s)
+            if reason is None:
                 continue
-            if _process_alive_since(psutil, pid, run.started_at):
-                continue
-            run.status = "failed"
-            run.error = f"the process running it (pid {pid} on {host}) died without finishing it"
-            run.finished_at = utcnow()
+            run.status, run.error, run.finished_at = "failed", reason, now
             reaped.append(run.id)
         session.commit()
     return reaped
+
+
+def why_dead(run: Run, stale_after_s: float = HEARTBEAT_STALE_S) -> str | None:
+    """Why a `running` run's process is known to be gone, or None if it may be alive."""
+    import psutil
+
+    host = socket.gethostname()
+    pid = run.provenance.get("pid")
+    run_host = run.provenance.get("hostname")
+    if run_host == host and isinstance(pid, int):
+        if _process_alive_since(psutil, pid, run.started_at):
+            return None
+        return f"the process running it (pid {pid} on {host}) died without finishing it"
+    if run.heartbeat_at is None:
+        return None
+    silent_s = (utcnow() - run.heartbeat_at).total_seconds()
+    if silent_s < stale_after_s:
+        return None
+    return (
+        f"no heartbeat from its process (pid {pid} on {run_host}) for {silent_s:.0f} s:"
+        " it died without finishing it"
+    )
+
+
+def mark_failed_if_running(store: Store, run_id: str, error: str) -> bool:
+    """Mark one run failed if it is still `running` (its process died); True if it was."""
+    with store.session() as session:
+        run = session.get(Run, run_id)
+        if run is None or run.status != "running":
+            return False
+        run.status = "failed"
+        run.error = error
+        run.finished_at = utcnow()
+        session.commit()
+        return True
+
+
+class Heartbeat:
+    """A daemon thread that stamps a running run's `heartbeat_at` every `interval_s`.
+
+    It proves the process is alive to `reap_dead_runs` on other hosts, where a pid means nothing.
+    A failed stamp (database briefly unreachable) is skipped: the next one may succeed, and a run
+    is only reaped after many missed stamps.
+    """
+
+    def __init__(self, store: Store, run_id: str, interval_s: float | None = None) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._interval_s = HEARTBEAT_INTERVAL_S if interval_s is None else interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, name="budgetbench-heartbeat", daemon=True
+        )
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        from sqlalchemy import update
+
+        while not self._stop.wait(self._interval_s):
+            try:
+                with self._store.session() as session:
+                    session.execute(
+                        update(Run)
+                        .where(Run.id == self._run_id, Run.status == "running")
+                        .values(heartbeat_at=utcnow())
+                    )
+                    session.commit()
+            except Exception:  # a missed beat is harmless; see the docstring
+                pass
 
 
 def _process_alive_since(psutil, pid: int, started_at: datetime) -> bool:
@@ -225,6 +306,9 @@ def provenance(method: Method) -> dict[str, Any]:
         "pid": os.getpid(),
         "method_sources": [str(path) for path in method.source_files],
     }
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1:  # one run across several processes (torchrun)
+        info["world_size"] = world_size
     if is_checkout():
         info.update(_git_state())
     return info
@@ -254,11 +338,15 @@ def _git_state() -> dict[str, Any]:
 
 
 class RunRecorder:
-    """The `RunContext` a task sees: records measurements and flushes them to the store."""
+    """The `RunContext` a task sees: records measurements and flushes them to the store.
+
+    With `store=None` it checks and then drops everything (artifacts included): the context of a
+    data-parallel rank other than 0, whose run is stored by rank 0 alone.
+    """
 
     def __init__(
         self,
-        store: Store,
+        store: Store | None,
         run_id: str,
         prepared: PreparedRun,
         seed: int,
@@ -270,7 +358,11 @@ class RunRecorder:
         self.clock = BudgetClock(getattr(self.config, "budget_s", None))
         self.data_dir = prepared.data_dir
         self.cache_dir = cache_dir()
-        self.artifact_dir = store.artifact_root / run_id
+        self.artifact_dir = (
+            store.artifact_root / run_id
+            if store is not None  # a rank other than 0: its files are not the run's; a scratch dir
+            else Path(tempfile.gettempdir()) / f"budgetbench-rank-{os.getpid()}"
+        )
         self.notes: dict[str, Any] = {}
         self._store = store
         self._run_id = run_id
@@ -352,6 +444,9 @@ class RunRecorder:
             self._flush()
 
     def _flush(self) -> None:
+        if self._store is None:
+            self._pending = []
+            return
         with self._store.session() as session:
             self.flush_into(session)
             session.commit()
@@ -387,13 +482,26 @@ def execute(
     On Ctrl-C or SIGTERM the run in progress is stored as failed and the interrupt propagates.
     """
     for seed in seeds:
-        yield _execute_one(store, prepared, seed, machine_id, tracker)
+        yield execute_run(store, prepared, seed, machine_id, tracker)
 
 
-def _execute_one(
-    store: Store, prepared: PreparedRun, seed: int, machine_id: str, tracker: Tracker | None
+def execute_run(
+    store: Store,
+    prepared: PreparedRun,
+    seed: int,
+    machine_id: str,
+    tracker: Tracker | None = None,
+    run_id: str | None = None,
 ) -> RunOutcome:
-    run_id = uuid.uuid4().hex
+    """Run `prepared` once with `seed` and store it under `run_id` (default: a fresh uuid).
+
+    Raises RunIdTaken, before any work, when a run with `run_id` is already stored: a retried
+    item never writes a second copy of itself. Ctrl-C or SIGTERM: as `execute`.
+    """
+    from sqlalchemy.exc import IntegrityError
+
+    run_id = run_id or uuid.uuid4().hex
+    started_at = utcnow()
     with store.session() as session:
         machine = session.get(Machine, machine_id)
         assert machine is not None, "save_machine() first"
@@ -421,23 +529,31 @@ def _execute_one(
                 machine_id=machine_id,
                 hardware_key=machine.hardware_key,
                 software_key=machine.software_key,
-                started_at=utcnow(),
+                started_at=started_at,
+                heartbeat_at=started_at,
             )
         )
-        session.commit()
+        try:
+            session.commit()
+        except IntegrityError as exc:
+            session.rollback()
+            if session.get(Run, run_id) is not None:
+                raise RunIdTaken(run_id) from exc
+            raise
 
     recorder = RunRecorder(store, run_id, prepared, seed, tracker)
     status, error = "succeeded", None
     interrupt: BaseException | None = None
     started = time.perf_counter()
-    try:
-        seed_everything(seed)
-        prepared.task.run(recorder, prepared.method)
-    except (KeyboardInterrupt, Interrupted) as exc:
-        status, error, interrupt = "failed", f"interrupted ({type(exc).__name__})", exc
-    except Exception as exc:
-        status = "failed"
-        error = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
+    with Heartbeat(store, run_id):
+        try:
+            seed_everything(seed)
+            prepared.task.run(recorder, prepared.method)
+        except (KeyboardInterrupt, Interrupted) as exc:
+            status, error, interrupt = "failed", f"interrupted ({type(exc).__name__})", exc
+        except Exception as exc:
+            status = "failed"
+            error = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
     wall_s = time.perf_counter() - started
 
     gate_passed, gate_reason = None, ""

@@ -206,6 +206,14 @@ class Task(abc.ABC):
     config_type: ClassVar[type]
     reference_methods: ClassVar[tuple[str, ...]]
     supports_cuda: ClassVar[bool] = True
+    supports_data_parallel: ClassVar[bool] = False
+    """Whether one run may span several processes (`--nproc-per-node N`, launched by torchrun).
+
+    When True and N > 1, `run()` is called in every process with torch.distributed already
+    initialised (gloo on the CPU, NCCL on CUDA), `ctx.device` set to that process's own device
+    (`cuda:LOCAL_RANK`) and the same seed everywhere; the task splits the work itself (e.g. DDP).
+    Only rank 0's records are stored; the other ranks' contexts accept and drop them.
+    """
     headline_metrics: ClassVar[tuple[str, ...]] = ()
     """The metrics a leaderboard shows as columns, first one ranks (default: all, in order)."""
     consistency: ClassVar[Consistency] = Consistency()

@@ -116,6 +116,8 @@ class Run(Base):
     software_key: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    """Last sign of life of a `running` run (see runner.Heartbeat); None before revision 0003."""
     wall_s: Mapped[float | None] = mapped_column(Float)
     timed_s: Mapped[float | None] = mapped_column(Float)
 
