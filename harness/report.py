@@ -192,6 +192,32 @@ def print_run(run: Run) -> None:
             median = _number(statistics.median(values))
             table.add_row(metric, str(len(points)), x_range, last, median)
         console.print(table)
+    if run.artifacts:
+        table = Table(title="Files", title_justify="left")
+        for column in ("artifact", "type", "size", "path"):
+            table.add_column(column)
+        for artifact in run.artifacts:
+            table.add_row(
+                artifact.name, artifact.media_type, _bytes(artifact.size_bytes),
+                _artifact_path(artifact.uri),
+            )  # fmt: skip
+        console.print(table)
+
+
+def _bytes(size: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def _artifact_path(uri: str) -> str:
+    """A local file's path (what a user can open), any other URI as it is."""
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(uri)
+    return unquote(parsed.path) if parsed.scheme == "file" else uri
 
 
 def _pairs(mapping: dict[str, Any]) -> str:

@@ -154,8 +154,19 @@ class RunContext(Protocol):
     cache_dir: Path
     """Where the task may cache prepared data, keyed by what it was made from."""
 
+    artifact_dir: Path
+    """Where this run may write files worth keeping (plots, samples); created on first use by
+    the task (`mkdir(parents=True, exist_ok=True)`), unique to the run, never cleaned up."""
+
     def note(self, key: str, value: Any) -> None:
         """Store a fact about the run's inputs in its provenance (a corpus hash, a data source)."""
+
+    def save_artifact(self, name: str, path: Path, media_type: str | None = None) -> None:
+        """Record a file the run wrote (normally under `artifact_dir`) as a named run artifact.
+
+        The store keeps its path, size, sha256 and media type (guessed from the suffix when not
+        given); `budgetbench show` lists it. Names are unique within a run.
+        """
 
     def record(self, name: str, value: float, *, samples: list[float] | None = None) -> None:
         """Store a scalar measurement of a declared metric (`samples`: the raw repetitions)."""
