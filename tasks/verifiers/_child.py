@@ -65,9 +65,8 @@ def _evaluate(node):
         return {_evaluate(item) for item in node.elts}
     if isinstance(node, ast.Dict):
         return {_evaluate(k): _evaluate(v) for k, v in zip(node.keys, node.values, strict=True)}
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
-        if node.func.id in ("set", "frozenset") and not node.args:
-            return set()
+    if _is_empty_set(node):
+        return set()
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         operand = _evaluate(node.operand)
         if type(operand) in (int, float, complex):
@@ -77,6 +76,16 @@ def _evaluate(node):
         if type(left) in (int, float) and type(right) is complex:
             return left + right if isinstance(node.op, ast.Add) else left - right
     raise ValueError(f"not a plain literal: {ast.dump(node)[:80]}")
+
+
+def _is_empty_set(node) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("set", "frozenset")
+        and not node.args
+        and not node.keywords
+    )
 
 
 def isolate(job: dict) -> None:
@@ -165,13 +174,13 @@ def run_job(job: dict, results) -> None:
             namespace["check"](_recorder(function, write, encode, dumps))
             write(dumps(["done", ""]) + "\n")
             return
-    except BaseException as exc:  # noqa: BLE001 (sys.exit at import is an error too)
+    except BaseException as exc:
         write(dumps(["error", f"{type(exc).__name__} while loading"]) + "\n")
         return
     for arguments in inputs:
         try:
             value = function(*arguments)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             write(dumps(["raised", type(exc).__name__]) + "\n")
             continue
         try:

@@ -27,6 +27,7 @@ candidate never sees.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -40,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,9 +68,9 @@ class Limits:
     output_bytes: int = 16 * 1024
     tmpfs_mb: int = 16
 
-    def as_child_limits(self) -> dict[str, int]:
+    def as_child_limits(self, timeout_s: float) -> dict[str, int]:
         return {
-            "cpu_s": int(self.timeout_s) + 1,
+            "cpu_s": int(timeout_s) + 1,
             "memory_bytes": self.memory_mb << 20,
             "file_bytes": self.file_mb << 20,
             "open_files": self.open_files,
@@ -91,6 +92,8 @@ class Job:
     inputs: tuple[str, ...] = ()
     mode: str = "run"
     test: str = ""
+    timeout_s: float | None = None
+    """Overrides `Limits.timeout_s` for this job (e.g. a problem with many large inputs)."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,10 @@ class Sandbox:
             zygote.stop()
         self._zygotes.clear()
 
+    def submit(self, job: Job) -> Future[Execution]:
+        """Queue one job; the future resolves when it has run."""
+        return self._pool.submit(self.run, job)
+
     def run_many(self, jobs: Sequence[Job]) -> list[Execution]:
         """Run every job (in parallel over the slots); results in the order of `jobs`."""
         return list(self._pool.map(self.run, jobs))
@@ -171,6 +178,7 @@ class Sandbox:
 
     def _run_in_slot(self, job: Job, slot: int) -> Execution:
         uid = UID_BASE + slot
+        timeout_s = job.timeout_s or self.limits.timeout_s
         workdir = None
         if not self.privileged:
             workdir = tempfile.mkdtemp(prefix="bb-candidate-")
@@ -180,7 +188,7 @@ class Sandbox:
             "inputs": list(job.inputs),
             "mode": job.mode,
             "test": job.test,
-            "limits": self.limits.as_child_limits(),
+            "limits": self.limits.as_child_limits(timeout_s),
             "uid": uid,
             "gid": uid,
             "namespaces": True,
@@ -189,7 +197,7 @@ class Sandbox:
             "workdir": workdir,
         }
         started = time.perf_counter()
-        deadline = started + self.limits.timeout_s
+        deadline = started + timeout_s
         zygote = self._zygote(slot)
         output_read, output_write = os.pipe()
         result_read, result_write = os.pipe()
@@ -257,10 +265,8 @@ class Sandbox:
     def _kill(self, zygote: _Zygote, pid: int, uid: int) -> int | None:
         """Kill the child's process group (and, as root, everything left under its uid);
         returns the child's exit code as its zygote saw it (None if the zygote died)."""
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         returncode = zygote.wait()
         if self.privileged:
             _kill_uid(uid)
@@ -407,15 +413,13 @@ def _hidden_directories(extra: Iterable[Path | str]) -> list[str]:
     hidden = list(HIDDEN_DIRECTORIES)
     for path in extra:
         resolved = str(Path(path).resolve())
-        if not any(resolved == h or resolved.startswith(h + "/") for h in hidden):
-            if Path(resolved).is_dir():
-                hidden.append(resolved)
+        covered = any(resolved == h or resolved.startswith(h + "/") for h in hidden)
+        if not covered and Path(resolved).is_dir():
+            hidden.append(resolved)
     return [h for h in hidden if h == "/tmp" or os.path.isdir(h)]
 
 
 def _kept_paths(hidden: list[str]) -> list[str]:
     """The interpreter's installation, when a hidden directory holds it (e.g. pyenv in /root)."""
     prefixes = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.base_exec_prefix)}
-    return sorted(
-        p for p in prefixes if any(p == h or p.startswith(h + "/") for h in hidden)
-    )
+    return sorted(p for p in prefixes if any(p == h or p.startswith(h + "/") for h in hidden))
