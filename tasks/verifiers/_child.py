@@ -199,8 +199,13 @@ def serve(socket_fd: int) -> None:
     import socket
     import struct
 
+    import ctypes
+
+    # Orphans of a candidate (a fork storm's children) are re-parented here and reaped below.
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     channel = socket.socket(fileno=socket_fd)
     while True:
+        _reap_orphans()
         try:
             header, fds, _flags, _address = socket.recv_fds(channel, 8, 2)
         except OSError:
@@ -224,6 +229,18 @@ def serve(socket_fd: int) -> None:
         channel.sendall(struct.pack("!q", pid))
         _, status = os.waitpid(pid, 0)
         channel.sendall(struct.pack("!q", os.waitstatus_to_exitcode(status)))
+
+
+def _reap_orphans() -> None:
+    import os
+
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def _child_main(job: dict, channel, output_fd: int, result_fd: int) -> None:

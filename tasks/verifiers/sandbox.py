@@ -360,7 +360,7 @@ def _kill_uid(uid: int) -> None:
             if not name.isdigit():
                 continue
             try:
-                if os.stat(f"/proc/{name}").st_uid == uid:
+                if os.stat(f"/proc/{name}").st_uid == uid and _alive(int(name)):
                     os.kill(int(name), signal.SIGKILL)
                     found = True
             except (FileNotFoundError, ProcessLookupError):
