@@ -1,12 +1,17 @@
-"""The program a sandboxed candidate process runs (`python -I -S -c <this file's source>`).
+"""The sandbox's side of a candidate run: a zygote that forks one confined child per program.
 
-It is executed, not imported, in a fresh interpreter started by `sandbox.py`. Order matters:
-1. read the whole job (JSON on stdin) before anything untrusted exists;
-2. isolate itself while still privileged (`isolate`): new network and mount namespaces, empty
-   tmpfs over the directories that hold other people's files (the harness, its database, /tmp),
-   resource limits, and a drop to the unprivileged uid/gid the harness assigned to this slot;
-3. run the candidate's code, call its entry point on each input, and write one JSON line per
-   input to fd 3: ["ok", "<repr of the value>"] or ["raised", "<exception type>"].
+This file is executed, not imported, as `python -I -S -c <source> FD SETTINGS` by `sandbox.py`
+(one zygote per worker slot). The zygote confines itself once (`confine_zygote`: as root, a new
+network namespace with no interface up and a mount namespace with empty tmpfs over the
+directories holding other people's files, the interpreter bound back read-only), preloads a few
+standard-library modules, then serves jobs: for each it receives the job and two pipe ends
+over a Unix socket, forks, reports the child's pid and, later, its exit status. The zygote
+never runs candidate code. Each child, before it compiles the candidate:
+1. starts a new session, points stdout/stderr at the output pipe and stdin at /dev/null;
+2. `isolate`: its own mount namespace with a fresh size-limited tmpfs on /tmp (its working
+   directory), resource limits, and the drop to its slot's unprivileged uid/gid;
+3. runs the program, calls its entry point on each input and writes one JSON line per input to
+   the result pipe: ["ok", "<repr of the value>"] or ["raised", "<exception type>"].
 
 Nothing here decides a verdict: the harness compares the values outside this process. Only
 values of exact builtin types (int, float, str, bool, None, bytes, complex and lists, tuples,
@@ -20,6 +25,9 @@ import ast
 import math
 
 _ATOMS = (int, float, str, bool, type(None), bytes, complex)
+# Standard-library modules generated code commonly imports, loaded once by the zygote.
+PRELOADED = ("typing", "math", "re", "collections", "itertools", "functools", "heapq", "string",
+             "random", "copy", "hashlib", "bisect", "statistics")  # fmt: skip
 _NAMES = {"inf": math.inf, "nan": math.nan, "None": None, "True": True, "False": False}
 
 
@@ -88,27 +96,46 @@ def _is_empty_set(node) -> bool:
     )
 
 
+def confine_zygote(settings: dict) -> None:
+    """Once per zygote, inherited by every child: as root, a new network namespace (no
+    interface up: no network) and a mount namespace with empty tmpfs over the hidden
+    directories (the interpreter's files bound back read-only). Without root: a user + network
+    namespace if the kernel allows it (best effort)."""
+    import ctypes
+    import os
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    clone_newns, clone_newnet, clone_newuser = 0x00020000, 0x40000000, 0x10000000
+    if os.geteuid() != 0:
+        libc.unshare(clone_newuser | clone_newnet)
+        return
+    if libc.unshare(clone_newns | clone_newnet) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS | CLONE_NEWNET) failed")
+    _mount(libc, b"none", b"/", None, 0x4000 | 0x40000)  # MS_REC | MS_PRIVATE
+    _hide_directories(libc, settings["hidden"], settings["keep"])
+
+
 def isolate(job: dict) -> None:
-    """Confine this process (see the module docstring); what was achieved goes to stderr."""
+    """Confine this child before it reads candidate code: (as root) its own mount namespace
+    with a fresh size-limited tmpfs on /tmp as its working directory, resource limits, then the
+    drop to its slot's unprivileged uid/gid."""
     import ctypes
     import os
     import resource
 
     limits = job["limits"]
     privileged = os.geteuid() == 0
-    libc = ctypes.CDLL(None, use_errno=True)
-    if privileged and job["namespaces"]:
-        clone_newns, clone_newnet = 0x00020000, 0x40000000
-        if libc.unshare(clone_newns | clone_newnet) != 0:
-            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS | CLONE_NEWNET) failed")
-        _mount(libc, b"none", b"/", None, 0x4000 | 0x40000)  # MS_REC | MS_PRIVATE
-        _hide_directories(libc, job["hidden"], job["keep"], limits["tmpfs_bytes"])
+    if privileged:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS) failed")
+        options = f"size={limits['tmpfs_bytes']},mode=1777".encode()
+        _mount(libc, b"tmpfs", b"/tmp", b"tmpfs", 2 | 4, options)  # MS_NOSUID | MS_NODEV
         workdir = "/tmp/work"
+        os.mkdir(workdir)
+        os.chown(workdir, job["uid"], job["gid"])
     else:
         workdir = job["workdir"]  # made by the harness
-    if privileged:
-        os.makedirs(workdir, exist_ok=True)
-        os.chown(workdir, job["uid"], job["gid"])
     os.chdir(workdir)
     for name, value in (
         ("RLIMIT_CPU", limits["cpu_s"]),
@@ -132,7 +159,7 @@ def _mount(libc, source, target, fstype, flags, data=None) -> None:
         raise OSError(ctypes.get_errno(), f"mount {target!r} failed")
 
 
-def _hide_directories(libc, hidden: list[str], keep: list[str], tmpfs_bytes: int) -> None:
+def _hide_directories(libc, hidden: list[str], keep: list[str]) -> None:
     """Lay an empty tmpfs over each hidden directory, then bind back the paths in `keep` (the
     interpreter's own files, when they live under a hidden directory such as /root)."""
     import os
@@ -140,8 +167,7 @@ def _hide_directories(libc, hidden: list[str], keep: list[str], tmpfs_bytes: int
     ms_bind, ms_rec, ms_rdonly, ms_remount, ms_nosuid, ms_nodev = 4096, 16384, 1, 32, 2, 4
     staged = []
     # The first hidden directory is /tmp: mount it first and stage the kept paths inside it.
-    options = f"size={tmpfs_bytes},mode=1777".encode()
-    _mount(libc, b"tmpfs", b"/tmp", b"tmpfs", ms_nosuid | ms_nodev, options)
+    _mount(libc, b"tmpfs", b"/tmp", b"tmpfs", ms_nosuid | ms_nodev, b"size=1m,mode=1777")
     for index, path in enumerate(keep):
         stage = f"/tmp/.keep{index}"
         os.mkdir(stage)
@@ -190,20 +216,23 @@ def run_job(job: dict, results) -> None:
     write(dumps(["done", ""]) + "\n")
 
 
-def serve(socket_fd: int) -> None:
+def serve(socket_fd: int, settings: dict) -> None:
     """The zygote loop: receive a job and two pipe ends (output, results), fork a fresh child
     for it, report the child's pid, wait for it, report its exit status. The zygote itself never
     runs candidate code; each child confines itself before it does."""
+    import ctypes
     import json
     import os
     import socket
     import struct
 
-    import ctypes
-
     # Orphans of a candidate (a fork storm's children) are re-parented here and reaped below.
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     channel = socket.socket(fileno=socket_fd)
+    confine_zygote(settings)
+    for name in PRELOADED:  # forked children find them imported (a fresh copy each)
+        __import__(name)
+    channel.sendall(struct.pack("!q", 0))  # ready
     while True:
         _reap_orphans()
         try:
@@ -275,6 +304,7 @@ def _recorder(function, write, encode, dumps):
 
 
 if __name__ == "__main__":
+    import json
     import sys
 
-    serve(int(sys.argv[1]))
+    serve(int(sys.argv[1]), json.loads(sys.argv[2]))

