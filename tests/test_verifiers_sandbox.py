@@ -17,13 +17,29 @@ from pathlib import Path
 import pytest
 
 from tasks.verifiers.problems import TestSuite as Suite
-from tasks.verifiers.sandbox import UID_BASE, Job, Limits, Sandbox, _alive
+from tasks.verifiers.sandbox import (
+    UID_BASE,
+    Job,
+    Limits,
+    Sandbox,
+    _alive,
+    encode_value,
+    parse_value,
+)
 from tasks.verifiers.verdicts import judge
 
 SECRET = "bb-secret-7f3a"
-INPUTS = ("(1,)", "(2,)", "(41,)")
+INPUTS = tuple(encode_value([x]) for x in (1, 2, 41))
 # The toy problem's tests: all three inputs strong, the first two weak.
-SUITE = Suite("toy/0", "f", INPUTS, ("2", "3", "42"), ("2", "3"), 0.0, 0.001)
+SUITE = Suite(
+    "toy/0",
+    "f",
+    INPUTS,
+    (*map(encode_value, (2, 3, 42)),),
+    (encode_value(2), encode_value(3)),
+    0.0,
+    0.001,
+)
 CORRECT = "def f(x):\n    return x + 1\n"
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, uid drop)")
 
@@ -102,7 +118,7 @@ def _hostile(canary: Path, secret_file: Path, port: int) -> dict[str, tuple[str,
             "import sys\ndef f(x):\n    frame = sys._getframe(1)\n"
             "    while frame and 'write' not in frame.f_locals:\n        frame = frame.f_back\n"
             "    write = frame.f_locals['write']\n"
-            '    for _ in range(3):\n        write(\'["ok", "0"]\\n\')\n'
+            '    for _ in range(3):\n        write(\'["ok", "J0"]\\n\')\n'
             '    write(\'["done", ""]\\n\')\n    return 0\n',
             {"failed"},
         ),
@@ -208,9 +224,10 @@ def test_candidate_sees_an_empty_tmp_and_no_harness_directories(tmp_path):
         f" os.path.exists({str(tmp_path)!r}), os.listdir('/work')]\n"
     )
     with Sandbox(Limits(timeout_s=5), workers=1) as sandbox:
-        execution = sandbox.run(Job(probe, "f", ("(0,)",)))
+        execution = sandbox.run(Job(probe, "f", (encode_value([0]),)))
     assert execution.status == "finished", execution
-    assert execution.results[0] == ("ok", "[True, ['work'], True, False, []]")
+    assert execution.results[0][0] == "ok"
+    assert parse_value(execution.results[0][1]) == [True, ["work"], True, False, []]
 
 
 def test_results_come_back_as_values_not_verdicts():
@@ -223,7 +240,7 @@ def test_results_come_back_as_values_not_verdicts():
     with Sandbox(Limits(timeout_s=5), workers=1) as sandbox:
         execution = sandbox.run(Job(program, "f", INPUTS))
     assert execution.status == "finished"
-    assert execution.results[0] == ("ok", "2")
+    assert execution.results[0] == ("ok", encode_value(2))
     assert execution.results[1] == ("raised", "ValueError")
     assert execution.results[2][0] == "raised" and "unserializable" in execution.results[2][1]
     verdict = judge(SUITE, execution)
@@ -232,7 +249,30 @@ def test_results_come_back_as_values_not_verdicts():
 
 def test_sandbox_interpreter_is_not_the_harness_process():
     with Sandbox(Limits(timeout_s=5), workers=1) as sandbox:
-        execution = sandbox.run(Job("import os\ndef f():\n    return os.getpid()\n", "f", ("()",)))
-    pid = int(execution.results[0][1])
+        program = "import os\ndef f():\n    return os.getpid()\n"
+        execution = sandbox.run(Job(program, "f", (encode_value([]),)))
+    pid = parse_value(execution.results[0][1])
     assert pid != os.getpid()
     assert subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode != 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0, -3, 2**80, 1.5, -0.0, float("inf"), "é\n'\"", b"\x00", None, True, 1 + 2j, [1, [2.5, "x"]],
+     (1,), (), {1, 2}, set(), frozenset({3}), {"a": [1]}, {1: (2, 3)}, [float("nan")]],
+)  # fmt: skip
+def test_values_survive_encoding_with_their_types(value):
+    text = encode_value(value)
+    back = parse_value(text)
+    assert type(back) is (set if type(value) is frozenset else type(value))
+    assert repr(back) == repr(set(value) if type(value) is frozenset else value)
+
+
+def test_objects_of_other_types_are_not_encoded():
+    class Lying(int):
+        def __eq__(self, other):
+            return True
+
+    for value in (Lying(1), [Lying(1)], object(), {"k": object()}):
+        with pytest.raises(TypeError):
+            encode_value(value)

@@ -22,6 +22,7 @@ sets, dicts of them) are serialized, so an object with a lying `__eq__` cannot t
 from __future__ import annotations
 
 import ast
+import json
 import math
 
 _ATOMS = (int, float, str, bool, type(None), bytes, complex)
@@ -31,33 +32,57 @@ PRELOADED = ("typing", "math", "re", "collections", "itertools", "functools", "h
 _NAMES = {"inf": math.inf, "nan": math.nan, "None": None, "True": True, "False": False}
 
 
-def encode_value(value, depth: int = 0) -> str:
-    """repr() of a value built only of exact builtin types; raises TypeError otherwise."""
+def encode_value(value) -> str:
+    """A value built only of exact builtin types as text: "J" + JSON when JSON holds it exactly
+    (fast to read back), else "R" + a Python literal; raises TypeError for any other type."""
+    if _json_exact(value, 0):
+        return "J" + json.dumps(value, allow_nan=False)
+    return "R" + _literal(value, 0)
+
+
+def _json_exact(value, depth: int) -> bool:
+    kind = type(value)
+    if kind in (int, str, bool, type(None)):
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if depth > 50:
+        return False
+    if kind is list:
+        return all(_json_exact(item, depth + 1) for item in value)
+    if kind is dict:
+        return all(type(k) is str and _json_exact(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _literal(value, depth: int) -> str:
     if depth > 50:
         raise TypeError("nested too deeply")
     kind = type(value)
     if kind in _ATOMS:
         return repr(value)
     if kind is list or kind is tuple:
-        inner = ", ".join(encode_value(item, depth + 1) for item in value)
+        inner = ", ".join(_literal(item, depth + 1) for item in value)
         if kind is tuple:
             return f"({inner},)" if len(value) == 1 else f"({inner})"
         return f"[{inner}]"
     if kind is set or kind is frozenset:
         if not value:
             return "set()"
-        return "{" + ", ".join(sorted(encode_value(item, depth + 1) for item in value)) + "}"
+        return "{" + ", ".join(sorted(_literal(item, depth + 1) for item in value)) + "}"
     if kind is dict:
-        items = (
-            f"{encode_value(k, depth + 1)}: {encode_value(v, depth + 1)}" for k, v in value.items()
-        )
+        items = (f"{_literal(k, depth + 1)}: {_literal(v, depth + 1)}" for k, v in value.items())
         return "{" + ", ".join(items) + "}"
     raise TypeError(f"cannot serialize a {kind.__name__}")
 
 
 def parse_value(text: str):
-    """Evaluate a literal as `encode_value` writes it (ast.literal_eval plus inf, nan, set())."""
-    return _evaluate(ast.parse(text, mode="eval").body)
+    """Read back what `encode_value` wrote (the literal form: ast, plus inf, nan, set())."""
+    if text.startswith("J"):
+        return json.loads(text[1:])
+    if text.startswith("R"):
+        return _evaluate(ast.parse(text[1:], mode="eval").body)
+    raise ValueError("unknown value encoding")
 
 
 def _evaluate(node):
@@ -297,7 +322,7 @@ def _recorder(function, write, encode, dumps):
     with the canonical solution so the rest of the check runs as written."""
 
     def candidate(*arguments):
-        write(dumps(["input", encode(arguments)]) + "\n")
+        write(dumps(["input", encode(list(arguments))]) + "\n")
         return function(*arguments)
 
     return candidate

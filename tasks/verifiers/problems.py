@@ -38,7 +38,7 @@ PLUS_FILES = {
 }
 STRONG_TESTS = ("split", *PLUS_FILES)
 PREPARATION_TIMEOUT_S = 120.0
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class Problem:
 
 @dataclass(frozen=True)
 class TestSuite:
-    """A problem's tests as data: inputs (encoded argument tuples) and expected outputs
+    """A problem's tests as data: inputs (encoded argument lists) and expected outputs
     (encoded values); the first `weak_count` inputs are the weak verifier."""
 
     task_id: str
@@ -136,7 +136,7 @@ def attach_plus_inputs(problems: list[Problem], path: Path) -> list[Problem]:
         record = plus.get(problem.task_id)
         if record is None:
             continue
-        inputs = tuple(encode_value(tuple(arguments)) for arguments in record["plus_input"])
+        inputs = tuple(encode_value(list(arguments)) for arguments in record["plus_input"])
         attached.append(
             Problem(  # EvalPlus' prompt and canonical solution: it fixed a few (HumanEval/55)
                 problem.task_id,
