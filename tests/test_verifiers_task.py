@@ -119,3 +119,20 @@ def test_mutation_sampler_is_seeded_and_mutates_only_the_solution():
     mutated = mutants.mutate(problem.prompt, problem.canonical_solution, random.Random(0))
     assert mutated != problem.canonical_program
     assert "def has_close_elements" in mutated and "Check if in given list" in mutated
+
+
+def test_a_methods_own_verifier_is_compared_with_the_base_tests(sqlite_url, tmp_path, monkeypatch):
+    """A verifier that accepts everything submits the first sample: its ceiling is pass@1."""
+    method = tmp_path / "accept_all.py"
+    method.write_text(
+        "from tasks.verifiers.methods.mutants import generate  # noqa: F401\n"
+        "HYPERPARAMETERS = {}\n\n\ndef verify(problem, program):\n    return True\n"
+    )
+    monkeypatch.setenv("BUDGETBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    store = open_store(sqlite_url)
+    prepared = prepare("verifiers", str(method), "smoke", "cpu", FEW)
+    (outcome,) = execute(store, prepared, [0], save_machine(store, collect_fingerprint()))
+    assert outcome.status == "succeeded", outcome.error
+    scalars = {name: value for name, (value, _unit) in outcome.scalars.items()}
+    assert scalars["method_verifier_ceiling"] == pytest.approx(scalars["pass_at_1_strong"])
+    assert scalars["method_verifier_agreement"] == pytest.approx(scalars["pass_at_1_weak"])
