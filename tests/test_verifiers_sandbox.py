@@ -18,6 +18,7 @@ import pytest
 
 from tasks.verifiers.problems import TestSuite as Suite
 from tasks.verifiers.sandbox import (
+    ISOLATION_LEVELS,
     UID_BASE,
     Job,
     Limits,
@@ -276,3 +277,11 @@ def test_objects_of_other_types_are_not_encoded():
     for value in (Lying(1), [Lying(1)], object(), {"k": object()}):
         with pytest.raises(TypeError):
             encode_value(value)
+
+
+@ROOT_ONLY
+def test_sandbox_reports_full_isolation_as_root():
+    with Sandbox(Limits(timeout_s=5), workers=1) as sandbox:
+        assert sandbox.isolation == "not started"
+        sandbox.run(Job(CORRECT, "f", INPUTS))
+        assert sandbox.isolation == ISOLATION_LEVELS[0]

@@ -121,23 +121,24 @@ def _is_empty_set(node) -> bool:
     )
 
 
-def confine_zygote(settings: dict) -> None:
+def confine_zygote(settings: dict) -> int:
     """Once per zygote, inherited by every child: as root, a new network namespace (no
     interface up: no network) and a mount namespace with empty tmpfs over the hidden
     directories (the interpreter's files bound back read-only). Without root: a user + network
-    namespace if the kernel allows it (best effort)."""
+    namespace if the kernel allows it. Returns the level reached (`sandbox.ISOLATION_LEVELS`):
+    0 full, 1 root without namespaces, 2 unprivileged with a network namespace, 3 neither."""
     import ctypes
     import os
 
     libc = ctypes.CDLL(None, use_errno=True)
     clone_newns, clone_newnet, clone_newuser = 0x00020000, 0x40000000, 0x10000000
     if os.geteuid() != 0:
-        libc.unshare(clone_newuser | clone_newnet)
-        return
+        return 2 if libc.unshare(clone_newuser | clone_newnet) == 0 else 3
     if libc.unshare(clone_newns | clone_newnet) != 0:
-        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS | CLONE_NEWNET) failed")
+        return 1  # e.g. a container without CAP_SYS_ADMIN: uid drop and limits still apply
     _mount(libc, b"none", b"/", None, 0x4000 | 0x40000)  # MS_REC | MS_PRIVATE
     _hide_directories(libc, settings["hidden"], settings["keep"])
+    return 0
 
 
 def isolate(job: dict) -> None:
@@ -150,7 +151,7 @@ def isolate(job: dict) -> None:
 
     limits = job["limits"]
     privileged = os.geteuid() == 0
-    if privileged:
+    if privileged and job["mount_namespace"]:
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
             raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS) failed")
@@ -254,10 +255,13 @@ def serve(socket_fd: int, settings: dict) -> None:
     # Orphans of a candidate (a fork storm's children) are re-parented here and reaped below.
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     channel = socket.socket(fileno=socket_fd)
-    confine_zygote(settings)
+    level = confine_zygote(settings)
     for name in PRELOADED:  # forked children find them imported (a fresh copy each)
-        __import__(name)
-    channel.sendall(struct.pack("!q", 0))  # ready
+        try:
+            __import__(name)
+        except ImportError:
+            continue
+    channel.sendall(struct.pack("!q", level))  # ready
     while True:
         _reap_orphans()
         try:
@@ -274,6 +278,7 @@ def serve(socket_fd: int, settings: dict) -> None:
                 return
             data += chunk
         job = json.loads(data)
+        job["mount_namespace"] = level == 0
         output_fd, result_fd = fds
         pid = os.fork()
         if pid == 0:

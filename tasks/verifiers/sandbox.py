@@ -16,8 +16,10 @@ process with the harness:
   (CPU seconds, address space, file size, open files, processes, no core dumps) and drops to an
   unprivileged uid/gid of its own slot (61000 + slot), so the process limit stops a fork bomb
   and the candidate can write nowhere but its tmpfs.
-- Without root there is no uid to drop to: the child tries a user + network namespace and keeps
-  the resource limits (`Sandbox.isolation` says which level ran; the run notes record it).
+- Fallbacks, recorded as `Sandbox.isolation` in the run notes (`ISOLATION_LEVELS`): as root
+  where namespaces are refused, the uid drop and limits without network isolation; without
+  root (no uid to drop to), a user + network namespace where the kernel allows one, and the
+  limits. The hostile-corpus tests that need root skip elsewhere.
 - stdout/stderr are merged and capped (`Limits.output_bytes`; the rest is read and dropped);
   results come back on a separate pipe as one JSON line per test input.
 - On the deadline, or as soon as the results are complete, the whole process group is killed,
@@ -57,6 +59,12 @@ CHILD_SOURCE = Path(_child.__file__).read_text()
 UID_BASE = 61000
 HIDDEN_DIRECTORIES = ("/tmp", "/root", "/home", "/work", "/var/tmp", "/dev/shm", "/mnt", "/srv")
 RESULT_BYTES_CAP = 64 * 1024 * 1024
+ISOLATION_LEVELS = {
+    0: "netns+mountns+uid-drop+rlimits",
+    1: "uid-drop+rlimits (namespaces refused: no network or filesystem hiding)",
+    2: "userns+netns+rlimits (not root: no uid drop, no filesystem hiding)",
+    3: "rlimits only (not root, namespaces refused: no network isolation)",
+}
 
 
 class SandboxError(RuntimeError):
@@ -136,11 +144,8 @@ class Sandbox:
         self.limits = limits
         self.workers = workers
         self.privileged = os.geteuid() == 0
-        self.isolation = (
-            "netns+mountns+uid-drop+rlimits"
-            if self.privileged
-            else "best-effort userns netns+rlimits"
-        )
+        self.isolation = "not started"
+        """What confinement the zygotes reached (`ISOLATION_LEVELS`), once one has started."""
         self.interpreter = os.path.realpath(sys.executable)
         self._hidden = _hidden_directories(hidden_paths)
         self._keep = _kept_paths(self._hidden)
@@ -182,14 +187,18 @@ class Sandbox:
         if zygote is None or zygote.process.poll() is not None:
             settings = {"hidden": self._hidden, "keep": self._keep}
             zygote = self._zygotes[slot] = _Zygote.start(self.interpreter, settings)
+            self.isolation = ISOLATION_LEVELS.get(zygote.level, f"level {zygote.level}")
         return zygote
 
     def _run_in_slot(self, job: Job, slot: int) -> Execution:
         uid = UID_BASE + slot
         timeout_s = job.timeout_s or self.limits.timeout_s
+        zygote = self._zygote(slot)
         workdir = None
-        if not self.privileged:
+        if zygote.level != 0:  # no private tmpfs in the child: a directory of its own here
             workdir = tempfile.mkdtemp(prefix="bb-candidate-")
+            if self.privileged:
+                os.chown(workdir, uid, uid)
         payload = {
             "code": job.code,
             "entry_point": job.entry_point,
@@ -203,7 +212,6 @@ class Sandbox:
         }
         started = time.perf_counter()
         deadline = started + timeout_s
-        zygote = self._zygote(slot)
         output_read, output_write = os.pipe()
         result_read, result_write = os.pipe()
         try:
@@ -288,6 +296,7 @@ class _Zygote:
     def __init__(self, process: subprocess.Popen, channel: socket.socket) -> None:
         self.process = process
         self.channel = channel
+        self.level = -1
 
     @classmethod
     def start(cls, interpreter: str, settings: dict) -> _Zygote:
@@ -315,7 +324,7 @@ class _Zygote:
             theirs.close()
         zygote = cls(process, ours)
         try:
-            zygote._receive()  # it confined itself and is ready
+            zygote.level = zygote._receive()  # it confined itself and is ready
         except OSError:
             process.wait()
             assert process.stderr is not None

@@ -37,7 +37,6 @@ def run_workload(ctx: RunContext, method: Method) -> None:
     limits = Limits(timeout_s=config.timeout_s, memory_mb=config.memory_mb)
     hidden = [p for p in (ctx.cache_dir, ctx.data_dir, ctx.artifact_dir.parent) if p]
     with Sandbox(limits, config.workers, hidden) as sandbox:
-        ctx.note("sandbox_isolation", sandbox.isolation)
         prepared = problems.prepare_tests(
             problem_list, sandbox, ctx.cache_dir / "verifiers-tests", config.split_fraction
         )
@@ -48,6 +47,7 @@ def run_workload(ctx: RunContext, method: Method) -> None:
         started = time.perf_counter()
         scored = _verify(ctx, sandbox, prepared.suites, programs)
         elapsed = time.perf_counter() - started
+        ctx.note("sandbox_isolation", sandbox.isolation)
     ctx.record("programs_per_s", len(scored) / elapsed if elapsed > 0 else 0.0)
     by_task: dict[str, list[Scored]] = {}
     for item in sorted(scored, key=lambda s: (s.task_id, s.index)):
