@@ -136,3 +136,13 @@ def test_a_methods_own_verifier_is_compared_with_the_base_tests(sqlite_url, tmp_
     scalars = {name: value for name, (value, _unit) in outcome.scalars.items()}
     assert scalars["method_verifier_ceiling"] == pytest.approx(scalars["pass_at_1_strong"])
     assert scalars["method_verifier_agreement"] == pytest.approx(scalars["pass_at_1_weak"])
+
+
+def test_samples_file_method_and_setting_go_together(tmp_path):
+    samples_method = str(Path(mutants.__file__).with_name("samples_file.py"))
+    with pytest.raises(InputError, match="needs a samples file"):
+        prepare("verifiers", samples_method, "smoke", "cpu")
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps({"task_id": "HumanEval/0", "completion": "    return True\n"}))
+    with pytest.raises(InputError, match="scored by the samples-file method only"):
+        prepare("verifiers", "mutants", "smoke", "cpu", [f"samples={path}"])
