@@ -285,3 +285,12 @@ def test_sandbox_reports_full_isolation_as_root():
         assert sandbox.isolation == "not started"
         sandbox.run(Job(CORRECT, "f", INPUTS))
         assert sandbox.isolation == ISOLATION_LEVELS[0]
+
+
+def test_output_is_capped_and_the_answers_still_count():
+    program = "def f(x):\n    print('start')\n    print('x' * 100000)\n    return x + 1\n"
+    with Sandbox(Limits(timeout_s=5, output_bytes=1000), workers=1) as sandbox:
+        execution = sandbox.run(Job(program, "f", INPUTS))
+    assert len(execution.output.encode()) == 1000
+    assert execution.output.startswith("start\nxxx")
+    assert judge(SUITE, execution).outcome == "passed"

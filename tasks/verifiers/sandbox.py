@@ -264,8 +264,9 @@ class Sandbox:
                         collected.done = b'["done"' in collected.results[-200:]
                         if len(collected.results) > RESULT_BYTES_CAP:
                             return collected, False
-                    elif len(collected.output) < self.limits.output_bytes:
-                        collected.output += chunk[: self.limits.output_bytes]
+                    else:  # output beyond the cap is read and dropped
+                        room = self.limits.output_bytes - len(collected.output)
+                        collected.output += chunk[: max(room, 0)]
                 if exited and not collected.done:
                     # Pipes may stay open in grandchildren: a final drain, then stop.
                     for fd in list(open_fds):
