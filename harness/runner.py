@@ -108,7 +108,9 @@ def prepare(
     settings, hyperparameters = parse_overrides(list(overrides))
     spec = load_spec(task_name, suite_version)
     resolved = resolve_config(task_cls, spec, profile, settings)
-    method = load_method(task_cls, method_ref or task_cls.reference_methods[0], hyperparameters)
+    method = load_method(
+        task_cls, method_ref or task_cls.default_method(resolved.config), hyperparameters
+    )
     task = task_cls()
     try:
         task.check_method(method, resolved.config)

@@ -231,6 +231,11 @@ class Task(abc.ABC):
                 return metric
         raise KeyError(f"task {cls.name!r} declares no metric {name!r}")
 
+    @classmethod
+    def default_method(cls, config: Any) -> str:
+        """The method a run uses when none is given (default: the first reference method)."""
+        return cls.reference_methods[0]
+
     def check_method(self, method: Method, config: Any) -> None:
         """Reject a method that breaks the task's rules before anything runs (raise ValueError
         with a one-line reason). The default accepts every method that fits the interface."""

@@ -1,0 +1,256 @@
+"""Task `verifiers`: inference scaling by resampling with imperfect verifiers, sandboxed.
+
+After Stroebl, Kapoor & Narayanan, "Inference Scaling fLaws: The Limits of LLM Resampling with
+Imperfect Verifiers" (weak verifier: HumanEval's base tests; ground truth: EvalPlus' extended
+tests), Chen et al.'s unbiased pass@k and Brown et al.'s "Large Language Monkeys" (coverage vs.
+samples).
+
+A method is a *sample source*: `generate(problems, n, seed)` returns n complete programs per
+problem. The harness owns everything else: the problems and their tests (`problems.py`), the
+sandbox every program runs in (`sandbox.py`; untrusted code never runs in this process), the
+verdicts (`verdicts.py`, decided here from the values the program returned) and the analysis
+(`analysis.py`). A method may also define `verify(problem, program) -> bool`, its own verifier;
+the task then reports how often it agrees with the base tests and its own resampling ceiling.
+
+Sample sources shipped: `mutants` (the smoke default; SYNTHETIC programs made by mutating the
+canonical solutions, labelled so in every note, metric and plot), `samples-file` (an EvalPlus
+JSONL file, `--set samples=FILE.jsonl`, chosen automatically when that setting is given) and
+`tasks/verifiers/methods/hf_sampler.py` (a causal LM through `transformers`:
+`--method tasks/verifiers/methods/hf_sampler.py --set hp.model=DIR`).
+
+Verifiers: with `strong_tests = "split"` (offline) the weak tests are the first `split_fraction`
+of HumanEval's base test inputs and the strong tests all of them; with `humaneval-plus` or
+`humaneval-plus-mini` (a mirror: `--data-dir DIR` with `DIR/code/HumanEvalPlus[-Mini].jsonl.gz`,
+or EvalPlus' HUMANEVAL_OVERRIDE_PATH) the weak tests are the base tests and the strong tests base
++ plus inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tasks.base import GateResult, Method, MethodFunction, Metric, RunContext, Task
+
+COSTS = (0.0, 1.0, 2.0, 4.0, 8.0)
+DATASETS = ("humaneval",)
+
+
+def _cost_name(cost: float) -> str:
+    return f"{cost:g}"
+
+
+@dataclass(frozen=True)
+class VerifiersConfig:
+    """One profile's settings (see suite/<version>/verifiers.toml)."""
+
+    dataset: str = "humaneval"
+    problems: int = 0
+    """Use the first N problems (0: all)."""
+    samples_per_problem: int = 10
+    samples: str = ""
+    """An EvalPlus-format JSONL samples file; when set, its programs are scored instead of a
+    generating method's (the samples-file method is then the default)."""
+    strong_tests: str = "split"
+    split_fraction: float = 0.5
+    timeout_s: float = 3.0
+    """Wall seconds per program for all its inputs (at least 5x the canonical solution's)."""
+    memory_mb: int = 1024
+    workers: int = 2
+    permutations: int = 200
+    costs: list[float] = field(default_factory=lambda: list(COSTS))
+    stronger_source_pass_at_1: float = 0.0
+    """A stronger source's single-sample accuracy drawn on the accuracy plot (0: none)."""
+
+    def __post_init__(self) -> None:
+        from tasks.verifiers.problems import STRONG_TESTS
+
+        if self.dataset not in DATASETS:
+            raise TypeError(f"dataset must be one of {DATASETS}")
+        if self.strong_tests not in STRONG_TESTS:
+            raise TypeError(f"strong_tests must be one of {STRONG_TESTS}")
+        if not 0.0 < self.split_fraction < 1.0:
+            raise TypeError("split_fraction must be between 0 and 1")
+        if self.samples_per_problem < 1 or self.problems < 0 or self.workers < 1:
+            raise TypeError("samples_per_problem and workers must be positive, problems >= 0")
+        if self.timeout_s <= 0 or self.memory_mb < 64 or self.permutations < 1:
+            raise TypeError("timeout_s must be positive, memory_mb >= 64, permutations >= 1")
+        unknown = [c for c in self.costs if c not in COSTS]
+        if unknown:
+            raise TypeError(f"costs must be among {COSTS}")
+
+
+def _metrics() -> tuple[Metric, ...]:
+    src = "of the run's sample source (SYNTHETIC when it is the mutation sampler)"
+    scalars = (
+        Metric("pass_at_1_strong", "fraction", True, f"pass@1 under the strong tests, {src}"),
+        Metric("pass_at_1_weak", "fraction", True, f"pass@1 under the weak tests, {src}"),
+        Metric("pass_at_n_strong", "fraction", True, f"coverage: pass@n, strong tests, {src}"),
+        Metric("pass_at_n_weak", "fraction", True, f"pass@n under the weak tests, {src}"),
+        Metric(
+            "false_positive_rate",
+            "fraction",
+            False,
+            f"P(fails strong | passes weak) over all weak-passing samples, {src}",
+        ),
+        Metric(
+            "resampling_ceiling",
+            "fraction",
+            True,
+            f"resampling accuracy as k -> infinity: mean P(strong | weak), {src}",
+        ),
+        Metric("resampling_accuracy_at_n", "fraction", True, f"resampling accuracy at k=n, {src}"),
+        Metric(
+            "two_type_ceiling", "fraction", True, f"ceiling of the fitted two-type model, {src}"
+        ),
+        Metric(
+            "verifier_false_negative_tasks",
+            "tasks",
+            False,
+            "tasks with samples that pass the strong tests but fail the weak ones",
+        ),
+        *(
+            Metric(
+                f"optimal_k_cost_{_cost_name(c)}",
+                "samples",
+                False,
+                f"k maximizing utility with false-positive cost {c:g}, {src}",
+            )
+            for c in COSTS
+        ),
+        *(
+            Metric(
+                f"utility_at_optimal_k_cost_{_cost_name(c)}",
+                "reward/task",
+                True,
+                f"utility at k* with false-positive cost {c:g}, {src}",
+            )
+            for c in COSTS
+        ),
+        Metric(
+            "method_verifier_agreement",
+            "fraction",
+            True,
+            "share of samples where the method's own verifier agrees with the weak tests",
+        ),
+        Metric(
+            "method_verifier_ceiling",
+            "fraction",
+            True,
+            "resampling ceiling with the method's own verifier in place of the weak tests",
+        ),
+        *(
+            Metric(f"share_{o}", "fraction", False, f"share of samples whose outcome was {o}")
+            for o in ("failed", "timeout", "error")
+        ),
+        Metric("programs_per_s", "programs/s", True, "sandboxed programs verified per second"),
+        Metric("problems", "problems", True, "problems scored"),
+        Metric("samples_per_problem", "samples", True, "n: samples scored per problem"),
+    )
+    curves = (
+        Metric("pass_at_k_strong", "fraction", True, f"pass@k, strong tests, {src}", "samples"),
+        Metric("pass_at_k_weak", "fraction", True, f"pass@k, weak tests, {src}", "samples"),
+        Metric(
+            "resampling_accuracy",
+            "fraction",
+            True,
+            f"first weak-passing of k samples is correct (closed form), {src}",
+            "samples",
+        ),
+        Metric(
+            "resampling_accuracy_simulated",
+            "fraction",
+            True,
+            f"the same by seeded permutations, {src}",
+            "samples",
+        ),
+        Metric(
+            "two_type_model_accuracy",
+            "fraction",
+            True,
+            f"resampling accuracy of the fitted two-type model, {src}",
+            "samples",
+        ),
+        *(
+            Metric(
+                f"utility_cost_{_cost_name(c)}",
+                "reward/task",
+                True,
+                f"utility vs k, false-positive cost {c:g}, {src}",
+                "samples",
+            )
+            for c in COSTS
+        ),
+    )
+    return scalars + curves
+
+
+class VerifiersTask(Task):
+    name = "verifiers"
+    description = "Resampling with imperfect verifiers on HumanEval(+), in a process sandbox."
+    config_type = VerifiersConfig
+    reference_methods = ("mutants",)
+    supports_cuda = True
+    headline_metrics = (
+        "resampling_ceiling",
+        "pass_at_1_strong",
+        "pass_at_n_strong",
+        "false_positive_rate",
+        "optimal_k_cost_4",
+        "programs_per_s",
+    )
+    metrics = _metrics()
+    method_interface = (
+        MethodFunction(
+            "generate",
+            ("problems", "n", "seed"),
+            "Return {task_id: [n complete Python programs]} for the given problems"
+            " (tasks.verifiers.problems.Problem: task_id, prompt, entry_point;"
+            " canonical_solution is for synthetic sources only). The programs run in the"
+            " harness's sandbox, never in the method's process. Optional:"
+            " verify(problem, program) -> bool, the method's own verifier.",
+        ),
+    )
+
+    @classmethod
+    def default_method(cls, config: Any) -> str:
+        """A samples file is scored by the samples-file method; otherwise the mutants."""
+        if getattr(config, "samples", ""):
+            return str(cls.methods_dir() / "samples_file.py")
+        return cls.reference_methods[0]
+
+    def check_method(self, method: Method, config: Any) -> None:
+        reads_file = bool(getattr(method.module, "READS_SAMPLES_FILE", False))
+        if config.samples and not reads_file:
+            raise ValueError("--set samples=FILE is scored by the samples-file method only")
+        if reads_file and not config.samples:
+            raise ValueError("needs a samples file: --set samples=FILE.jsonl")
+
+    def check_inputs(self, config: Any, data_dir: Path | None) -> None:
+        from tasks.verifiers import problems, samples
+
+        path = problems.plus_path(config.strong_tests, data_dir)
+        if config.strong_tests != "split" and (path is None or not path.is_file()):
+            expected = f"DIR/code/{problems.PLUS_FILES[config.strong_tests]}"
+            raise ValueError(
+                f"strong_tests={config.strong_tests} needs HumanEval+: --data-dir DIR with"
+                f" {expected} (or HUMANEVAL_OVERRIDE_PATH); found {path or 'no --data-dir'}"
+            )
+        if config.samples:
+            prompts = {p.task_id: p.prompt for p in problems.load_humaneval()}
+            try:
+                samples.read_samples(Path(config.samples), prompts)
+            except samples.SamplesError as exc:
+                raise ValueError(str(exc)) from exc
+
+    def quality_gate(self, scalars: Mapping[str, float], config: Any) -> GateResult:
+        if scalars.get("problems", 0) < 1:
+            return GateResult(False, "no problem could be scored")
+        return GateResult(True)
+
+    def run(self, ctx: RunContext, method: Method) -> None:
+        from tasks.verifiers.workload import run_workload
+
+        run_workload(ctx, method)

@@ -1,0 +1,40 @@
+"""The task's two plots as SVG files: accuracy vs. k (log k) and utility vs. k per cost."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.plots import _STYLE
+
+
+def save_line_plot(
+    path: Path,
+    lines: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    *,
+    title: str,
+    y_label: str,
+    log_x: bool,
+    horizontal: Sequence[tuple[float, str]] = (),
+) -> Path:
+    """Write an SVG of (label, x, y) lines plus labelled horizontal reference lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with matplotlib.rc_context(_STYLE):
+        figure, axes = plt.subplots(figsize=(7.0, 3.6), layout="constrained")
+        for label, x, y in lines:
+            axes.plot(x, y, marker="o", markersize=2.5, linewidth=1.2, label=label)
+        for y, label in horizontal:
+            axes.axhline(y, color="#7f8c8d", linestyle="--", linewidth=0.8, label=label)
+        if log_x:
+            axes.set_xscale("log")
+        axes.set_title(title, loc="left", fontsize=8)
+        axes.set_xlabel("k (samples per problem)")
+        axes.set_ylabel(y_label)
+        axes.legend(fontsize=7, loc="best")
+        figure.savefig(path, format="svg", metadata={"Date": None})
+        plt.close(figure)
+    return path

