@@ -174,7 +174,7 @@ def test_changing_the_weights_before_training_is_rejected_as_pretrained(tmp_path
 
 
 def test_divergence_fails_the_run_and_keeps_the_partial_curve(tmp_path, cache):
-    method = method_file(tmp_path, learning_rate="return 1.0 if progress < 0.6 else float('nan')")
+    method = method_file(tmp_path, learning_rate="return 1.0 if progress < 0.3 else float('nan')")
     result, db = run_cramming(tmp_path, cache, "--method", method, "--set", "eval_points=4")
     assert result.returncode == 1
     (run,) = cli_json("runs", "--db", db)
