@@ -552,6 +552,11 @@ def suite_group() -> None:
 @suite_group.command("run")
 @click.option("--profile", default="smoke", show_default=True, help="Profile for every task.")
 @click.option("--task", "only_tasks", multiple=True, help="Only these tasks (repeatable).")
+@click.option(
+    "--all-methods",
+    is_flag=True,
+    help="Every reference method, not only the profile's suite_methods.",
+)
 @seeds_option
 @device_option
 @suite_option
@@ -560,9 +565,22 @@ def suite_group() -> None:
 @db_option
 @json_option
 def suite_run_command(
-    profile, only_tasks, seeds, device, suite_version, data_dir, db, as_json, **executor_flags
+    profile,
+    only_tasks,
+    all_methods,
+    seeds,
+    device,
+    suite_version,
+    data_dir,
+    db,
+    as_json,
+    **executor_flags,
 ) -> None:
-    """Run every task's reference methods (everything is validated before the first run)."""
+    """Run every task's reference methods (everything is validated before the first run).
+
+    A profile may name the few a suite run takes (`suite_methods` in the task's spec); then
+    --all-methods runs every reference method.
+    """
     from harness.errors import InputError
     from harness.executors import WorkItem
     from harness.registry import load_task, task_names
@@ -587,9 +605,31 @@ def suite_run_command(
             data_dir=str(data_dir.resolve()) if data_dir else None,
         )
         for name in names
-        for method in load_task(name).reference_methods
+        for method in (
+            load_task(name).reference_methods
+            if all_methods
+            else _suite_methods(name, profile, suite_version)
+        )
     ]
     _execute(db, templates, seeds, device, as_json, _executor_choice(executor_flags))
+
+
+def _suite_methods(task: str, profile: str, suite_version: str) -> tuple[str, ...]:
+    """The reference methods `suite run` runs for `task` at `profile`; a name the task does not
+    have is a mistake in the spec, reported before anything runs."""
+    from harness.errors import InputError
+    from harness.registry import load_task
+    from harness.spec import load_spec
+
+    references = load_task(task).reference_methods
+    chosen = load_spec(task, suite_version).suite_methods.get(profile, references)
+    unknown = sorted(set(chosen) - set(references))
+    if unknown:
+        raise InputError(
+            f"suite {suite_version} {task}.toml: suite_methods of profile {profile!r} names"
+            f" {', '.join(unknown)}, not reference methods of {task}"
+        )
+    return chosen
 
 
 @cli.command("jobs")

@@ -29,6 +29,7 @@ else:  # pragma: no cover
 
 HYPERPARAMETER_PREFIX = "hp."
 REQUIRED_SEEDS_KEY = "required_seeds"
+SUITE_METHODS_KEY = "suite_methods"
 DEFAULT_TOLERANCE = 0.10
 """Relative difference a re-run may show from submitted numbers when a spec states none."""
 
@@ -54,6 +55,10 @@ class TaskSpec:
     """Seeds a submission must run per profile (a profile's optional `required_seeds` key)."""
     tolerances: dict[str, float] = dataclasses.field(default_factory=dict)
     """Relative tolerance per metric for re-runs (`[tolerance]`; its `default` key for the rest)."""
+
+    suite_methods: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    """Reference methods `suite run` runs per profile (a profile's optional `suite_methods` key;
+    default all). Lets a quick profile run a representative few of a task with many."""
 
     def seeds_required(self, profile: str) -> int:
         return self.required_seeds.get(profile, default_required_seeds(profile))
@@ -121,6 +126,7 @@ def load_spec(task: str, suite_version: str | None = None) -> TaskSpec:
     if not isinstance(version, int):
         raise InputError(f"{path}: 'version' must be an integer")
     required_seeds: dict[str, int] = {}
+    suite_methods: dict[str, tuple[str, ...]] = {}
     settings_only: dict[str, dict[str, Any]] = {}
     for name, table in profiles.items():
         if not isinstance(table, dict):
@@ -132,6 +138,11 @@ def load_spec(task: str, suite_version: str | None = None) -> TaskSpec:
                 f"{path}: profiles.{name}.{REQUIRED_SEEDS_KEY} must be an integer >= 1"
             )
         required_seeds[name] = seeds
+        methods = table.pop(SUITE_METHODS_KEY, None)
+        if methods is not None:
+            if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
+                raise InputError(f"{path}: profiles.{name}.{SUITE_METHODS_KEY} must list names")
+            suite_methods[name] = tuple(methods)
         settings_only[name] = table
     tolerances = data.get("tolerance", {})
     if not isinstance(tolerances, dict) or not all(
@@ -148,6 +159,7 @@ def load_spec(task: str, suite_version: str | None = None) -> TaskSpec:
         path=path,
         references=list(data.get("references", [])),
         required_seeds=required_seeds,
+        suite_methods=suite_methods,
         tolerances={key: float(value) for key, value in tolerances.items()},
     )
 

@@ -25,6 +25,7 @@ def test_every_shipped_profile_resolves_for_its_task(version):
         for profile in spec.profiles:
             resolved = resolve_config(task_cls, spec, profile)
             assert resolved.settings and len(resolved.task_spec_hash) == 64
+            assert set(spec.suite_methods.get(profile, ())) <= set(task_cls.reference_methods)
 
 
 def test_overrides_are_typed_and_split_into_settings_and_hyperparameters():
@@ -86,3 +87,38 @@ def test_unknown_profile_lists_the_known_ones():
 def test_unknown_task_lists_known_tasks():
     with pytest.raises(InputError, match=r"known tasks: .*probe"):
         load_task("no-such-task")
+
+
+def test_suite_methods_pick_what_suite_run_runs_and_stay_out_of_the_hash(tmp_path, monkeypatch):
+    import shutil
+    import subprocess
+    import sys
+
+    from harness.paths import suite_root
+
+    shipped = load_spec("probe")
+    suite = tmp_path / "suite" / "v1"
+    suite.mkdir(parents=True)
+    for spec in (suite_root() / "v1").glob("*.toml"):
+        shutil.copy(spec, suite / spec.name)
+    text = (suite / "probe.toml").read_text()
+    (suite / "probe.toml").write_text(
+        text.replace("[profiles.smoke]\n", "[profiles.smoke]\nsuite_methods = ['eager']\n")
+    )
+    monkeypatch.setenv("BUDGETBENCH_SUITE_DIR", str(tmp_path / "suite"))
+    spec = load_spec("probe")
+    assert spec.suite_methods == {"smoke": ("eager",)}
+    assert resolve_config(ProbeTask, spec, "smoke").task_spec_hash == (
+        resolve_config(ProbeTask, shipped, "smoke").task_spec_hash
+    )
+
+    (suite / "probe.toml").write_text(
+        text.replace("[profiles.smoke]\n", "[profiles.smoke]\nsuite_methods = ['nope']\n")
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "suite", "run", "--task", "probe",
+         "--db", str(tmp_path / "bb.db")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "suite_methods of profile 'smoke' names nope" in result.stderr
