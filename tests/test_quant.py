@@ -3,7 +3,6 @@ on a tiny `save_pretrained` model (a real quantized method, a broken one, an uns
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 from pathlib import Path
@@ -12,6 +11,9 @@ import pytest
 import torch
 from conftest import assert_one_line_error, run_cli
 
+from harness.machine import collect_fingerprint
+from harness.runner import RunOutcome, execute, prepare, save_machine
+from harness.store import open_store
 from tasks.quant.compare import compare_logits, scored_slice, summarize
 from tasks.quant.data import choice_items
 from tasks.quant.downstream import evaluate_choices, flip_rate, write_task
@@ -58,11 +60,6 @@ def tiny_dir(tmp_path_factory) -> Path:
     tiny_model(len(tokenizer)).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory) -> dict[str, str]:
-    return {"BUDGETBENCH_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
 
 
 def test_second_half_scoring_uses_the_logits_that_predict_the_second_half():
@@ -120,8 +117,10 @@ def test_lm_eval_scores_choice_items_offline_and_flips_count_changed_answers(tmp
     assert flip_rate([True, False, True, True], [True, True, False, True]) == 50.0
 
 
-def _mirror_corpus(root: Path) -> Path:
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory) -> Path:
     """A text 'corpus' the tiny tokenizer knows, as a wikitext-2 mirror."""
+    root = tmp_path_factory.mktemp("mirror")
     directory = root / "wikitext-2-raw"
     directory.mkdir(parents=True)
     article = " = {title} = \n {text} \n"
@@ -133,27 +132,30 @@ def _mirror_corpus(root: Path) -> Path:
     return root
 
 
-def _run(tiny_dir, env, tmp_path, method: str, *extra: str):
-    mirror = _mirror_corpus(tmp_path / "mirror")
-    db = tmp_path / "s.db"
-    result = run_cli("run", "quant", "--method", method, "--db", str(db), "--data-dir",
-                     str(mirror), "--set", f"model={tiny_dir}", "--set", "corpus=wikitext-2-raw",
-                     *TINY, *extra, "--json", env=env)  # fmt: skip
-    return result, db
+def _run(tiny_dir: Path, mirror: Path, tmp_path: Path, method: str, monkeypatch) -> RunOutcome:
+    """One run through the real runner and store, in this process (imports are paid once)."""
+    monkeypatch.setenv("BUDGETBENCH_CACHE_DIR", str(tmp_path.parent / "quant-cache"))
+    overrides = [f"model={tiny_dir}", "corpus=wikitext-2-raw",
+                 *(TINY[i + 1] for i in range(0, len(TINY), 2))]  # fmt: skip
+    prepared = prepare("quant", method, "smoke", "cpu", overrides, data_dir=mirror)
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    (outcome,) = execute(store, prepared, [0], save_machine(store, collect_fingerprint()))
+    return outcome
 
 
-def test_a_saved_model_runs_fp32_and_bnb_nf4_and_stores_all_measurements(tiny_dir, env, tmp_path):
-    result, db = _run(tiny_dir, env, tmp_path, "fp32")
-    assert result.returncode == 0, result.stderr
-    fp32 = json.loads(result.stdout)[0]["measurements"]
+def test_a_saved_model_runs_fp32_and_bnb_nf4_and_stores_all_measurements(
+    tiny_dir, mirror, tmp_path, monkeypatch
+):
+    outcome = _run(tiny_dir, mirror, tmp_path, "fp32", monkeypatch)
+    assert outcome.status == "succeeded", outcome.error
+    fp32 = {name: value for name, (value, _unit) in outcome.scalars.items()}
     assert fp32["kl_mean"] == pytest.approx(0.0, abs=1e-9) and fp32["same_top1"] == 100.0
     assert fp32["quality_retained"] == pytest.approx(100.0) and fp32["choice_flip_rate"] == 0.0
     assert "layer_kl_max" not in fp32  # nothing to quantize layer by layer
 
-    result, db = _run(tiny_dir, env, tmp_path, "bnb-nf4")
-    assert result.returncode == 0, result.stderr
-    outcome = json.loads(result.stdout)[0]
-    nf4 = outcome["measurements"]
+    outcome = _run(tiny_dir, mirror, tmp_path, "bnb-nf4", monkeypatch)
+    assert outcome.status == "succeeded", outcome.error
+    nf4 = {name: value for name, (value, _unit) in outcome.scalars.items()}
     assert nf4["kl_mean"] > 0 and nf4["kl_max"] >= nf4["kl_p99"] >= nf4["kl_median"] >= 0
     assert nf4["ppl_reference"] == pytest.approx(fp32["ppl_reference"], rel=1e-6)
     assert 4.0 < nf4["measured_bits_per_weight"] < 5.0 and nf4["weight_mib"] < fp32["weight_mib"]
@@ -161,10 +163,10 @@ def test_a_saved_model_runs_fp32_and_bnb_nf4_and_stores_all_measurements(tiny_di
     for name in ("decode_tokens_per_s", "prefill_tokens_per_s", "sampling_departure_max",
                  "choice_accuracy", "ln_ppl_ratio_se", "peak_memory_mib"):  # fmt: skip
         assert name in nf4
-    with sqlite3.connect(db) as connection:
+    with sqlite3.connect(tmp_path / "s.db") as connection:
         curve = connection.execute(
             "SELECT x FROM curve_points WHERE run_id = ? AND metric = 'sampling_nll' ORDER BY x",
-            (outcome["run_id"],),
+            (outcome.run_id,),
         ).fetchall()
     assert [x for (x,) in curve] == [0.0, 0.8]
 
@@ -178,28 +180,31 @@ def _method(tmp_path: Path, body: str) -> Path:
 
 
 def test_a_method_that_makes_nan_logits_fails_its_run_with_a_one_line_reason(
-    tiny_dir, env, tmp_path
+    tiny_dir, mirror, tmp_path, monkeypatch
 ):
     body = "    import torch\n    model.lm_head.weight.data.fill_(float('nan'))\n    return model\n"
-    result, db = _run(tiny_dir, env, tmp_path, str(_method(tmp_path, body)))
-    assert result.returncode == 1
-    error = json.loads(result.stdout)[0]["error"]
-    assert error.splitlines()[0] == (
+    outcome = _run(tiny_dir, mirror, tmp_path, str(_method(tmp_path, body)), monkeypatch)
+    assert outcome.status == "failed"
+    assert outcome.error.splitlines()[0] == (
         "BrokenModel: the quantized model returned non-finite logits (NaN or inf)"
     )
 
 
-def test_a_format_the_device_does_not_support_fails_its_run(tiny_dir, env, tmp_path):
-    # torchao's tinygemm int4 layout has no CPU kernel: the library's own error ends the run.
-    body = ("    from torchao.quantization import Int4WeightOnlyConfig, quantize_\n"
-            "    quantize_(model, Int4WeightOnlyConfig())\n    return model\n")  # fmt: skip
-    result, db = _run(tiny_dir, env, tmp_path, str(_method(tmp_path, body)))
-    assert result.returncode == 1
-    outcome = json.loads(result.stdout)[0]
-    assert outcome["status"] == "failed" and outcome["error"].splitlines()[0]
+def test_a_format_the_device_does_not_support_fails_its_run(
+    tiny_dir, mirror, tmp_path, monkeypatch
+):
+    # torchao's tinygemm int4 layout has no CPU kernel: torchao 0.18 asks for its optional mslk
+    # kernels, or (on other layers) skips the module, which the task's format helper reports.
+    body = ("    from torchao.quantization import Int4WeightOnlyConfig\n"
+            "    from tasks.quant.formats import torchao\n"
+            "    return torchao(model, modules, Int4WeightOnlyConfig())\n")  # fmt: skip
+    outcome = _run(tiny_dir, mirror, tmp_path, str(_method(tmp_path, body)), monkeypatch)
+    assert outcome.status == "failed"
+    reason = outcome.error.splitlines()[0]
+    assert reason.startswith(("ImportError: Requires mslk", "Unsupported: torchao Int4")), reason
 
 
-def test_a_model_that_is_nowhere_local_is_a_one_line_input_error(env):
+def test_a_model_that_is_nowhere_local_is_a_one_line_input_error(tmp_path):
     result = run_cli("run", "quant", "--method", "fp32", "--set", "model=nobody/no-such-model",
-                     "--db", "sqlite://", env=env)  # fmt: skip
+                     "--db", f"sqlite:///{tmp_path / 's.db'}")  # fmt: skip
     assert_one_line_error(result, 2, "not in the Hugging Face cache")

@@ -124,4 +124,12 @@ def torchao(model: torch.nn.Module, modules: Collection[str], config) -> torch.n
     selected = set(modules)
     model.to(compute_dtype(model))
     quantize_(model, config, filter_fn=lambda module, name: name in selected)
+    for name in modules:  # torchao skips a module it has no kernel for, with a warning only
+        weight = model.get_submodule(name).weight
+        if type(weight) in (torch.Tensor, torch.nn.Parameter):
+            device = weight.device.type
+            raise Unsupported(
+                f"torchao {type(config).__name__} left {name} unquantized on {device}"
+                " (no kernel for this device)"
+            )
     return model

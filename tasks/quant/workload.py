@@ -3,6 +3,7 @@ reference, and record everything (see the package docstring for what is measured
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -75,16 +76,36 @@ def run_quant(ctx: RunContext, method: Method) -> None:
     ctx.record("measured_bits_per_weight", _measured_bits(base, quantized, names))
 
     work_dir = Path(tempfile.mkdtemp(prefix="budgetbench-quant-"))
-    cached = _reference_results(ctx, reference, tokenizer, data, digest, reference_dtype, work_dir)
-    _token_level(ctx, reference, quantized, data, device)
-    _downstream(ctx, quantized, tokenizer, data, cached, work_dir)
-    _sampling(ctx, method, reference, quantized, data, device, cached, work_dir)
-    if getattr(method.module, "PER_LAYER_SENSITIVITY", True):
-        _per_layer(ctx, method, base, reference, calibration, data, device, names, work_dir)
-    else:
-        ctx.note("per_layer_sensitivity", "not applicable: the method has no per-layer format")
+    phases: dict[str, float] = {}
+    with _phase(phases, "reference"):
+        cached = _reference_results(
+            ctx, reference, tokenizer, data, digest, reference_dtype, work_dir
+        )
+    with _phase(phases, "token_level"):
+        _token_level(ctx, reference, quantized, data, device)
+    with _phase(phases, "downstream"):
+        _downstream(ctx, quantized, tokenizer, data, cached, work_dir)
+    with _phase(phases, "sampling"):
+        _sampling(ctx, method, reference, quantized, data, device, cached, work_dir)
+    with _phase(phases, "per_layer"):
+        if getattr(method.module, "PER_LAYER_SENSITIVITY", True):
+            _per_layer(ctx, method, base, reference, calibration, data, device, names, work_dir)
+        else:
+            ctx.note("per_layer_sensitivity", "not applicable: the method has no per-layer format")
     del base
-    _speed(ctx, quantized, data, device)
+    with _phase(phases, "speed"):
+        _speed(ctx, quantized, data, device)
+    ctx.note("phase_seconds", {name: round(seconds, 2) for name, seconds in phases.items()})
+
+
+@contextlib.contextmanager
+def _phase(phases: dict[str, float], name: str):
+    """Wall-clock seconds of one part of the run (stored in the run's notes)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        phases[name] = time.perf_counter() - started
 
 
 def _model_directory(ctx: RunContext, corpus) -> Path:
