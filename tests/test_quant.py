@@ -168,7 +168,16 @@ def test_a_saved_model_runs_fp32_and_bnb_nf4_and_stores_all_measurements(
             "SELECT x FROM curve_points WHERE run_id = ? AND metric = 'sampling_nll' ORDER BY x",
             (outcome.run_id,),
         ).fetchall()
+        artifacts = connection.execute(
+            "SELECT name FROM artifacts WHERE run_id = ? ORDER BY name", (outcome.run_id,)
+        ).fetchall()
     assert [x for (x,) in curve] == [0.0, 0.8]
+    assert [name for (name,) in artifacts] == [
+        "layer-sensitivity.json",
+        "layer-sensitivity.svg",
+        "sampling-grid.json",
+        "sampling-sensitivity.svg",
+    ]
 
 
 def _method(tmp_path: Path, body: str) -> Path:

@@ -75,16 +75,15 @@ def run_quant(ctx: RunContext, method: Method) -> None:
     ctx.record("bits_per_weight", bits)
     ctx.record("measured_bits_per_weight", _measured_bits(base, quantized, names))
 
-    work_dir = Path(tempfile.mkdtemp(prefix="budgetbench-quant-"))
+    work_dir = ctx.artifact_dir
+    work_dir.mkdir(parents=True, exist_ok=True)
     phases: dict[str, float] = {}
     with _phase(phases, "reference"):
-        cached = _reference_results(
-            ctx, reference, tokenizer, data, digest, reference_dtype, work_dir
-        )
+        cached = _reference_results(ctx, reference, tokenizer, data, digest, reference_dtype)
     with _phase(phases, "token_level"):
         _token_level(ctx, reference, quantized, data, device)
     with _phase(phases, "downstream"):
-        _downstream(ctx, quantized, tokenizer, data, cached, work_dir)
+        _downstream(ctx, quantized, tokenizer, data, cached)
     with _phase(phases, "sampling"):
         _sampling(ctx, method, reference, quantized, data, device, cached, work_dir)
     with _phase(phases, "per_layer"):
@@ -186,9 +185,7 @@ def _token_level(ctx: RunContext, reference, quantized, data: EvalData, device) 
     ctx.record("scored_tokens", summary.tokens)
 
 
-def _reference_results(
-    ctx: RunContext, reference, tokenizer, data, digest, dtype, work_dir: Path
-) -> dict:
+def _reference_results(ctx: RunContext, reference, tokenizer, data, digest, dtype) -> dict:
     """The reference's downstream answers and sampling grid, from the cache or computed once."""
     import transformers
 
@@ -207,8 +204,9 @@ def _reference_results(
     if path.is_file():
         ctx.note("reference_cache", f"reused {path}")
         return json.loads(path.read_text())
-    task_dir = write_task(data.choice_items, work_dir / "lm-eval-task")
-    choices = evaluate_choices(reference, tokenizer, task_dir, config.batch_size)
+    with tempfile.TemporaryDirectory(prefix="budgetbench-quant-") as temporary_dir:
+        task_dir = write_task(data.choice_items, Path(temporary_dir))
+        choices = evaluate_choices(reference, tokenizer, task_dir, config.batch_size)
     prompts = data.prompts.to(next(reference.parameters()).device)
     cells = sampling_grid(reference, reference, prompts, config)
     results = {
@@ -224,9 +222,10 @@ def _reference_results(
     return results
 
 
-def _downstream(ctx: RunContext, quantized, tokenizer, data, cached: dict, work_dir: Path) -> None:
-    task_dir = write_task(data.choice_items, work_dir / "lm-eval-task")
-    result = evaluate_choices(quantized, tokenizer, task_dir, ctx.config.batch_size)
+def _downstream(ctx: RunContext, quantized, tokenizer, data, cached: dict) -> None:
+    with tempfile.TemporaryDirectory(prefix="budgetbench-quant-") as temporary_dir:
+        task_dir = write_task(data.choice_items, Path(temporary_dir))
+        result = evaluate_choices(quantized, tokenizer, task_dir, ctx.config.batch_size)
     ctx.record("choice_accuracy", result.accuracy)
     ctx.record("choice_accuracy_reference", cached["choice_accuracy"])
     ctx.record("choice_flip_rate", flip_rate(cached["choice_correct"], result.correct))
@@ -299,9 +298,4 @@ def _speed(ctx: RunContext, quantized, data: EvalData, device) -> None:
 
 
 def _save(ctx: RunContext, name: str, path: Path, media_type: str) -> None:
-    """Record a file as a run artifact (the harness's artifact API), or note where it is."""
-    save = getattr(ctx, "save_artifact", None)
-    if save is not None:
-        save(name, path, media_type=media_type)
-    else:
-        ctx.note(f"file:{name}", str(path))
+    ctx.save_artifact(name, path, media_type=media_type)
