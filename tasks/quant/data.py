@@ -8,9 +8,9 @@ multiple-choice items, all cut from the profile's corpus with the model's own to
   all a method may look at.
 - Prompts for generation: the first `prompt_len` tokens of held-out windows spread evenly over
   them (equal lengths, so a batch needs no padding).
-- Multiple choice ("continuation choice"): for held-out documents of at least
-  `choice_context_words + choice_continuation_words` words, the context is the first words and the
-  true answer the next ones; the distractors are the true continuations of the following items,
+- Multiple choice ("continuation choice"): held-out documents are cut into consecutive spans of
+  `choice_context_words + choice_continuation_words` words; the context is a span's first words
+  and the true answer the rest; the distractors are the true continuations of the following items,
   and the answer's position rotates so that it is not always the first choice.
 """
 
@@ -69,15 +69,16 @@ def choice_items(
     documents: list[str], count: int, choices: int, context_words: int, continuation_words: int
 ) -> list[ChoiceItem]:
     """Pick-the-true-continuation items from held-out documents (see the module docstring)."""
-    pieces = []
+    pieces: list[tuple[str, str]] = []
+    span = context_words + continuation_words
     for document in documents:
         words = document.split()
-        if len(words) >= context_words + continuation_words:
-            context = " ".join(words[:context_words])
-            continuation = " ".join(words[context_words : context_words + continuation_words])
-            pieces.append((context, continuation))
-        if len(pieces) == count:
+        for start in range(0, len(words) - span + 1, span):
+            context = " ".join(words[start : start + context_words])
+            pieces.append((context, " ".join(words[start + context_words : start + span])))
+        if len(pieces) >= count:
             break
+    pieces = pieces[:count]
     if len(pieces) < max(choices, 2):
         raise ValueError(f"only {len(pieces)} held-out documents are long enough for choice items")
     items = []
