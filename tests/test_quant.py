@@ -217,3 +217,15 @@ def test_a_model_that_is_nowhere_local_is_a_one_line_input_error(tmp_path):
     result = run_cli("run", "quant", "--method", "fp32", "--set", "model=nobody/no-such-model",
                      "--db", f"sqlite:///{tmp_path / 's.db'}")  # fmt: skip
     assert_one_line_error(result, 2, "not in the Hugging Face cache")
+
+
+def test_speed_times_each_decode_step_and_counts_tied_weights_once():
+    from tasks.quant.speed import measure_speed, state_bytes
+
+    model = tiny_model(63)
+    model.lm_head.weight = model.model.embed_tokens.weight  # tie them
+    parameters = sum(p.numel() for p in model.parameters())  # counts the shared tensor once
+    assert state_bytes(model) == 4 * parameters
+    result = measure_speed(model, torch.randint(3, 63, (1, 8)), decode_tokens=4, repeats=2)
+    assert 0 < result.decode_tokens_per_s < 1e6 and 0 < result.prefill_tokens_per_s < 1e7
+    assert len(result.ttft_samples) == 2 and result.time_to_first_token_s > 0

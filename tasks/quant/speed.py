@@ -2,8 +2,8 @@
 
 - Prefill: one forward pass over a `prompt_len`-token prompt (building the KV cache); tokens/s.
 - Time to first token: `generate` with one new token (prefill plus one sampling step).
-- Decode: `generate` with `decode_tokens` new tokens (greedy, no early stop); decode tokens/s =
-  (decode_tokens - 1) / (its time - the time to first token).
+- Decode: after an untimed prefill, `decode_tokens` greedy steps of one token each through the KV
+  cache, timed together; decode tokens/s = decode_tokens / their time.
 Each is the median of `repeats` timings after one warm-up; on CUDA every timing is bracketed by
 `torch.cuda.synchronize()`.
 
@@ -91,10 +91,17 @@ def measure_speed(
     def first_token() -> None:
         model.generate(prompt, max_new_tokens=1, min_new_tokens=1, **options)
 
-    def decode() -> None:
-        model.generate(
-            prompt, max_new_tokens=decode_tokens, min_new_tokens=decode_tokens, **options
-        )
+    def decode() -> float:
+        output = model(input_ids=prompt, use_cache=True)
+        cache, token = output.past_key_values, output.logits[:, -1:].argmax(-1)
+
+        def steps() -> None:
+            nonlocal cache, token
+            for _ in range(decode_tokens):
+                output = model(input_ids=token, past_key_values=cache, use_cache=True)
+                cache, token = output.past_key_values, output.logits[:, -1:].argmax(-1)
+
+        return _timed(device, steps)
 
     weight_bytes = state_bytes(model)
     if device.type == "cuda":
@@ -104,19 +111,21 @@ def measure_speed(
     with PeakResidentMemory() as resident:
         start_rss = resident.peak_bytes
         samples = {}
-        for label, work in (("prefill", prefill), ("ttft", first_token), ("decode", decode)):
+        for label, work in (("prefill", prefill), ("ttft", first_token)):
             work()  # warm-up
             samples[label] = [_timed(device, work) for _ in range(repeats)]
+        decode()  # warm-up
+        samples["decode"] = [decode() for _ in range(repeats)]
     if device.type == "cuda":
         extra = torch.cuda.max_memory_allocated(device) - before
     else:
         extra = resident.peak_bytes - start_rss
     prefill_s = statistics.median(samples["prefill"])
     ttft_s = statistics.median(samples["ttft"])
-    decode_s = max(statistics.median(samples["decode"]) - ttft_s, 1e-9)
+    decode_s = statistics.median(samples["decode"])
     return SpeedResult(
         prefill_tokens_per_s=prompt.numel() / prefill_s,
-        decode_tokens_per_s=(decode_tokens - 1) / decode_s,
+        decode_tokens_per_s=decode_tokens / decode_s,
         time_to_first_token_s=ttft_s,
         ttft_samples=samples["ttft"],
         weight_bytes=weight_bytes,
