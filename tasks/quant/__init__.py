@@ -1,0 +1,228 @@
+"""Task `quant`: how much a post-training quantization changes a causal language model.
+
+After llama.cpp's `perplexity --kl-divergence` report, Dutta et al. "Accuracy is Not All You Need"
+(KL and answer flips), "Understanding the Impact of Post-Training Quantization on Large Language
+Models" (bitsandbytes formats, sampling sensitivity, speed and memory) and MLPerf Inference (a
+quantized model keeps 99% of the reference quality).
+
+One run compares one method's model against the reference, the same model in the device's
+reference precision (float32 on a CPU, bfloat16 on CUDA), on the same tokens:
+- token level (`tasks.quant.compare`): perplexity, ln(PPL_q/PPL_ref) with its standard error,
+  KL(reference || quantized) per token (mean with standard error, median, p90, p99, p99.9, max),
+  mean and RMS change of the true token's probability, same-top-1 rate; second half of each
+  held-out window only;
+- downstream (`tasks.quant.downstream`): lm-evaluation-harness accuracy on a multiple-choice
+  task built from held-out text, and the flip rate against the reference;
+- sampling sensitivity (`tasks.quant.sampling`): a temperature x top-k x max-new-tokens grid;
+- per-layer sensitivity (`tasks.quant.sensitivity`): one layer quantized at a time;
+- speed and memory (`tasks.quant.speed`).
+The reference's own results (sampling grid, downstream answers) are cached on disk, keyed by the
+model's files, the data and the settings, so a sweep computes them once.
+
+Primary quality score: exp(-mean NLL) of the held-out scored tokens, i.e. 1/perplexity.
+`quality_retained` = PPL_ref / PPL_q in percent; the quality gate asks for at least 99
+(`quality_threshold`), MLPerf's rule.
+
+Nothing here is timed against a budget; wall-clock timings are the speed measurements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tasks.base import GateResult, Method, MethodFunction, Metric, RunContext, Task
+
+REFERENCE_METHODS = (
+    "fp32",
+    "bf16",
+    "bnb-int8",
+    "bnb-nf4",
+    "bnb-fp4",
+    "bnb-fp4-dq",
+    "torchao-int8-weight-only",
+    "torchao-int8-dynamic",
+    "torchao-fp8-weight-only",
+    "torchao-int4-weight-only",
+)
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """One profile's settings (see suite/<version>/quant.toml)."""
+
+    model: str
+    """A local directory, a name under the data mirror or in the Hugging Face cache, or
+    `smoke-lm` (the small model this task trains on the smoke corpus)."""
+    corpus: str
+    context_len: int
+    eval_windows: int
+    calibration_windows: int
+    batch_size: int
+    choice_items: int
+    choice_count: int
+    choice_context_words: int
+    choice_continuation_words: int
+    prompts: int
+    prompt_len: int
+    temperatures: list[float]
+    top_ks: list[int]
+    max_new_tokens: list[int]
+    generation_seeds: int
+    sensitivity_windows: int
+    sensitivity_max_layers: int
+    speed_prompt_len: int
+    speed_decode_tokens: int
+    speed_repeats: int
+    quality_threshold: float = 0.99
+    smoke_vocab_size: int = 4096
+    smoke_hidden_size: int = 128
+    smoke_layers: int = 2
+    smoke_heads: int = 4
+    smoke_intermediate_size: int = 384
+    smoke_seq_len: int = 128
+    smoke_batch: int = 16
+    smoke_steps: int = 400
+    smoke_learning_rate: float = 3e-3
+
+    def __post_init__(self) -> None:
+        if self.context_len < 8 or self.context_len % 2:
+            raise TypeError("context_len must be an even number of at least 8 tokens")
+        positive = ("eval_windows", "calibration_windows", "batch_size", "prompts", "prompt_len",
+                    "generation_seeds", "sensitivity_windows", "speed_repeats")  # fmt: skip
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise TypeError(f"{name} must be at least 1")
+        if self.sensitivity_windows > self.eval_windows or self.prompts > self.eval_windows:
+            raise TypeError("sensitivity_windows and prompts must not exceed eval_windows")
+        if self.prompt_len >= self.context_len:
+            raise TypeError("prompt_len must be shorter than context_len")
+        if self.choice_count < 2 or self.choice_items < self.choice_count:
+            raise TypeError("choice_count must be at least 2 and choice_items at least that")
+        if not self.temperatures or any(not 0 <= t <= 2 for t in self.temperatures):
+            raise TypeError("temperatures must be a non-empty list between 0 and 2")
+        if not self.top_ks or any(k < 0 for k in self.top_ks):
+            raise TypeError("top_ks must be a non-empty list of k >= 0 (0: no top-k)")
+        if not self.max_new_tokens or any(n < 4 for n in self.max_new_tokens):
+            raise TypeError("max_new_tokens must be a non-empty list of lengths >= 4")
+        if self.speed_decode_tokens < 2:
+            raise TypeError("speed_decode_tokens must be at least 2")
+        if not 0 < self.quality_threshold <= 1:
+            raise TypeError("quality_threshold must be in (0, 1]")
+
+
+def _m(name: str, unit: str, higher: bool, text: str, x_unit: str | None = None) -> Metric:
+    return Metric(name, unit, higher, text, x_unit)
+
+
+class QuantTask(Task):
+    name = "quant"
+    description = (
+        "Post-training quantization of a causal LM against its reference: KL, perplexity,"
+        " flips, sampling and per-layer sensitivity, speed and memory."
+    )
+    config_type = QuantConfig
+    reference_methods = REFERENCE_METHODS
+    headline_metrics = (
+        "quality_retained",
+        "kl_mean",
+        "ln_ppl_ratio",
+        "same_top1",
+        "choice_flip_rate",
+        "sampling_departure_max",
+        "decode_tokens_per_s",
+        "weight_mib",
+    )
+    metrics = (
+        _m("quality_retained", "%", True, "PPL_ref / PPL_q (primary score exp(-mean NLL) kept)"),
+        _m("ppl", "ppl", False, "perplexity of the method's model on the scored tokens"),
+        _m("ppl_se", "ppl", False, "standard error of the perplexity"),
+        _m("ppl_reference", "ppl", False, "perplexity of the reference on the same tokens"),
+        _m("ln_ppl_ratio", "nats", False, "ln(PPL_q / PPL_ref) = mean NLL difference"),
+        _m("ln_ppl_ratio_se", "nats", False, "standard error of ln(PPL_q / PPL_ref)"),
+        _m("kl_mean", "nats", False, "mean KL(reference || quantized) per scored token"),
+        _m("kl_mean_se", "nats", False, "standard error of the mean KL"),
+        _m("kl_median", "nats", False, "median per-token KL"),
+        _m("kl_p90", "nats", False, "90th percentile of per-token KL"),
+        _m("kl_p99", "nats", False, "99th percentile of per-token KL"),
+        _m("kl_p999", "nats", False, "99.9th percentile of per-token KL"),
+        _m("kl_max", "nats", False, "largest per-token KL"),
+        _m("delta_p_mean", "%", True, "mean change of the true token's probability (points)"),
+        _m("delta_p_rms", "%", False, "RMS change of the true token's probability (points)"),
+        _m("same_top1", "%", True, "tokens where both models' most likely token agree"),
+        _m("scored_tokens", "tokens", True, "held-out tokens scored (second halves of windows)"),
+        _m("choice_accuracy", "%", True, "lm-eval continuation-choice accuracy"),
+        _m("choice_accuracy_reference", "%", True, "the reference's accuracy on the same items"),
+        _m("choice_flip_rate", "%", False, "items whose correctness differs from the reference"),
+        _m("sampling_departure_mean", "nats", False, "mean |NLL_q - NLL_ref| over the grid"),
+        _m("sampling_departure_max", "nats", False, "largest |NLL_q - NLL_ref| of a grid cell"),
+        _m("sampling_worst_temperature", "T", False, "temperature of the most departing cell"),
+        _m("sampling_nll", "nats", False, "generations' NLL under the reference", "T"),
+        _m("sampling_reference_nll", "nats", False, "the reference's own generations", "T"),
+        _m("sampling_nll_departure", "nats", False, "NLL_q - NLL_ref by temperature", "T"),
+        _m("sampling_distinct_2", "ratio", True, "distinct token bigrams per bigram", "T"),
+        _m("sampling_repetition", "ratio", False, "seq-rep-4 of the generations", "T"),
+        _m("layer_kl_max", "nats", False, "KL of the most sensitive single layer"),
+        _m("layer_kl_mean", "nats", False, "mean KL over the single-layer quantizations"),
+        _m("layer_loss_increase_max", "nats", False, "largest single-layer NLL increase"),
+        _m("layers_probed", "layers", True, "linear layers in the per-layer sweep"),
+        _m("prefill_tokens_per_s", "tokens/s", True, "prompt tokens per second, batch 1"),
+        _m("decode_tokens_per_s", "tokens/s", True, "generated tokens per second, batch 1"),
+        _m("time_to_first_token_s", "s", False, "prefill plus one generated token, median"),
+        _m("weight_mib", "MiB", False, "the model's state dict as stored"),
+        _m("peak_memory_mib", "MiB", False, "weights plus the inference benchmark's peak extra"),
+        _m("bits_per_weight", "bits", False, "the method's declared bits per linear weight"),
+        _m("measured_bits_per_weight", "bits", False, "stored bits per quantized linear weight"),
+        _m("quantize_s", "s", False, "seconds the method's quantize() took"),
+        _m("parameters", "parameters", False, "parameters of the full-precision model"),
+    )
+    method_interface = (
+        MethodFunction(
+            "quantize",
+            ("model", "calibration", "modules"),
+            "Return the model with the torch.nn.Linear modules named in `modules` (qualified"
+            " names) in the method's format; `model` is a fresh float32 copy on the run's device"
+            " in eval mode, `calibration` an int64 tensor (windows, context_len) of token ids from"
+            " the calibration split (never the held-out text). Compute in float32 on a CPU,"
+            " bfloat16 on CUDA (tasks.quant.formats.compute_dtype). Module attributes: "
+            "BITS_PER_WEIGHT (float, required), PER_LAYER_SENSITIVITY (bool, default True).",
+        ),
+    )
+
+    def check_method(self, method: Method, config: Any) -> None:
+        bits = getattr(method.module, "BITS_PER_WEIGHT", None)
+        if not isinstance(bits, int | float) or isinstance(bits, bool) or not 0 < bits <= 32:
+            raise ValueError("BITS_PER_WEIGHT must be a number of bits between 0 and 32")
+
+    def check_inputs(self, config: Any, data_dir: Path | None) -> None:
+        from tasks.quant.models import SMOKE_MODEL, require_model
+
+        if config.model != SMOKE_MODEL:
+            try:
+                require_model(config.model, data_dir)
+            except Exception as exc:
+                raise ValueError(str(exc)) from exc
+        if data_dir is not None and config.corpus != "python-docstrings":
+            needed = [data_dir / config.corpus / f"{split}.txt" for split in ("train", "valid")]
+            missing = [str(path) for path in needed if not path.is_file()]
+            if missing:
+                raise ValueError(f"the data mirror lacks {missing[0]}")
+
+    def quality_gate(self, scalars: Mapping[str, float], config: Any) -> GateResult:
+        retained = scalars.get("quality_retained")
+        if retained is None:
+            return GateResult(False, "no quality_retained measurement")
+        if retained < 100.0 * config.quality_threshold:
+            return GateResult(
+                False,
+                f"keeps {retained:.2f}% of the reference's exp(-NLL),"
+                f" below {100 * config.quality_threshold:g}%",
+            )
+        return GateResult(True)
+
+    def run(self, ctx: RunContext, method: Method) -> None:
+        from tasks.quant.workload import run_quant
+
+        run_quant(ctx, method)

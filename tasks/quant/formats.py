@@ -1,0 +1,135 @@
+"""The library calls the reference methods use to put linear layers into a quantized format.
+
+Nothing here quantizes by hand: bitsandbytes' own modules (`Linear4bit` with `Params4bit`,
+`Linear8bitLt` with `Int8Params`) quantize their weights when moved to their device, and torchao's
+`quantize_` swaps the weights of the selected modules for its quantized tensor subclasses.
+
+Compute precision follows the device, like the reference: float32 on a CPU, bfloat16 on CUDA.
+
+Device support (bitsandbytes 0.50, torchao 0.18, checked on a CPU): bitsandbytes' 4-bit (NF4, FP4,
+with and without double quantization) and 8-bit (LLM.int8) layers run on the CPU and on CUDA;
+torchao's int8 weight-only, int8 dynamic, float8 weight-only and int4 weight-only through
+`IntxWeightOnlyConfig` run on the CPU; `Int4WeightOnlyConfig` (tinygemm) does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+
+import torch
+
+
+class Unsupported(RuntimeError):
+    """The method's format does not run on this device (the run fails with this reason)."""
+
+
+def compute_dtype(model: torch.nn.Module) -> torch.dtype:
+    """float32 on a CPU, bfloat16 on CUDA: the precision the reference runs in."""
+    device = next(model.parameters()).device
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def quantizable_linears(model: torch.nn.Module) -> list[str]:
+    """Names of the model's `nn.Linear` modules, without the output head (kept in full precision
+    by every reference method, as transformers' quantization integrations do)."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    return [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and module is not head
+    ]
+
+
+def _replace(model: torch.nn.Module, name: str, module: torch.nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, module)
+
+
+def _swap_linears(
+    model: torch.nn.Module,
+    modules: Collection[str],
+    build: Callable[[torch.nn.Linear, torch.dtype], torch.nn.Module],
+) -> torch.nn.Module:
+    dtype = compute_dtype(model)
+    device = next(model.parameters()).device
+    model.to(dtype)
+    for name in modules:
+        linear = model.get_submodule(name)
+        if not isinstance(linear, torch.nn.Linear):
+            raise TypeError(f"{name} is a {type(linear).__name__}, not a torch.nn.Linear")
+        replacement = build(linear, dtype)
+        if linear.bias is not None:
+            replacement.bias = torch.nn.Parameter(linear.bias.data.clone(), requires_grad=False)
+        _replace(model, name, replacement.to(device))  # bitsandbytes quantizes on this move
+    return model
+
+
+def bitsandbytes_4bit(
+    model: torch.nn.Module, modules: Collection[str], quant_type: str, double_quant: bool
+) -> torch.nn.Module:
+    """Swap `modules` for `bitsandbytes.nn.Linear4bit` (blocks of 64; `double_quant` also
+    quantizes the block scales: bitsandbytes' `compress_statistics`)."""
+    import bitsandbytes as bnb
+
+    def build(linear: torch.nn.Linear, dtype: torch.dtype) -> torch.nn.Module:
+        layer = bnb.nn.Linear4bit(
+            linear.in_features,
+            linear.out_features,
+            bias=linear.bias is not None,
+            compute_dtype=dtype,
+            compress_statistics=double_quant,
+            quant_type=quant_type,
+            device="meta",
+        )
+        layer.weight = bnb.nn.Params4bit(
+            linear.weight.data.detach().to("cpu"),
+            requires_grad=False,
+            compress_statistics=double_quant,
+            quant_type=quant_type,
+        )
+        return layer
+
+    return _swap_linears(model, modules, build)
+
+
+def bitsandbytes_int8(
+    model: torch.nn.Module, modules: Collection[str], threshold: float
+) -> torch.nn.Module:
+    """Swap `modules` for `bitsandbytes.nn.Linear8bitLt` (LLM.int8: row-wise int8 weights;
+    input columns with an outlier above `threshold` are multiplied in 16 bits)."""
+    import bitsandbytes as bnb
+
+    def build(linear: torch.nn.Linear, dtype: torch.dtype) -> torch.nn.Module:
+        layer = bnb.nn.Linear8bitLt(
+            linear.in_features,
+            linear.out_features,
+            bias=linear.bias is not None,
+            has_fp16_weights=False,
+            threshold=threshold,
+            device="meta",
+        )
+        layer.weight = bnb.nn.Int8Params(
+            linear.weight.data.detach().to("cpu"), requires_grad=False, has_fp16_weights=False
+        )
+        return layer
+
+    return _swap_linears(model, modules, build)
+
+
+def torchao(model: torch.nn.Module, modules: Collection[str], config) -> torch.nn.Module:
+    """Apply a torchao quantization config to `modules` with `torchao.quantization.quantize_`."""
+    from torchao.quantization import quantize_
+
+    selected = set(modules)
+    model.to(compute_dtype(model))
+    quantize_(model, config, filter_fn=lambda module, name: name in selected)
+    for name in modules:  # torchao skips a module it has no kernel for, with a warning only
+        weight = model.get_submodule(name).weight
+        if type(weight) in (torch.Tensor, torch.nn.Parameter):
+            device = weight.device.type
+            raise Unsupported(
+                f"torchao {type(config).__name__} left {name} unquantized on {device}"
+                " (no kernel for this device)"
+            )
+    return model

@@ -1,0 +1,301 @@
+"""One `quant` run: load the model, build the data, compare the method's model with the
+reference, and record everything (see the package docstring for what is measured)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import math
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from tasks.base import Method, RunContext
+from tasks.quant import plots
+from tasks.quant.compare import compare_logits, summarize
+from tasks.quant.data import EvalData, prepare_data
+from tasks.quant.downstream import evaluate_choices, flip_rate, write_task
+from tasks.quant.formats import quantizable_linears
+from tasks.quant.models import (
+    SMOKE_MODEL,
+    SmokeRecipe,
+    load_model,
+    model_digest,
+    require_model,
+    train_smoke_model,
+)
+from tasks.quant.sampling import (
+    cells_from_json,
+    cells_json,
+    departure,
+    grid_settings,
+    sampling_grid,
+)
+from tasks.quant.sensitivity import layer_sensitivity, layers_to_probe
+from tasks.quant.speed import measure_speed, state_bytes, tensor_bytes
+
+
+class BrokenModel(RuntimeError):
+    """The method's model does not behave like a causal LM (wrong output, non-finite logits)."""
+
+
+def run_quant(ctx: RunContext, method: Method) -> None:
+    from tasks.cramming.corpus import load_corpus
+
+    config = ctx.config
+    device = torch.device(ctx.device)
+    corpus = load_corpus(config.corpus, ctx.data_dir, ctx.cache_dir, None)
+    ctx.note("corpus", {"name": corpus.name, "sha256": corpus.sha256, "source": corpus.source})
+    directory = _model_directory(ctx, corpus)
+    digest = model_digest(directory)
+    ctx.note("model", {"path": str(directory), "sha256": digest})
+
+    base, tokenizer = load_model(directory, ctx.device)
+    data = prepare_data(tokenizer, corpus.train, corpus.validation, config)
+    ctx.note("data_sha256", data.sha256)
+    ctx.record("parameters", sum(p.numel() for p in base.parameters()))
+    reference_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    reference = (
+        base if reference_dtype == torch.float32 else copy.deepcopy(base).to(reference_dtype)
+    )
+    ctx.note("reference", f"the same model in {reference_dtype} on {device.type}")
+    names = quantizable_linears(base)
+    calibration = data.calibration.to(device)
+
+    started = time.perf_counter()
+    quantized = method.module.quantize(copy.deepcopy(base), calibration, list(names))
+    ctx.record("quantize_s", time.perf_counter() - started)
+    _check_model(quantized, data, device)
+    bits = float(method.module.BITS_PER_WEIGHT)
+    ctx.record("bits_per_weight", bits)
+    ctx.record("measured_bits_per_weight", _measured_bits(base, quantized, names))
+
+    work_dir = ctx.artifact_dir
+    work_dir.mkdir(parents=True, exist_ok=True)
+    phases: dict[str, float] = {}
+    with _phase(phases, "reference"):
+        cached = _reference_results(ctx, reference, tokenizer, data, digest, reference_dtype)
+    with _phase(phases, "token_level"):
+        _token_level(ctx, reference, quantized, data, device)
+    with _phase(phases, "downstream"):
+        _downstream(ctx, quantized, tokenizer, data, cached)
+    with _phase(phases, "sampling"):
+        _sampling(ctx, method, reference, quantized, data, device, cached, work_dir)
+    with _phase(phases, "per_layer"):
+        if getattr(method.module, "PER_LAYER_SENSITIVITY", True):
+            _per_layer(ctx, method, base, reference, calibration, data, device, names, work_dir)
+        else:
+            ctx.note("per_layer_sensitivity", "not applicable: the method has no per-layer format")
+    del base
+    with _phase(phases, "speed"):
+        _speed(ctx, quantized, data, device)
+    ctx.note("phase_seconds", {name: round(seconds, 2) for name, seconds in phases.items()})
+
+
+@contextlib.contextmanager
+def _phase(phases: dict[str, float], name: str):
+    """Wall-clock seconds of one part of the run (stored in the run's notes)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        phases[name] = time.perf_counter() - started
+
+
+def _model_directory(ctx: RunContext, corpus) -> Path:
+    config = ctx.config
+    if config.model != SMOKE_MODEL:
+        return require_model(config.model, ctx.data_dir)
+    recipe = SmokeRecipe(
+        corpus_sha256=corpus.sha256,
+        vocab_size=config.smoke_vocab_size,
+        hidden_size=config.smoke_hidden_size,
+        layers=config.smoke_layers,
+        heads=config.smoke_heads,
+        intermediate_size=config.smoke_intermediate_size,
+        seq_len=config.smoke_seq_len,
+        batch=config.smoke_batch,
+        steps=config.smoke_steps,
+        learning_rate=config.smoke_learning_rate,
+    )
+    return train_smoke_model(recipe, corpus.train, ctx.cache_dir, ctx.track)
+
+
+@torch.no_grad()
+def _check_model(model, data: EvalData, device: torch.device) -> None:
+    if not isinstance(model, torch.nn.Module):
+        raise BrokenModel(f"quantize() returned a {type(model).__name__}, not a torch.nn.Module")
+    window = data.heldout[:1].to(device)
+    try:
+        logits = model(input_ids=window).logits
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise BrokenModel(
+            f"the quantized model's forward pass raised {type(exc).__name__}: {first}"
+        ) from exc
+    vocab = model.get_output_embeddings().weight.shape[0]
+    if tuple(logits.shape[:2]) != tuple(window.shape) or logits.shape[-1] < vocab:
+        raise BrokenModel(f"the quantized model returned logits of shape {tuple(logits.shape)}")
+    if not torch.isfinite(logits).all():
+        raise BrokenModel("the quantized model returned non-finite logits (NaN or inf)")
+
+
+def _measured_bits(base, quantized, names: list[str]) -> float:
+    weights = sum(base.get_submodule(name).weight.numel() for name in names)
+    stored = 0
+    for name in names:
+        module = quantized.get_submodule(name)
+        stored += sum(
+            tensor_bytes(value)
+            for key, value in module.state_dict(keep_vars=True).items()
+            if isinstance(value, torch.Tensor) and key != "bias"
+        )
+    return 8.0 * stored / weights
+
+
+def _batches(tensor: torch.Tensor, size: int):
+    for start in range(0, tensor.shape[0], size):
+        yield tensor[start : start + size]
+
+
+@torch.no_grad()
+def _logits(model, windows: torch.Tensor) -> torch.Tensor:
+    return model(input_ids=windows).logits.float()
+
+
+def _token_level(ctx: RunContext, reference, quantized, data: EvalData, device) -> None:
+    stats = []
+    batches = list(_batches(data.heldout, ctx.config.batch_size))
+    for batch in ctx.track(batches, "comparing logits", len(batches)):
+        batch = batch.to(device)
+        stats.append(compare_logits(_logits(reference, batch), _logits(quantized, batch), batch))
+    summary = summarize(stats)
+    ctx.record("quality_retained", 100.0 * math.exp(-summary.ln_ppl_ratio))
+    for name in ("ppl", "ppl_se", "ppl_reference", "ln_ppl_ratio", "ln_ppl_ratio_se", "kl_mean",
+                 "kl_mean_se", "kl_median", "kl_p90", "kl_p99", "kl_p999", "kl_max",
+                 "same_top1"):  # fmt: skip
+        ctx.record(name, getattr(summary, name))
+    ctx.record("delta_p_mean", 100.0 * summary.delta_p_mean)
+    ctx.record("delta_p_rms", 100.0 * summary.delta_p_rms)
+    ctx.record("scored_tokens", summary.tokens)
+
+
+def _reference_results(ctx: RunContext, reference, tokenizer, data, digest, dtype) -> dict:
+    """The reference's downstream answers and sampling grid, from the cache or computed once."""
+    import transformers
+
+    config = ctx.config
+    settings = {
+        name: getattr(config, name)
+        for name in ("temperatures", "top_ks", "max_new_tokens", "generation_seeds", "batch_size")
+    }
+    key_text = json.dumps(
+        [digest, data.sha256, settings, str(dtype), ctx.device, torch.__version__,
+         transformers.__version__],
+        sort_keys=True,
+    )  # fmt: skip
+    key = hashlib.sha256(key_text.encode()).hexdigest()[:20]
+    path = ctx.cache_dir / "quant-reference" / f"{key}.json"
+    if path.is_file():
+        ctx.note("reference_cache", f"reused {path}")
+        return json.loads(path.read_text())
+    with tempfile.TemporaryDirectory(prefix="budgetbench-quant-") as temporary_dir:
+        task_dir = write_task(data.choice_items, Path(temporary_dir))
+        choices = evaluate_choices(reference, tokenizer, task_dir, config.batch_size)
+    prompts = data.prompts.to(next(reference.parameters()).device)
+    cells = sampling_grid(reference, reference, prompts, config)
+    results = {
+        "choice_accuracy": choices.accuracy,
+        "choice_correct": choices.correct,
+        "sampling": cells_json(cells),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".tmp-{time.time_ns()}")
+    temporary.write_text(json.dumps(results))
+    temporary.replace(path)
+    ctx.note("reference_cache", f"computed {path}")
+    return results
+
+
+def _downstream(ctx: RunContext, quantized, tokenizer, data, cached: dict) -> None:
+    with tempfile.TemporaryDirectory(prefix="budgetbench-quant-") as temporary_dir:
+        task_dir = write_task(data.choice_items, Path(temporary_dir))
+        result = evaluate_choices(quantized, tokenizer, task_dir, ctx.config.batch_size)
+    ctx.record("choice_accuracy", result.accuracy)
+    ctx.record("choice_accuracy_reference", cached["choice_accuracy"])
+    ctx.record("choice_flip_rate", flip_rate(cached["choice_correct"], result.correct))
+    ctx.note(
+        "downstream",
+        f"lm-eval multiple choice over {len(result.correct)} held-out items: pick the true"
+        f" {ctx.config.choice_continuation_words}-word continuation of"
+        f" {ctx.config.choice_context_words} words among {ctx.config.choice_count}",
+    )
+
+
+def _sampling(ctx, method, reference, quantized, data, device, cached, work_dir: Path) -> None:
+    reference_cells = cells_from_json(cached["sampling"])
+    cells = sampling_grid(quantized, reference, data.prompts.to(device), ctx.config)
+    gap = departure(reference_cells, cells)
+    ctx.record("sampling_departure_mean", gap.mean_abs)
+    ctx.record("sampling_departure_max", gap.max_abs)
+    ctx.record("sampling_worst_temperature", gap.worst.temperature)
+    ctx.note("sampling_worst_cell", asdict(gap.worst))
+    temperatures = sorted({t for t, _ in grid_settings(ctx.config.temperatures, ctx.config.top_ks)})
+    for temperature in temperatures:
+        mine = [c for c in cells if c.temperature == temperature]
+        theirs = [c for c in reference_cells if c.temperature == temperature]
+        mean = lambda rows, field: sum(getattr(c, field) for c in rows) / len(rows)  # noqa: E731
+        ctx.record_point("sampling_nll", temperature, mean(mine, "nll"))
+        ctx.record_point("sampling_reference_nll", temperature, mean(theirs, "nll"))
+        ctx.record_point(
+            "sampling_nll_departure", temperature, mean(mine, "nll") - mean(theirs, "nll")
+        )
+        ctx.record_point("sampling_distinct_2", temperature, mean(mine, "distinct_2"))
+        ctx.record_point("sampling_repetition", temperature, mean(mine, "repetition"))
+    grid = work_dir / "sampling-grid.json"
+    grid.write_text(
+        json.dumps({"reference": cached["sampling"], method.name: cells_json(cells)}, indent=1)
+    )
+    _save(ctx, "sampling-grid.json", grid, "application/json")
+    figure = plots.sampling_curves(reference_cells, cells, method.name, work_dir / "sampling.svg")
+    _save(ctx, "sampling-sensitivity.svg", figure, "image/svg+xml")
+
+
+def _per_layer(ctx, method, base, reference, calibration, data, device, names, work_dir) -> None:
+    windows = data.heldout[: ctx.config.sensitivity_windows].to(device)
+    reference_logits = _logits(reference, windows)
+    probed = layers_to_probe(names, ctx.config.sensitivity_max_layers)
+    layers = layer_sensitivity(
+        base, method.module.quantize, calibration, windows, reference_logits, probed, ctx.track
+    )
+    ctx.record("layers_probed", len(layers))
+    ctx.record("layer_kl_max", layers[0].kl)
+    ctx.record("layer_kl_mean", sum(layer.kl for layer in layers) / len(layers))
+    ctx.record("layer_loss_increase_max", max(layer.loss_increase for layer in layers))
+    ctx.note("most_sensitive_layers", [layer.name for layer in layers[:5]])
+    ranked = work_dir / "layer-sensitivity.json"
+    ranked.write_text(json.dumps([asdict(layer) for layer in layers], indent=1))
+    _save(ctx, "layer-sensitivity.json", ranked, "application/json")
+    figure = plots.sensitivity_heatmap(layers, method.name, work_dir / "heatmap.svg")
+    _save(ctx, "layer-sensitivity.svg", figure, "image/svg+xml")
+
+
+def _speed(ctx: RunContext, quantized, data: EvalData, device) -> None:
+    config = ctx.config
+    length = min(config.speed_prompt_len, data.heldout.shape[1])
+    prompt = data.heldout[:1, :length].to(device)
+    result = measure_speed(quantized, prompt, config.speed_decode_tokens, config.speed_repeats)
+    ctx.record("prefill_tokens_per_s", result.prefill_tokens_per_s)
+    ctx.record("decode_tokens_per_s", result.decode_tokens_per_s)
+    ctx.record("time_to_first_token_s", result.time_to_first_token_s, samples=result.ttft_samples)
+    ctx.record("weight_mib", state_bytes(quantized) / 2**20)
+    ctx.record("peak_memory_mib", result.peak_memory_mib)
+
+
+def _save(ctx: RunContext, name: str, path: Path, media_type: str) -> None:
+    ctx.save_artifact(name, path, media_type=media_type)

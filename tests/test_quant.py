@@ -1,0 +1,231 @@
+"""Task `quant`: the token-level statistics, second-half scoring, lm-eval offline, and whole runs
+on a tiny `save_pretrained` model (a real quantized method, a broken one, an unsupported one)."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import assert_one_line_error, run_cli
+
+from harness.machine import collect_fingerprint
+from harness.runner import RunOutcome, execute, prepare, save_machine
+from harness.store import open_store
+from tasks.quant.compare import compare_logits, scored_slice, summarize
+from tasks.quant.data import choice_items
+from tasks.quant.downstream import evaluate_choices, flip_rate, write_task
+
+WORDS = [f"w{i}" for i in range(60)]
+
+# Settings that make a run over the tiny model take seconds.
+TINY = ("--set", "context_len=16", "--set", "eval_windows=4", "--set", "calibration_windows=1",
+        "--set", "batch_size=4", "--set", "choice_items=8", "--set", "choice_context_words=6",
+        "--set", "choice_continuation_words=3", "--set", "prompts=2", "--set", "prompt_len=4",
+        "--set", "temperatures=[0.0, 0.8]", "--set", "top_ks=[0]", "--set", "max_new_tokens=[4]",
+        "--set", "generation_seeds=1", "--set", "sensitivity_windows=2",
+        "--set", "speed_prompt_len=8", "--set", "speed_decode_tokens=2",
+        "--set", "speed_repeats=1")  # fmt: skip
+
+
+def tiny_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(["[UNK]", "[PAD]", "[SEP]", *WORDS])}
+    words = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=words, unk_token="[UNK]", pad_token="[PAD]", eos_token="[SEP]"
+    )
+
+
+def tiny_model(vocab_size: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                         pad_token_id=1, eos_token_id=2)  # fmt: skip
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    """A tiny Llama causal LM and its tokenizer, saved with save_pretrained."""
+    directory = tmp_path_factory.mktemp("tiny-lm")
+    tokenizer = tiny_tokenizer()
+    tiny_model(len(tokenizer)).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def test_second_half_scoring_uses_the_logits_that_predict_the_second_half():
+    assert scored_slice(8) == slice(3, 7)  # logits 3..6 predict tokens 4..7
+    tokens = torch.tensor([[0, 1, 2, 3, 0, 1, 2, 3]])
+    reference = torch.zeros(1, 8, 4)
+    quantized = torch.zeros(1, 8, 4)
+    quantized[0, :3] = torch.tensor([100.0, 0, 0, 0])  # first half: ignored however wrong
+    stats = compare_logits(reference, quantized, tokens)
+    assert stats.kl.numel() == 4 and float(stats.kl.abs().max()) < 1e-12
+
+
+def test_kl_ppl_and_probability_changes_match_hand_computed_values():
+    # Two scored tokens (context 4: logits 1 and 2 predict tokens 2 and 3), vocabulary of 2.
+    tokens = torch.tensor([[0, 0, 0, 1]])
+    reference = torch.zeros(1, 4, 2)  # p = (0.5, 0.5) everywhere
+    quantized = torch.zeros(1, 4, 2)
+    quantized[0, 1] = torch.tensor([math.log(3.0), 0.0])  # q = (0.75, 0.25): true token 0
+    quantized[0, 2] = torch.tensor([0.0, math.log(3.0)])  # q = (0.25, 0.75): true token 1
+    summary = summarize([compare_logits(reference, quantized, tokens)])
+    kl = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
+    assert summary.tokens == 2
+    assert summary.kl_mean == pytest.approx(kl) and summary.kl_max == pytest.approx(kl)
+    assert summary.kl_mean_se == pytest.approx(0.0, abs=1e-12)
+    assert summary.ppl_reference == pytest.approx(2.0)
+    assert summary.ppl == pytest.approx(1 / 0.75)
+    assert summary.ln_ppl_ratio == pytest.approx(math.log(0.5 / 0.75))
+    assert summary.delta_p_mean == pytest.approx(0.25) and summary.delta_p_rms == pytest.approx(
+        0.25
+    )
+    assert summary.same_top1 == pytest.approx(50.0)  # the reference's argmax is a tie: token 0
+
+
+def test_non_finite_or_misshapen_logits_are_refused():
+    tokens = torch.zeros(1, 8, dtype=torch.long)
+    broken = torch.zeros(1, 8, 4)
+    broken[0, 5, 0] = float("nan")
+    with pytest.raises(FloatingPointError):
+        compare_logits(torch.zeros(1, 8, 4), broken, tokens)
+    with pytest.raises(ValueError, match="shape"):
+        compare_logits(torch.zeros(1, 8, 4), torch.zeros(1, 8, 5), tokens)
+
+
+def test_lm_eval_scores_choice_items_offline_and_flips_count_changed_answers(tmp_path):
+    documents = [" ".join(WORDS[(i * 7 + j) % 60] for j in range(12)) for i in range(10)]
+    items = choice_items(documents, 8, 4, 6, 3)
+    assert [item.label for item in items[:5]] == [0, 1, 2, 3, 0]
+    assert all(item.choices[item.label] == " ".join(d.split()[6:9]) for item, d in
+               zip(items, documents, strict=False))  # fmt: skip
+    result = evaluate_choices(tiny_model(63), tiny_tokenizer(), write_task(items, tmp_path), 4)
+    assert len(result.correct) == 8 and len(result.predictions) == 8
+    assert result.accuracy == pytest.approx(100 * sum(result.correct) / 8)
+    assert all(c == (p == i.label) for c, p, i in zip(result.correct, result.predictions, items,
+                                                       strict=True))  # fmt: skip
+    assert flip_rate([True, False, True, True], [True, True, False, True]) == 50.0
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory) -> Path:
+    """A text 'corpus' the tiny tokenizer knows, as a wikitext-2 mirror."""
+    root = tmp_path_factory.mktemp("mirror")
+    directory = root / "wikitext-2-raw"
+    directory.mkdir(parents=True)
+    article = " = {title} = \n {text} \n"
+    text = lambda i: " ".join(WORDS[(i * 11 + j * 3) % 60] for j in range(40))  # noqa: E731
+    (directory / "train.txt").write_text("".join(article.format(title="w1", text=text(i))
+                                                 for i in range(10)))  # fmt: skip
+    (directory / "valid.txt").write_text("".join(article.format(title="w2", text=text(i + 50))
+                                                 for i in range(12)))  # fmt: skip
+    return root
+
+
+def _run(tiny_dir: Path, mirror: Path, tmp_path: Path, method: str, monkeypatch) -> RunOutcome:
+    """One run through the real runner and store, in this process (imports are paid once)."""
+    monkeypatch.setenv("BUDGETBENCH_CACHE_DIR", str(tmp_path.parent / "quant-cache"))
+    overrides = [f"model={tiny_dir}", "corpus=wikitext-2-raw",
+                 *(TINY[i + 1] for i in range(0, len(TINY), 2))]  # fmt: skip
+    prepared = prepare("quant", method, "smoke", "cpu", overrides, data_dir=mirror)
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    (outcome,) = execute(store, prepared, [0], save_machine(store, collect_fingerprint()))
+    return outcome
+
+
+def test_a_saved_model_runs_fp32_and_bnb_nf4_and_stores_all_measurements(
+    tiny_dir, mirror, tmp_path, monkeypatch
+):
+    outcome = _run(tiny_dir, mirror, tmp_path, "fp32", monkeypatch)
+    assert outcome.status == "succeeded", outcome.error
+    fp32 = {name: value for name, (value, _unit) in outcome.scalars.items()}
+    assert fp32["kl_mean"] == pytest.approx(0.0, abs=1e-9) and fp32["same_top1"] == 100.0
+    assert fp32["quality_retained"] == pytest.approx(100.0) and fp32["choice_flip_rate"] == 0.0
+    assert "layer_kl_max" not in fp32  # nothing to quantize layer by layer
+
+    outcome = _run(tiny_dir, mirror, tmp_path, "bnb-nf4", monkeypatch)
+    assert outcome.status == "succeeded", outcome.error
+    nf4 = {name: value for name, (value, _unit) in outcome.scalars.items()}
+    assert nf4["kl_mean"] > 0 and nf4["kl_max"] >= nf4["kl_p99"] >= nf4["kl_median"] >= 0
+    assert nf4["ppl_reference"] == pytest.approx(fp32["ppl_reference"], rel=1e-6)
+    assert 4.0 < nf4["measured_bits_per_weight"] < 5.0 and nf4["weight_mib"] < fp32["weight_mib"]
+    assert nf4["layers_probed"] == 7 and nf4["layer_kl_max"] > 0
+    for name in ("decode_tokens_per_s", "prefill_tokens_per_s", "sampling_departure_max",
+                 "choice_accuracy", "ln_ppl_ratio_se", "peak_memory_mib"):  # fmt: skip
+        assert name in nf4
+    with sqlite3.connect(tmp_path / "s.db") as connection:
+        curve = connection.execute(
+            "SELECT x FROM curve_points WHERE run_id = ? AND metric = 'sampling_nll' ORDER BY x",
+            (outcome.run_id,),
+        ).fetchall()
+        artifacts = connection.execute(
+            "SELECT name FROM artifacts WHERE run_id = ? ORDER BY name", (outcome.run_id,)
+        ).fetchall()
+    assert [x for (x,) in curve] == [0.0, 0.8]
+    assert [name for (name,) in artifacts] == [
+        "layer-sensitivity.json",
+        "layer-sensitivity.svg",
+        "sampling-grid.json",
+        "sampling-sensitivity.svg",
+    ]
+
+
+def _method(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "method.py"
+    path.write_text(
+        f"BITS_PER_WEIGHT = 4.0\n\n\ndef quantize(model, calibration, modules):\n{body}"
+    )
+    return path
+
+
+def test_a_method_that_makes_nan_logits_fails_its_run_with_a_one_line_reason(
+    tiny_dir, mirror, tmp_path, monkeypatch
+):
+    body = "    import torch\n    model.lm_head.weight.data.fill_(float('nan'))\n    return model\n"
+    outcome = _run(tiny_dir, mirror, tmp_path, str(_method(tmp_path, body)), monkeypatch)
+    assert outcome.status == "failed"
+    assert outcome.error.splitlines()[0] == (
+        "BrokenModel: the quantized model returned non-finite logits (NaN or inf)"
+    )
+
+
+def test_a_format_the_device_does_not_support_fails_its_run(
+    tiny_dir, mirror, tmp_path, monkeypatch
+):
+    # torchao's tinygemm int4 layout has no CPU kernel: torchao 0.18 asks for its optional mslk
+    # kernels, or (on other layers) skips the module, which the task's format helper reports.
+    body = ("    from torchao.quantization import Int4WeightOnlyConfig\n"
+            "    from tasks.quant.formats import torchao\n"
+            "    return torchao(model, modules, Int4WeightOnlyConfig())\n")  # fmt: skip
+    outcome = _run(tiny_dir, mirror, tmp_path, str(_method(tmp_path, body)), monkeypatch)
+    assert outcome.status == "failed"
+    reason = outcome.error.splitlines()[0]
+    assert reason.startswith(("ImportError: Requires mslk", "Unsupported: torchao Int4")), reason
+
+
+def test_a_model_that_is_nowhere_local_is_a_one_line_input_error(tmp_path):
+    result = run_cli("run", "quant", "--method", "fp32", "--set", "model=nobody/no-such-model",
+                     "--db", f"sqlite:///{tmp_path / 's.db'}")  # fmt: skip
+    assert_one_line_error(result, 2, "not in the Hugging Face cache")
+
+
+def test_speed_times_each_decode_step_and_counts_tied_weights_once():
+    from tasks.quant.speed import measure_speed, state_bytes
+
+    model = tiny_model(63)
+    model.lm_head.weight = model.model.embed_tokens.weight  # tie them
+    parameters = sum(p.numel() for p in model.parameters())  # counts the shared tensor once
+    assert state_bytes(model) == 4 * parameters
+    result = measure_speed(model, torch.randint(3, 63, (1, 8)), decode_tokens=4, repeats=2)
+    assert 0 < result.decode_tokens_per_s < 1e6 and 0 < result.prefill_tokens_per_s < 1e7
+    assert len(result.ttft_samples) == 2 and result.time_to_first_token_s > 0
