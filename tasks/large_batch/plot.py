@@ -8,7 +8,7 @@ runs together; a run draws its own method alone.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -18,6 +18,13 @@ class SweepCurve:
 
     label: str
     steps_to_target: dict[int, float]
+
+    @classmethod
+    def from_points(cls, label: str, points: Iterable[tuple[str, float, float]]) -> SweepCurve:
+        """A run's curve from its stored curve points (metric, x, value): the site or a report
+        draws several runs together with `plot_steps_to_target`."""
+        steps = {int(x): value for metric, x, value in points if metric == "steps_to_target"}
+        return cls(label, steps)
 
 
 def plot_steps_to_target(curves: Sequence[SweepCurve], *, title: str) -> str:

@@ -95,7 +95,7 @@ class DataStream:
         return self._train[torch.cat(rows)]
 
 
-def _distributed() -> tuple[int, int]:
+def rank_and_world() -> tuple[int, int]:
     """(rank, world size); (0, 1) without an initialised process group."""
     import torch.distributed as dist
 
@@ -145,7 +145,7 @@ def train_to_target(
     Each micro-batch's mean loss is weighted by its share of the global batch's masked tokens,
     so the accumulated gradient is that of the global mean loss for any split.
     """
-    rank, world = _distributed()
+    rank, world = rank_and_world()
     batch = point.batch_size
     micro = min(point.micro_batch, batch // world) if batch >= world else 0
     if micro == 0 or batch % (micro * world):

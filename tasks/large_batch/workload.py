@@ -18,8 +18,7 @@ from tasks.large_batch.scaling import (
     largest_batch_within_tolerance,
     scaling_efficiencies,
 )
-from tasks.large_batch.training import BatchSizeResult, SweepPoint, _distributed, train_to_target
-
+from tasks.large_batch.training import BatchSizeResult, SweepPoint, rank_and_world, train_to_target
 
 # Cramming's final architecture (tasks/cramming/methods/crammed_bert.py) without dropout, so a
 # global batch gives the same gradient however it is split.
@@ -49,7 +48,7 @@ def encoder_config(config: LargeBatchConfig, vocab_size: int) -> EncoderConfig:
 def run_large_batch(ctx: RunContext, method: Method) -> None:
     config: LargeBatchConfig = ctx.config
     data = prepare_pretraining_data(ctx)
-    rank, world = _distributed()
+    rank, world = rank_and_world()
     ctx.note("sequences", {"train": len(data.train), "validation": len(data.validation)})
     ctx.note("data_parallel", {"world_size": world, "micro_batch_per_rank": config.micro_batch})
     encoder = encoder_config(config, data.vocabulary.size)
