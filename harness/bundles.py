@@ -246,26 +246,37 @@ def read_bundle(path: Path) -> dict[str, Any]:
     return validate_bundle(read_json(path), path)
 
 
-def validate_bundle(bundle: Any, path: Path) -> dict[str, Any]:
-    """Check schema, format version, checksum and consistency; `path` names it in errors."""
-    if isinstance(bundle, dict) and bundle.get("format") == FORMAT:
-        version = bundle.get("format_version")
-        if isinstance(version, int) and version > FORMAT_VERSION:
-            raise InputError(
-                f"{path}: bundle format version {version} is newer than this budgetbench"
-                f" supports ({FORMAT_VERSION})"
-            )
-    validator = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
-    error = jsonschema.exceptions.best_match(validator.iter_errors(bundle))
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "top level"
-        raise InputError(f"{path}: not a valid budgetbench bundle at {where}: {error.message}")
+def validate_bundle(bundle: Any, path: Path, check_checksum: bool = True) -> dict[str, Any]:
+    """Check schema, format version, checksum and consistency; `path` names it in errors.
+
+    `check_checksum=False` is for a verifier that reports a checksum mismatch itself and goes on
+    to find every other problem."""
+    check_document(bundle, path, SCHEMA, FORMAT, FORMAT_VERSION, "bundle")
     if bundle["format_version"] != FORMAT_VERSION:
         raise InputError(f"{path}: unsupported bundle format version {bundle['format_version']}")
-    if content_hash(bundle) != bundle["sha256"]:
+    if check_checksum and content_hash(bundle) != bundle["sha256"]:
         raise InputError(f"{path}: checksum mismatch: the bundle was modified after export")
     _check_consistency(path, bundle)
     return bundle
+
+
+def check_document(
+    document: Any, path: Path, schema: dict[str, Any], fmt: str, version: int, kind: str
+) -> None:
+    """Check a versioned JSON document against its schema; InputError names the first problem.
+    A newer format version is named as such rather than as a schema error."""
+    if isinstance(document, dict) and document.get("format") == fmt:
+        found = document.get("format_version")
+        if isinstance(found, int) and found > version:
+            raise InputError(
+                f"{path}: {kind} format version {found} is newer than this budgetbench"
+                f" supports ({version})"
+            )
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "top level"
+        raise InputError(f"{path}: not a valid budgetbench {kind} at {where}: {error.message}")
 
 
 def _reject_constant(name: str) -> float:

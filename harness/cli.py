@@ -55,6 +55,19 @@ seeds_option = click.option(
 )
 
 
+def _output_option(help_text: str):
+    return _path_option("-o", "--output", help_text, directory=False, required=True)
+
+
+def _results_option(help_text: str):
+    return _path_option("--results", "results_dir", help_text, directory=True)
+
+
+def _path_option(first: str, second: str, help_text: str, directory: bool, required=False):
+    kind = click.Path(file_okay=not directory, dir_okay=directory, path_type=Path)
+    return click.option(first, second, type=kind, required=required, help=help_text)
+
+
 def _filter_options(function):
     for option in reversed(
         [
@@ -241,6 +254,108 @@ def run_command(
     _execute(store, [prepared], seeds, as_json)
 
 
+@cli.command("submit")
+@click.argument("task")
+@click.option("--method", "method_ref", required=True, metavar="NAME|PATH.py|MODULE")
+@click.option("--profile", default="smoke", show_default=True, help="Profile from the suite spec.")
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Seeds 0..N-1 [default: the profile's required seeds in the suite spec].",
+)
+@click.option(
+    "--division",
+    type=click.Choice(["closed", "open"]),
+    default="closed",
+    show_default=True,
+    help="closed: only the method changed; open: anything else (say what in --description).",
+)
+@click.option(
+    "--description", default="", help="What the method does, and what an open entry changed."
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="hp.NAME=VALUE sets a hyperparameter; other settings need --division open.",
+)
+@_output_option("Submission file to write (e.g. results/TASK/PROFILE/NAME.submission.json).")
+@device_option
+@suite_option
+@data_dir_option
+@db_option
+def submit_command(
+    task, method_ref, profile, seeds, division, description, overrides, output, device,
+    suite_version, data_dir, db,
+) -> None:  # fmt: skip
+    """Run the required seeds of a method on TASK and write one self-contained submission."""
+    from harness.report import print_outcome_line, progress_tracker
+    from harness.store import open_store
+    from harness.submissions import submit, write_submission
+
+    store = open_store(db)
+    _install_sigterm_handler()
+    with progress_tracker() as tracker:
+        result = submit(
+            store, task, method_ref, profile, seeds, list(overrides), division, description,
+            device, data_dir, suite_version, tracker,
+        )  # fmt: skip
+    for outcome in result.outcomes:
+        print_outcome_line(outcome)
+    if result.data is None:
+        click.echo(f"budgetbench: no submission written: {result.problem}", err=True)
+        sys.exit(EXIT_FAILED)
+    write_submission(result.data, output)
+    click.echo(
+        f"wrote {output}: {len(result.outcomes)} seeds of {result.data['method']['name']}"
+        f" ({division} division); check it with `budgetbench verify {output}`"
+    )
+
+
+@cli.command("verify")
+@click.argument("submission", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--rerun",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Re-run this many of the submitted seeds here and compare.",
+)
+@click.option(
+    "--report",
+    "report",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[PATH]",
+    help="Write the verification report (default path: beside the submission).",
+)
+@device_option
+@data_dir_option
+@json_option
+def verify_command(submission, rerun, report, device, data_dir, as_json) -> None:
+    """Check a submission as a reviewer would: exit 0 accepted, 1 rejected (every reason
+    listed), 2 unreadable."""
+    from harness.report import print_verification, progress_tracker
+    from harness.submissions import read_submission, report_path
+    from harness.verify import verify_submission, write_report
+
+    loaded = read_submission(submission)
+    with progress_tracker() as tracker:
+        verification = verify_submission(loaded, rerun, device, data_dir, tracker)
+    if report is not None:
+        target = Path(report) if report else report_path(submission)
+        write_report(verification, target)
+    if as_json:
+        _print_json(verification.as_dict())
+    else:
+        print_verification(verification)
+    if not verification.accepted:
+        sys.exit(EXIT_FAILED)
+
+
 @cli.group("suite")
 def suite_group() -> None:
     """Run the whole suite."""
@@ -281,6 +396,28 @@ def suite_run_command(
     ]
     store = open_store(db)
     _execute(store, prepared_runs, seeds, as_json)
+
+
+@suite_group.command("score")
+@click.option("--profile", default="smoke", show_default=True, help="Profile scored across tasks.")
+@_results_option("Score the submissions and bundles under this directory, not a database.")
+@suite_option
+@db_option
+@json_option
+def suite_score_command(profile, results_dir, suite_version, db, as_json) -> None:
+    """The suite score per machine: performance profile and geometric-mean speedup."""
+    from harness.report import print_suite_scores
+    from harness.site import compute_suite_scores, results_store
+    from harness.store import open_store
+
+    with results_store(results_dir) as (store, _submissions):
+        store = store or open_store(db)
+        scores, tasks = compute_suite_scores(store, profile, suite_version)
+        store.dispose()
+    if as_json:
+        _print_json([score.as_dict() for score in scores])
+    else:
+        print_suite_scores(scores, tasks, profile)
 
 
 @cli.command("runs")
@@ -356,13 +493,7 @@ def machine_command(as_json: bool) -> None:
 
 @cli.command("export")
 @_filter_options
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="Bundle file to write.",
-)
+@_output_option("Bundle file to write.")
 @db_option
 def export_command(task, method, profile, status, hardware_key, since, output, db) -> None:
     """Export finished runs with their machines and provenance to a JSON bundle."""
@@ -521,24 +652,35 @@ def site_group() -> None:
     "--bundles",
     "bundle_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Build from the bundles in this directory (e.g. results/) instead of a database.",
+    help="Build from the bundles in this directory instead of a database.",
 )
+@_results_option("Build from results/: its submissions (with verification status) and bundles.")
 @db_option
-def site_build_command(out: Path, bundle_dir: Path | None, db: str | None) -> None:
+def site_build_command(
+    out: Path, bundle_dir: Path | None, results_dir: Path | None, db: str | None
+) -> None:
     """Render leaderboards, method, run and machine pages, and regressions as static HTML."""
     import tempfile
 
     from harness.bundles import bundle_files, import_bundles
-    from harness.site import build_site
+    from harness.errors import InputError
+    from harness.site import build_site, results_store
     from harness.store import open_store
 
-    with tempfile.TemporaryDirectory(prefix="budgetbench-site-") as scratch:
-        if bundle_dir is not None:
+    if bundle_dir is not None and results_dir is not None:
+        raise InputError("give --bundles or --results, not both")
+    with (
+        tempfile.TemporaryDirectory(prefix="budgetbench-site-") as scratch,
+        results_store(results_dir) as (results, submissions),
+    ):
+        if results is not None:
+            store = results
+        elif bundle_dir is not None:
             store = open_store(str(Path(scratch) / "bundles.db"))
             import_bundles(store, bundle_files(bundle_dir))
         else:
             store = open_store(db)
-        summary = build_site(store, out)
+        summary = build_site(store, out, submissions)
         store.dispose()
     click.echo(
         f"built {summary.pages} pages for {summary.runs} runs on {summary.machines} machines"

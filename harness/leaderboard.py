@@ -1,20 +1,21 @@
 """Leaderboards: runs grouped into rows of (method, machine) per task, profile and task spec.
 
-A row aggregates the seeds of one method on one hardware key: the median of each metric over
-the succeeded runs, with the min and max so readers see the spread, not one lucky number. Rows
-whose runs missed the task's quality gate (or all failed) are listed apart, unranked. Runs with
+A row aggregates the seeds of one method on one hardware key by the rules of `harness.scoring`
+(median over the counted runs, olympic mean from five), with the min and max so readers see the
+spread, not one lucky number. Rows whose runs missed the task's quality gate (or all failed) are
+listed apart, unranked. Runs with
 modified settings (a different task-spec hash than the suite's) get their own leaderboard, marked
 as non-standard, and never mix with standard ones.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from harness.scoring import SeedSummary, is_ranked, run_counts
 from harness.store.models import Run
 
 
@@ -26,20 +27,6 @@ class MetricColumn:
     description: str = ""
     headline: bool = True
     """Shown as a leaderboard column; every metric is in the downloads either way."""
-
-
-@dataclass(frozen=True)
-class MetricSummary:
-    """A metric over a row's seeds: median, and min..max as the spread."""
-
-    median: float
-    low: float
-    high: float
-    n: int
-
-    @classmethod
-    def of(cls, values: list[float]) -> MetricSummary:
-        return cls(statistics.median(values), min(values), max(values), len(values))
 
 
 @dataclass(frozen=True)
@@ -64,13 +51,13 @@ class LeaderboardRow:
     succeeded: int = 0
     failed: int = 0
     gate_missed: int = 0
-    metrics: dict[str, MetricSummary] = field(default_factory=dict)
+    metrics: dict[str, SeedSummary] = field(default_factory=dict)
     last_run_at: datetime | None = None
 
     @property
     def ranked(self) -> bool:
         """Ranked only with at least one succeeded run and no run that missed the gate."""
-        return self.succeeded > 0 and self.gate_missed == 0
+        return is_ranked(self.succeeded, self.gate_missed)
 
     def as_record(self, columns: list[MetricColumn]) -> dict[str, Any]:
         """A flat record for the JSON and CSV downloads."""
@@ -88,7 +75,8 @@ class LeaderboardRow:
         }
         for column in columns:
             summary = self.metrics.get(column.name)
-            record[f"{column.name}_median"] = summary.median if summary else None
+            record[f"{column.name}_value"] = summary.value if summary else None
+            record[f"{column.name}_rule"] = summary.rule if summary else None
             record[f"{column.name}_min"] = summary.low if summary else None
             record[f"{column.name}_max"] = summary.high if summary else None
         record["last_run_at"] = self.last_run_at.isoformat() if self.last_run_at else None
@@ -202,11 +190,12 @@ def _row(runs: list[Run]) -> LeaderboardRow:
             row.failed += 1
             continue
         row.succeeded += 1
-        if run.gate_passed is False:
+        if not run_counts(run.status, run.gate_passed):
             row.gate_missed += 1
+            continue
         for measurement in run.measurements:
             values.setdefault(measurement.name, []).append(measurement.value)
-    row.metrics = {name: MetricSummary.of(v) for name, v in values.items()}
+    row.metrics = {name: SeedSummary.of(v) for name, v in values.items()}
     return row
 
 
@@ -221,6 +210,6 @@ def _rank(rows: list[LeaderboardRow], columns: list[MetricColumn]) -> None:
         summary = row.metrics.get(first.name)
         if not row.ranked or summary is None:
             return (1, 0.0)
-        return (0, -summary.median if first.higher_is_better else summary.median)
+        return (0, -summary.value if first.higher_is_better else summary.value)
 
     rows.sort(key=key)

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.runner import RunOutcome, Tracker
+from harness.scoring import aggregate_seeds, seed_rule
 from harness.store.models import Run
 
 # Markup is off: names, errors and settings come from users and bundles and must print as typed
@@ -72,7 +73,8 @@ def print_outcome_line(outcome: RunOutcome) -> None:
 
 
 def print_outcomes(outcomes: list[RunOutcome]) -> None:
-    """A table of runs, then each (task, method, profile)'s measurements: median over seeds."""
+    """A table of runs, then each (task, method, profile)'s measurements aggregated over seeds
+    (`harness.scoring`: median, olympic mean from five seeds)."""
     table = Table(title="Runs", title_justify="left")
     for column in ("run", "task", "method", "profile", "seed", "status", "wall s"):
         table.add_column(column)
@@ -99,11 +101,15 @@ def print_outcomes(outcomes: list[RunOutcome]) -> None:
         if not values:
             continue
         detail = Table(title=f"{task} / {method} / {profile}", title_justify="left")
-        for column in ("metric", "median over seeds", "unit", "seeds"):
+        for column in ("metric", "over seeds", "rule", "unit", "seeds"):
             detail.add_column(column)
         for name, numbers in values.items():
             detail.add_row(
-                name, _number(statistics.median(numbers)), units[name], str(len(numbers))
+                name,
+                _number(aggregate_seeds(numbers)),
+                seed_rule(len(numbers)),
+                units[name],
+                str(len(numbers)),
             )
         console.print(detail)
 
@@ -192,6 +198,32 @@ def print_run(run: Run) -> None:
             median = _number(statistics.median(values))
             table.add_row(metric, str(len(points)), x_range, last, median)
         console.print(table)
+    if run.artifacts:
+        table = Table(title="Files", title_justify="left")
+        for column in ("artifact", "type", "size", "path"):
+            table.add_column(column)
+        for artifact in run.artifacts:
+            table.add_row(
+                artifact.name, artifact.media_type, _bytes(artifact.size_bytes),
+                _artifact_path(artifact.uri),
+            )  # fmt: skip
+        console.print(table)
+
+
+def _bytes(size: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def _artifact_path(uri: str) -> str:
+    """A local file's path (what a user can open), any other URI as it is."""
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(uri)
+    return unquote(parsed.path) if parsed.scheme == "file" else uri
 
 
 def _pairs(mapping: dict[str, Any]) -> str:
@@ -304,3 +336,70 @@ def print_tasks(suite_version: str, rows: list[dict[str, Any]]) -> None:
             row["description"],
         )
     console.print(table)
+
+
+def print_verification(verification) -> None:
+    """`budgetbench verify`: the verdict, every reason, warnings and the re-run comparison."""
+    if verification.comparisons:
+        table = Table(
+            title=f"Re-run of seeds {verification.rerun_seeds} on {verification.rerun_hardware}",
+            title_justify="left",
+        )
+        for column in ("metric", "submitted", "re-run", "difference", "tolerance", ""):
+            table.add_column(column)
+        for c in verification.comparisons:
+            table.add_row(
+                c.metric,
+                f"{_number(c.submitted)} {c.unit}",
+                f"{_number(c.rerun)} {c.unit}",
+                f"{c.relative_difference:.1%}",
+                f"{c.tolerance:.0%}",
+                Text("ok", "green") if c.within else Text("outside", "red"),
+            )
+        console.print(table)
+    if verification.hardware_difference:
+        console.print("Hardware differs from the submission's: " + "; ".join(
+            verification.hardware_difference))  # fmt: skip
+    for warning in verification.warnings:
+        console.print(Text("warning: " + warning, style="yellow"))
+    summary = (
+        f"{verification.task}/{verification.profile} {verification.method_name}:"
+        f" {len(verification.checks)} checks passed"
+    )
+    if verification.accepted:
+        console.print(Text.assemble(("ACCEPTED", "green"), f" {summary}"))
+        return
+    console.print(
+        Text.assemble(("REJECTED", "red"), f" {summary}, {len(verification.reasons)} failed:")
+    )
+    for reason in verification.reasons:
+        console.print(Text("  - " + reason, style="red"))
+
+
+def print_suite_scores(scores, tasks: list[str], profile: str) -> None:
+    """`budgetbench suite score`: per machine, each entry's profile score and speedup."""
+    if not scores:
+        console.print(f"no ranked results on the standard {profile} leaderboards yet")
+        return
+    for score in scores:
+        table = Table(
+            title=f"Suite score · {profile} · {score.hardware_label} ({score.hardware_key})",
+            title_justify="left",
+        )
+        for column in ("entry", f"profile score (τ≤{score.tau_max:g})", "speedup (geomean)",
+                       *tasks, "missing"):  # fmt: skip
+            table.add_column(column)
+        for entry in score.entries:
+            table.add_row(
+                entry.entry,
+                f"{entry.profile_score:.3f}",
+                _number(entry.geomean_speedup) + "x" if entry.geomean_speedup else "–",
+                *(_ratio(entry.ratios[task]) for task in tasks),
+                ", ".join(entry.tasks_missing) or "none",
+            )
+        console.print(table)
+    console.print("Task columns: ratio to the best entry on that task (1 = best, ∞ = not ranked).")
+
+
+def _ratio(value: float) -> str:
+    return "∞" if value == float("inf") else f"{value:.3g}"

@@ -15,8 +15,10 @@ Guarantees:
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import math
+import mimetypes
 import os
 import random
 import re
@@ -40,7 +42,7 @@ from harness.paths import CHECKOUT_DIR, cache_dir, is_checkout
 from harness.registry import load_task
 from harness.spec import ResolvedConfig, TaskSpec, load_spec, parse_overrides, resolve_config
 from harness.store import Store
-from harness.store.models import CurvePoint, Machine, Measurement, Run
+from harness.store.models import Artifact, CurvePoint, Machine, Measurement, Run
 from tasks.base import BudgetClock, Method, Task
 
 T = TypeVar("T")
@@ -268,12 +270,14 @@ class RunRecorder:
         self.clock = BudgetClock(getattr(self.config, "budget_s", None))
         self.data_dir = prepared.data_dir
         self.cache_dir = cache_dir()
+        self.artifact_dir = store.artifact_root / run_id
         self.notes: dict[str, Any] = {}
         self._store = store
         self._run_id = run_id
         self._task = prepared.task
         self._tracker = tracker
-        self._pending: list[Measurement | CurvePoint] = []
+        self._pending: list[Measurement | CurvePoint | Artifact] = []
+        self._artifact_names: set[str] = set()
         self.scalars: dict[str, tuple[float, str]] = {}
         self._last_flush = time.monotonic()
 
@@ -317,6 +321,26 @@ class RunRecorder:
 
     def note(self, key: str, value: Any) -> None:
         self.notes[key] = value
+
+    def save_artifact(self, name: str, path: Path, media_type: str | None = None) -> None:
+        if name in self._artifact_names:
+            raise ValueError(f"artifact {name!r} saved twice in one run")
+        path = Path(path).resolve()
+        if not path.is_file():
+            raise ValueError(f"artifact {name!r}: {path} is not a file")
+        guessed, _ = mimetypes.guess_type(path.name)
+        self._artifact_names.add(name)
+        self._pending.append(
+            Artifact(
+                run_id=self._run_id,
+                name=name,
+                uri=path.as_uri(),
+                media_type=media_type or guessed or "application/octet-stream",
+                size_bytes=path.stat().st_size,
+                sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+            )
+        )
+        self._flush()
 
     def track(self, items: Iterable[T], description: str, total: int | None = None) -> Iterable[T]:
         if self._tracker is None:

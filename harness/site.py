@@ -1,23 +1,28 @@
 """The static leaderboard site: reads the store (never runs tasks) and renders Jinja templates.
 
 Pages: index, one leaderboard per task/profile/spec (with JSON and CSV downloads), a page per
-method, run (with its raw JSON) and machine (with history plots), regressions, and a methodology
-page per task. Links are relative, so the site works from `file://` and any static host.
-Templates autoescape: every string from a bundle or a method is rendered as text.
+method, run (with its raw JSON) and machine (with history plots), regressions, a methodology
+page per task, the suite score, and a page per submission from `results/` (its enclosed source,
+runs and verification report; see `results_store`). Links are relative, so the site works from
+`file://` and any static host. Templates autoescape: every string from a bundle or a method is
+rendered as text.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import inspect
 import io
 import json
+import math
+import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,11 +31,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from harness import __version__
-from harness.bundles import machine_to_dict, run_to_dict
+from harness.bundles import (
+    import_validated,
+    machine_to_dict,
+    read_bundle,
+    run_to_dict,
+    validate_bundle,
+)
 from harness.errors import InputError
 from harness.leaderboard import Leaderboard, MetricColumn, PaperReference, build_leaderboards
 from harness.paths import site_root
 from harness.plots import Line, line_plot_svg
+from harness.scoring import OLYMPIC_MIN_SEEDS, TAU_MAX, SuiteScore, suite_scores
 from harness.store import Store
 from harness.store.models import Machine, Run
 
@@ -48,6 +60,35 @@ class TaskInfo:
     interface: list[tuple[str, str]]
     profiles: dict[str, dict[str, Any]]
     spec_description: str
+    required_seeds: dict[str, int] = field(default_factory=dict)
+    tolerances: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PublishedSubmission:
+    """A submission under `results/` as the site shows it, with its verification status."""
+
+    slug: str
+    relative_path: str
+    data: dict[str, Any]
+    report: dict[str, Any] | None
+    status: str
+    """verified (accepted after a re-run), checked (accepted, no re-run), rejected, pending (no
+    report yet) or stale (the report is of another version of the file)."""
+    run_ids: list[str] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> bool:
+        return self.status in ("verified", "checked")
+
+    def matches(self, task: str, spec_hash: str, method_hash: str, hardware_key: str) -> bool:
+        machine = next(
+            (m for m in self.data["bundle"]["machines"] if m["id"] == self.data["machine_id"]), {}
+        )
+        data = self.data
+        stated = (data["task"], data["task_spec_hash"], data["method"]["method_hash"])
+        wanted = (task, spec_hash, method_hash)
+        return stated == wanted and machine.get("hardware_key") == hardware_key
 
 
 @dataclass(frozen=True)
@@ -100,6 +141,8 @@ def _task_infos(task_names: Iterable[str]) -> tuple[dict[str, TaskInfo], dict, d
             interface=[(f.signature, f.doc) for f in task_cls.method_interface],
             profiles=spec.profiles,
             spec_description=spec.description,
+            required_seeds={profile: spec.seeds_required(profile) for profile in spec.profiles},
+            tolerances=spec.tolerances,
         )
     return infos, standard_hashes, references
 
@@ -128,6 +171,7 @@ def _environment():
     )
     environment.filters["number"] = _number
     environment.filters["when"] = _when
+    environment.tests["infinite"] = lambda value: isinstance(value, float) and math.isinf(value)
     return environment
 
 
@@ -165,27 +209,86 @@ class _Writer:
         target.write_text(content)
 
 
-def build_site(store: Store, out: Path) -> SiteSummary:
-    """Render the whole site into `out`, replacing a previous build there."""
-    from harness.regressions import find_changes
+@contextlib.contextmanager
+def results_store(
+    results_dir: Path | None,
+) -> Iterator[tuple[Store | None, list[PublishedSubmission]]]:
+    """A temporary store holding everything under `results_dir`, and its submissions.
 
-    _check_output_directory(out)
-    with store.session() as session:
-        changes = find_changes(session)
-        runs = list(
-            session.scalars(
-                select(Run)
-                .where(Run.status != "running")
-                .order_by(Run.started_at, Run.id)
-                .options(
-                    selectinload(Run.measurements),
-                    selectinload(Run.curve_points),
-                    selectinload(Run.artifacts),
-                    selectinload(Run.machine),
-                )
+    `results/<task>/<profile>/<name>.submission.json` are submissions (their runs are imported;
+    `<name>.verification.json` beside each is its report); other `*.json` files directly in
+    `results_dir` are plain bundles. All are validated first and imported all or nothing.
+    Yields (None, []) without a directory, so callers fall back to their database.
+    """
+    if results_dir is None:
+        yield None, []
+        return
+    from harness.store import open_store
+    from harness.submissions import REPORT_SUFFIX, SUFFIX, read_submission, submission_files
+
+    if not results_dir.is_dir():
+        raise InputError(f"{results_dir} is not a directory")
+    bundles = [
+        (path, read_bundle(path))
+        for path in sorted(results_dir.glob("*.json"))
+        if not path.name.endswith((SUFFIX, REPORT_SUFFIX))
+    ]
+    published = []
+    for path in submission_files(results_dir):
+        submission = read_submission(path)
+        bundles.append((path, validate_bundle(submission.bundle, path)))
+        published.append(_published(results_dir, submission))
+    with tempfile.TemporaryDirectory(prefix="budgetbench-results-") as scratch:
+        store = open_store(str(Path(scratch) / "results.db"))
+        try:
+            import_validated(store, bundles)
+            yield store, published
+        finally:
+            store.dispose()
+
+
+def _published(results_dir: Path, submission) -> PublishedSubmission:
+    from harness.submissions import report_path
+    from harness.verify import read_report
+
+    relative = submission.path.relative_to(results_dir).as_posix()
+    report = read_report(report_path(submission.path))
+    if report is None:
+        status = "pending"
+    elif report.get("submission_sha256") != submission.stated_sha256:
+        status = "stale"
+    elif not report.get("accepted"):
+        status = "rejected"
+    else:
+        status = "verified" if report.get("rerun_seeds") else "checked"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", relative.removesuffix(".submission.json"))
+    return PublishedSubmission(
+        slug=slug,
+        relative_path=relative,
+        data=submission.data,
+        report=report,
+        status=status,
+        run_ids=[run["id"] for run in submission.runs],
+    )
+
+
+def _finished_runs(session) -> list[Run]:
+    return list(
+        session.scalars(
+            select(Run)
+            .where(Run.status != "running")
+            .order_by(Run.started_at, Run.id)
+            .options(
+                selectinload(Run.measurements),
+                selectinload(Run.curve_points),
+                selectinload(Run.artifacts),
+                selectinload(Run.machine),
             )
         )
-        machines = list(session.scalars(select(Machine).order_by(Machine.first_seen_at)))
+    )
+
+
+def _leaderboards(runs: list[Run]) -> tuple[list[Leaderboard], dict[str, TaskInfo]]:
     infos, standard_hashes, references = _task_infos({run.task for run in runs})
     boards = build_leaderboards(
         runs,
@@ -193,11 +296,50 @@ def build_site(store: Store, out: Path) -> SiteSummary:
         standard_hashes,
         references,
     )
+    return boards, infos
+
+
+def compute_suite_scores(
+    store: Store, profile: str, suite_version: str | None = None
+) -> tuple[list[SuiteScore], list[str]]:
+    """The suite score per machine over the suite's tasks (see `harness.scoring`)."""
+    with store.session() as session:
+        runs = _finished_runs(session)
+    boards, _infos = _leaderboards(runs)
+    return _suite_scores(boards, profile, suite_version)
+
+
+def _suite_scores(
+    boards: list[Leaderboard], profile: str, suite_version: str | None
+) -> tuple[list[SuiteScore], list[str]]:
+    from harness.registry import load_task, task_names
+    from harness.spec import latest_suite_version, spec_task_names
+
+    version = suite_version or latest_suite_version()
+    installed = set(task_names())
+    tasks = [name for name in spec_task_names(version) if name in installed]
+    references = {name: load_task(name).reference_methods[0] for name in tasks}
+    suite_boards = [b for b in boards if b.suite_version == version]
+    return suite_scores(suite_boards, profile, tasks, references), tasks
+
+
+def build_site(
+    store: Store, out: Path, submissions: list[PublishedSubmission] | None = None
+) -> SiteSummary:
+    """Render the whole site into `out`, replacing a previous build there."""
+    from harness.regressions import find_changes
+
+    _check_output_directory(out)
+    with store.session() as session:
+        changes = find_changes(session)
+        runs = _finished_runs(session)
+        machines = list(session.scalars(select(Machine).order_by(Machine.first_seen_at)))
+    boards, infos = _leaderboards(runs)
     staging = Path(tempfile.mkdtemp(prefix=".site-", dir=out.parent))
     try:
         writer = _Writer(staging, _environment())
         shutil.copytree(site_root() / "static", staging / "static")
-        _render(writer, runs, machines, boards, infos, changes)
+        _render(writer, runs, machines, boards, infos, changes, submissions or [])
         (staging / SITE_MARKER).write_text(f"built by budgetbench {__version__}\n")
         if out.exists():
             shutil.rmtree(out)
@@ -217,7 +359,15 @@ def _check_output_directory(out: Path) -> None:
         raise InputError(f"{out} exists and is not a budgetbench site: refusing to replace it")
 
 
-def _render(writer: _Writer, runs, machines, boards: list[Leaderboard], infos, changes) -> None:
+def _render(
+    writer: _Writer,
+    runs,
+    machines,
+    boards: list[Leaderboard],
+    infos,
+    changes,
+    submissions: list[PublishedSubmission],
+) -> None:
     last_updated = max((r.finished_at or r.started_at for r in runs), default=None)
     tasks = sorted({board.task for board in boards} | set(infos))
     boards_by_task = {task: [b for b in boards if b.task == task] for task in tasks}
@@ -236,7 +386,10 @@ def _render(writer: _Writer, runs, machines, boards: list[Leaderboard], infos, c
         suite_versions=sorted(
             {board.suite_version for board in boards if board.suite_version != "external"}
         ),
+        submissions=submissions,
     )
+    _render_suite_score(writer, boards)
+    _render_submissions(writer, submissions)
     for board in boards:
         base = f"tasks/{board.task}/{board.slug}"
         records = [row.as_record(board.columns) for row in board.rows]
@@ -251,6 +404,16 @@ def _render(writer: _Writer, runs, machines, boards: list[Leaderboard], infos, c
             info=infos.get(board.task),
             csv_name=f"{board.slug}.csv",
             json_name=f"{board.slug}.json",
+            row_submissions={
+                (row.method_hash, row.hardware_key): [
+                    sub
+                    for sub in submissions
+                    if sub.matches(
+                        board.task, board.task_spec_hash, row.method_hash, row.hardware_key
+                    )
+                ]
+                for row in board.rows
+            },
         )
     for task in tasks:
         if task in infos:
@@ -261,7 +424,7 @@ def _render(writer: _Writer, runs, machines, boards: list[Leaderboard], infos, c
                 info=infos[task],
                 boards=boards_by_task[task],
             )
-    _render_methods(writer, runs)
+    _render_methods(writer, runs, submissions)
     _render_runs(writer, runs)
     _render_machines(writer, runs, machines, hardware, changes)
     labels = {key: machine.hardware_label for key, machine in hardware.items()}
@@ -279,6 +442,45 @@ def _render(writer: _Writer, runs, machines, boards: list[Leaderboard], infos, c
             version=__version__,
         ),
     )
+
+
+def _render_suite_score(writer: _Writer, boards: list[Leaderboard]) -> None:
+    """One section per profile that has standard boards: the scores per machine."""
+    profiles = sorted({b.profile for b in boards if b.is_standard}, key=_profile_key)
+    sections = []
+    for profile in profiles:
+        scores, tasks = _suite_scores(boards, profile, None)
+        if scores:
+            sections.append((profile, tasks, scores))
+    writer.page(
+        "suite.html",
+        "suite.html",
+        title="Suite score",
+        sections=sections,
+        tau_max=TAU_MAX,
+        olympic_min_seeds=OLYMPIC_MIN_SEEDS,
+    )
+
+
+def _profile_key(profile: str) -> tuple[int, str]:
+    return ({"smoke": 0, "standard": 1, "full": 2}.get(profile, 3), profile)
+
+
+def _render_submissions(writer: _Writer, submissions: list[PublishedSubmission]) -> None:
+    for submission in submissions:
+        base = f"submissions/{submission.slug}"
+        writer.text(f"{base}.json", json.dumps(submission.data, indent=1, sort_keys=True) + "\n")
+        if submission.report is not None:
+            writer.text(
+                f"{base}.verification.json",
+                json.dumps(submission.report, indent=1, sort_keys=True) + "\n",
+            )
+        writer.page(
+            f"{base}.html",
+            "submission.html",
+            title=f"submission {submission.data['method']['name']}",
+            submission=submission,
+        )
 
 
 def _change_record(change) -> dict[str, Any]:
@@ -315,7 +517,9 @@ def _latest_machines(machines: list[Machine]) -> dict[str, Machine]:
     return latest
 
 
-def _render_methods(writer: _Writer, runs: list[Run]) -> None:
+def _render_methods(
+    writer: _Writer, runs: list[Run], submissions: list[PublishedSubmission]
+) -> None:
     by_method: dict[str, list[Run]] = {}
     for run in runs:
         by_method.setdefault(run.method_hash, []).append(run)
@@ -327,6 +531,9 @@ def _render_methods(writer: _Writer, runs: list[Run]) -> None:
             title=f"method {latest.method_name}",
             method=latest,
             runs=list(reversed(method_runs)),
+            submissions=[
+                sub for sub in submissions if sub.data["method"]["method_hash"] == method_hash
+            ],
         )
 
 

@@ -28,6 +28,14 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 HYPERPARAMETER_PREFIX = "hp."
+REQUIRED_SEEDS_KEY = "required_seeds"
+DEFAULT_TOLERANCE = 0.10
+"""Relative difference a re-run may show from submitted numbers when a spec states none."""
+
+
+def default_required_seeds(profile: str) -> int:
+    """Seeds a submission needs when its profile names none: 1 for smoke profiles, else 3."""
+    return 1 if profile.startswith("smoke") else 3
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,16 @@ class TaskSpec:
     path: Path
     references: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     """Published results shown beside the leaderboard ([[references]]: name, source, metrics)."""
+    required_seeds: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Seeds a submission must run per profile (a profile's optional `required_seeds` key)."""
+    tolerances: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Relative tolerance per metric for re-runs (`[tolerance]`; its `default` key for the rest)."""
+
+    def seeds_required(self, profile: str) -> int:
+        return self.required_seeds.get(profile, default_required_seeds(profile))
+
+    def tolerance(self, metric: str) -> float:
+        return self.tolerances.get(metric, self.tolerances.get("default", DEFAULT_TOLERANCE))
 
 
 @dataclass(frozen=True)
@@ -102,14 +120,35 @@ def load_spec(task: str, suite_version: str | None = None) -> TaskSpec:
     version = data.get("version")
     if not isinstance(version, int):
         raise InputError(f"{path}: 'version' must be an integer")
+    required_seeds: dict[str, int] = {}
+    settings_only: dict[str, dict[str, Any]] = {}
+    for name, table in profiles.items():
+        if not isinstance(table, dict):
+            raise InputError(f"{path}: profiles.{name} must be a table")
+        table = dict(table)
+        seeds = table.pop(REQUIRED_SEEDS_KEY, default_required_seeds(name))
+        if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+            raise InputError(
+                f"{path}: profiles.{name}.{REQUIRED_SEEDS_KEY} must be an integer >= 1"
+            )
+        required_seeds[name] = seeds
+        settings_only[name] = table
+    tolerances = data.get("tolerance", {})
+    if not isinstance(tolerances, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
+        for v in tolerances.values()
+    ):
+        raise InputError(f"{path}: [tolerance] must map metric names to numbers >= 0")
     return TaskSpec(
         task=task,
         suite_version=suite_version,
         version=version,
         description=str(data.get("description", "")),
-        profiles=profiles,
+        profiles=settings_only,
         path=path,
         references=list(data.get("references", [])),
+        required_seeds=required_seeds,
+        tolerances={key: float(value) for key, value in tolerances.items()},
     )
 
 

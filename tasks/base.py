@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 import inspect
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -80,6 +81,19 @@ class Method:
     source_files: tuple[Path, ...]
     method_hash: str
     is_reference: bool = False
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """Relations between a run's numbers that hold for every honest run of a task, so
+    `budgetbench verify` can catch an edited number even when its checksums were recomputed."""
+
+    final_is_last_point: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Scalar metric -> the curve whose last point it equals (a final loss and its curve)."""
+    values_are_sample_medians: bool = False
+    """Every scalar recorded with `samples` is the median of those samples."""
+    timed_seconds_metric: str | None = None
+    """A scalar equal to the run's timed seconds: nothing after it (evaluation) was clocked."""
 
 
 class BudgetClock:
@@ -154,8 +168,19 @@ class RunContext(Protocol):
     cache_dir: Path
     """Where the task may cache prepared data, keyed by what it was made from."""
 
+    artifact_dir: Path
+    """Where this run may write files worth keeping (plots, samples); created on first use by
+    the task (`mkdir(parents=True, exist_ok=True)`), unique to the run, never cleaned up."""
+
     def note(self, key: str, value: Any) -> None:
         """Store a fact about the run's inputs in its provenance (a corpus hash, a data source)."""
+
+    def save_artifact(self, name: str, path: Path, media_type: str | None = None) -> None:
+        """Record a file the run wrote (normally under `artifact_dir`) as a named run artifact.
+
+        The store keeps its path, size, sha256 and media type (guessed from the suffix when not
+        given); `budgetbench show` lists it. Names are unique within a run.
+        """
 
     def record(self, name: str, value: float, *, samples: list[float] | None = None) -> None:
         """Store a scalar measurement of a declared metric (`samples`: the raw repetitions)."""
@@ -183,6 +208,8 @@ class Task(abc.ABC):
     supports_cuda: ClassVar[bool] = True
     headline_metrics: ClassVar[tuple[str, ...]] = ()
     """The metrics a leaderboard shows as columns, first one ranks (default: all, in order)."""
+    consistency: ClassVar[Consistency] = Consistency()
+    """What `budgetbench verify` checks between a run's numbers (default: nothing)."""
 
     @classmethod
     def methods_dir(cls) -> Path:

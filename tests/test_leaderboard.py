@@ -45,7 +45,7 @@ def test_rows_group_seeds_rank_by_the_first_metric_and_keep_failures_apart(sqlit
     assert ranked.method_name == "eager" and ranked.succeeded == 3
     values = sorted(o.scalars["matmul_fp32_tflops"][0] for o in outcomes)
     summary = ranked.metrics["matmul_fp32_tflops"]
-    assert (summary.low, summary.median, summary.high, summary.n) == (
+    assert (summary.low, summary.value, summary.high, summary.n) == (
         values[0],
         values[1],
         values[2],
@@ -80,6 +80,6 @@ def test_references_need_a_metric_the_board_shows_and_headline_columns_rank(sqli
     assert board.references == [PAPER]
     assert [c.name for c in board.headline_columns] == ["matmul_fp32_tflops"]
     assert set(board.rows[0].as_record(board.columns)) >= {
-        "attention_tflops_median",
-        "matmul_fp32_tflops_median",
+        "attention_tflops_value",
+        "matmul_fp32_tflops_value",
     }

@@ -24,17 +24,18 @@ def test_a_software_update_changes_the_software_key_only():
 
 def test_a_different_gpu_changes_the_hardware_key_and_label():
     before = collect_fingerprint()
+    # Not a GPU this machine could have, so the test also holds on a machine with an H100.
     gpu = {
-        "name": "NVIDIA H100 80GB HBM3",
-        "memory_gib": 79,
-        "compute_capability": "9.0",
-        "multiprocessors": 132,
+        "name": "NVIDIA A100-SXM4-40GB",
+        "memory_gib": 39,
+        "compute_capability": "8.0",
+        "multiprocessors": 108,
     }
     after = MachineFingerprint(
         hardware={**before.hardware, "gpus": [gpu]}, software=before.software
     )
     assert after.hardware_key != before.hardware_key
-    assert after.hardware_label.endswith("| 1x NVIDIA H100 80GB HBM3")
+    assert after.hardware_label.endswith("| 1x NVIDIA A100-SXM4-40GB")
 
 
 def test_fingerprint_records_cpu_ram_and_versions():

@@ -217,3 +217,44 @@ def test_budget_clock_counts_only_timed_regions():
     assert clock.remaining_s() == pytest.approx(10.0 - clock.timed_s)
     with pytest.raises(RuntimeError, match="do not nest"), clock.timed(), clock.timed():
         pass
+
+
+def test_saved_artifact_is_stored_with_its_checksum_and_shown(tmp_path, monkeypatch):
+    """A file the task saves becomes a run artifact beside the SQLite file, listed by `show`."""
+    import dataclasses
+    import hashlib
+
+    from conftest import fast_probe_overrides
+
+    from harness.machine import collect_fingerprint
+    from harness.runner import execute, prepare, save_machine
+    from harness.store import open_store
+    from tasks.probe import ProbeTask
+
+    class PlottingProbe(ProbeTask):
+        def run(self, ctx, method):
+            ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
+            plot = ctx.artifact_dir / "curve.svg"
+            plot.write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+            ctx.save_artifact("curve", plot)
+            with pytest.raises(ValueError, match="saved twice"):
+                ctx.save_artifact("curve", plot)
+            raise RuntimeError("crash after the plot")
+
+    monkeypatch.delenv("BUDGETBENCH_ARTIFACT_DIR", raising=False)
+    db = tmp_path / "bb.db"
+    store = open_store(str(db))
+    prepared = prepare("probe", None, "smoke", "cpu", fast_probe_overrides())
+    prepared = dataclasses.replace(prepared, task=PlottingProbe())
+    (outcome,) = execute(store, prepared, [0], save_machine(store, collect_fingerprint()))
+    assert outcome.status == "failed"
+    with store.session() as session:
+        (artifact,) = get_run(session, outcome.run_id).artifacts
+    path = tmp_path / "artifacts" / outcome.run_id / "curve.svg"
+    assert artifact.uri == path.as_uri() and artifact.media_type == "image/svg+xml"
+    assert artifact.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    shown = subprocess.run(
+        [sys.executable, "-m", "harness", "show", outcome.run_id, "--db", str(db)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "curve" in shown and "image/svg+xml" in shown

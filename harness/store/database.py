@@ -173,6 +173,27 @@ class Store:
     def session(self) -> Session:
         return self._sessions()
 
+    @property
+    def artifact_root(self) -> Path:
+        """Where runs of this store keep their files (plots, samples), one folder per run.
+
+        `BUDGETBENCH_ARTIFACT_DIR` if set; else beside a SQLite file (`<db dir>/artifacts`), so a
+        database and its files move together; else (PostgreSQL, in-memory SQLite) the user's data
+        directory. The store holds each file's path, size and sha256, so a moved or edited file
+        is detectable.
+        """
+        configured = os.environ.get("BUDGETBENCH_ARTIFACT_DIR")
+        if configured:
+            return Path(configured).expanduser()
+        database = self.engine.url.database
+        if self.engine.url.get_backend_name() == "sqlite" and database not in (
+            None,
+            "",
+            ":memory:",
+        ):
+            return Path(database).resolve().parent / "artifacts"
+        return default_db_path().parent / "artifacts"
+
     def dispose(self) -> None:
         self.engine.dispose()
 

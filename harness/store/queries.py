@@ -21,6 +21,8 @@ class RunFilter:
     hardware_key: str | None = None
     since: datetime | None = None
     limit: int | None = None
+    run_ids: tuple[str, ...] | None = None
+    """Only these runs (a submission's)."""
 
 
 def find_runs(session: Session, run_filter: RunFilter, *, with_children: bool = False) -> list[Run]:
@@ -38,6 +40,8 @@ def find_runs(session: Session, run_filter: RunFilter, *, with_children: bool = 
         query = query.where(Run.hardware_key.startswith(run_filter.hardware_key))
     if run_filter.since:
         query = query.where(Run.started_at >= run_filter.since)
+    if run_filter.run_ids is not None:
+        query = query.where(Run.id.in_(run_filter.run_ids))
     if run_filter.limit:
         query = query.limit(run_filter.limit)
     if with_children:

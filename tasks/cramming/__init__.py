@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tasks.base import GateResult, Method, MethodFunction, Metric, RunContext, Task
+from tasks.base import Consistency, GateResult, Method, MethodFunction, Metric, RunContext, Task
 
 GLUE_TASKS = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte")
 # MNLI is fine-tuned once and scored on two dev sets, so it gives two entries.
@@ -99,6 +99,10 @@ class CrammingTask(Task):
     description = "BERT-style MLM pretraining from scratch under a wall-clock budget, then GLUE."
     config_type = CrammingConfig
     reference_methods = ("crammed-bert", "bert-original")
+    consistency = Consistency(
+        final_is_last_point={"final_mlm_loss": "heldout_mlm_loss"},
+        timed_seconds_metric="budget_used_s",
+    )
     headline_metrics = (
         "final_mlm_loss",
         "glue_average",

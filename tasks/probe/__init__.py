@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tasks.base import GateResult, Method, MethodFunction, Metric, RunContext, Task
+from tasks.base import Consistency, GateResult, Method, MethodFunction, Metric, RunContext, Task
 
 DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
@@ -54,6 +54,7 @@ class ProbeTask(Task):
     description = "Hardware micro-benchmarks: matmul, memory bandwidth, attention, transfers."
     config_type = ProbeConfig
     reference_methods = ("eager",)
+    consistency = Consistency(values_are_sample_medians=True)
     metrics = (
         *(
             Metric(f"matmul_{short}_tflops", "TFLOP/s", True, f"{dtype} n x n matrix multiply")
