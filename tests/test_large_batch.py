@@ -118,6 +118,10 @@ def test_a_sweep_stores_per_batch_curves_and_derived_numbers(tmp_path, cache):
     assert all(curves["throughput"][b] > 0 for b in (8, 16, 32))
     # Accumulation (global 16 and 32 over micro-batches of 8) measures the noise scale.
     assert set(curves["noise_scale"]) <= {16, 32} and "gradient_noise_scale" in scalars
+    (artifact,) = detail["artifacts"]
+    assert artifact["name"] == "steps_to_target.svg"
+    svg = Path(artifact["uri"].removeprefix("file://")).read_text()
+    assert "<svg" in svg and "perfect scaling" in svg
 
 
 NAN_METHOD = """

@@ -5,8 +5,6 @@ run starts (it imports torch)."""
 from __future__ import annotations
 
 import statistics
-import tempfile
-from pathlib import Path
 
 from tasks.base import Method, RunContext
 from tasks.cramming.model import EncoderConfig
@@ -141,13 +139,7 @@ def _save_plot(ctx: RunContext, method_name: str, results: list[BatchSizeResult]
     )
     if not curve.steps_to_target:
         return
-    artifact_dir = getattr(ctx, "artifact_dir", None)
-    folder = Path(artifact_dir) if artifact_dir else Path(tempfile.mkdtemp(prefix="large-batch-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "steps_to_target.svg"
+    ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
+    path = ctx.artifact_dir / "steps_to_target.svg"
     path.write_text(plot_steps_to_target([curve], title=f"large-batch: {method_name}"))
-    save = getattr(ctx, "save_artifact", None)
-    if save is not None:
-        save("steps_to_target.svg", path, media_type="image/svg+xml")
-    else:
-        ctx.note("plot", str(path))
+    ctx.save_artifact("steps_to_target.svg", path, media_type="image/svg+xml")

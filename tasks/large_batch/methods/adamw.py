@@ -4,6 +4,10 @@ The rate tuned at `base_batch` is multiplied by sqrt(B / base_batch) (Malladi et
 square-root rule for adaptive methods), warmup over a fixed number of examples, then linear decay
 to zero at the step cap. BERT's settings otherwise: betas (0.9, 0.98), eps 1e-6, weight decay
 0.01 on weight matrices and embeddings only, gradient clipping at global norm 1.0.
+
+Hyperparameters: `base_lr` is the best of a few rates tried at `base_batch` 16 on the smoke profile
+(steps to target at batch 16 only); the scaling rule is then applied unchanged up to batch 256 and
+held at that value (`max_lr`) beyond, the same ceiling rule for all four reference methods.
 """
 
 import torch
@@ -14,7 +18,7 @@ HYPERPARAMETERS = {
     "base_lr": 2e-3,
     "base_batch": 16,
     "scaling": "sqrt",
-    "max_lr": 1e-2,
+    "max_lr": 8e-3,
     "warmup_examples": 1024,
     "weight_decay": 0.01,
     "grad_clip": 1.0,

@@ -18,6 +18,10 @@ recipe):
 Schedule: the rate tuned at `base_batch` times sqrt(B / base_batch) (You et al.'s rule), warmup
 over a fixed number of examples, linear decay to zero at the step cap. Betas (0.9, 0.999), eps
 1e-6.
+
+Hyperparameters: `base_lr` is the best of a few rates tried at `base_batch` 16 on the smoke profile
+(steps to target at batch 16 only); the scaling rule is then applied unchanged up to batch 256 and
+held at that value (`max_lr`) beyond, the same ceiling rule for all four reference methods.
 """
 
 from pytorch_optimizer import Lamb
@@ -25,10 +29,10 @@ from pytorch_optimizer import Lamb
 from tasks.large_batch.schedules import peak_rate, warmup_decay_factor, with_weight_decay
 
 HYPERPARAMETERS = {
-    "base_lr": 4e-3,
+    "base_lr": 5e-2,
     "base_batch": 16,
     "scaling": "sqrt",
-    "max_lr": 4e-2,
+    "max_lr": 0.2,
     "warmup_examples": 1024,
     "weight_decay": 0.01,
 }

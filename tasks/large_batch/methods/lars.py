@@ -7,6 +7,10 @@ and scalars (norms), which here get their own, smaller rate `norms_lr` (LARS's h
 is meant for trust-ratio-scaled tensors). Both rates scale linearly with the batch from
 `base_batch` (Goyal et al. / You et al.), warmup over a fixed number of examples, linear decay to
 zero at the step cap; gradient clipping at global norm 1.0 (for the norms' plain SGD).
+
+Hyperparameters: `base_lr` is the best of a few rates tried at `base_batch` 16 on the smoke profile
+(steps to target at batch 16 only); the scaling rule is then applied unchanged up to batch 256 and
+held at that value (`max_lr`) beyond, the same ceiling rule for all four reference methods.
 """
 
 from pytorch_optimizer import LARS
@@ -14,11 +18,11 @@ from pytorch_optimizer import LARS
 from tasks.large_batch.schedules import peak_rate, warmup_decay_factor, with_weight_decay
 
 HYPERPARAMETERS = {
-    "base_lr": 2.0,
-    "norms_lr": 0.05,
+    "base_lr": 8.0,
+    "norms_lr": 0.2,
     "base_batch": 16,
     "scaling": "linear",
-    "max_lr": 50.0,
+    "max_lr": 128.0,
     "trust_coefficient": 0.001,
     "warmup_examples": 1024,
     "weight_decay": 0.01,

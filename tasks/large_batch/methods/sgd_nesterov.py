@@ -5,6 +5,10 @@ Nado et al. 2021 show that a well-tuned Nesterov matches LAMB on BERT pretrainin
 The rate tuned at `base_batch` scales linearly with the batch (Goyal et al. 2017) up to `max_lr`,
 warmup over a fixed number of examples, then linear decay to zero at the step cap; weight decay
 (coupled, L2) 0.01 on weight matrices and embeddings only; gradient clipping at global norm 1.0.
+
+Hyperparameters: `base_lr` is the best of a few rates tried at `base_batch` 16 on the smoke profile
+(steps to target at batch 16 only); the scaling rule is then applied unchanged up to batch 256 and
+held at that value (`max_lr`) beyond, the same ceiling rule for all four reference methods.
 """
 
 import torch
@@ -12,10 +16,10 @@ import torch
 from tasks.large_batch.schedules import peak_rate, warmup_decay_factor, with_weight_decay
 
 HYPERPARAMETERS = {
-    "base_lr": 0.5,
+    "base_lr": 0.1,
     "base_batch": 16,
     "scaling": "linear",
-    "max_lr": 8.0,
+    "max_lr": 1.6,
     "warmup_examples": 1024,
     "weight_decay": 0.01,
     "grad_clip": 1.0,
