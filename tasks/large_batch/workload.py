@@ -111,7 +111,8 @@ def _record_derived(
     ctx.record("batch_sizes_diverged", sum(r.diverged is not None for r in results))
     if steps:
         ctx.record("min_steps_to_target", min(steps.values()))
-    efficiencies = scaling_efficiencies(steps)
+    # A target met by the initial weights (0 steps) says nothing about scaling.
+    efficiencies = scaling_efficiencies({b: s for b, s in steps.items() if s > 0})
     for batch, efficiency in efficiencies.items():
         ctx.record_point("scaling_efficiency", batch, efficiency)
     largest = largest_batch_within_tolerance(
@@ -119,7 +120,7 @@ def _record_derived(
     )
     if largest is not None:
         ctx.record("largest_batch_within_tolerance", largest)
-    fit = fit_critical_batch({b: float(s) for b, s in steps.items()})
+    fit = fit_critical_batch({b: float(s) for b, s in steps.items() if s > 0})
     if fit is None:
         ctx.note("critical_batch_fit", "no fit: fewer than 3 batch sizes at target or no bend")
     else:

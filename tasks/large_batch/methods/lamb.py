@@ -29,10 +29,10 @@ from pytorch_optimizer import Lamb
 from tasks.large_batch.schedules import peak_rate, warmup_decay_factor, with_weight_decay
 
 HYPERPARAMETERS = {
-    "base_lr": 5e-2,
+    "base_lr": 4e-2,
     "base_batch": 16,
     "scaling": "sqrt",
-    "max_lr": 0.2,
+    "max_lr": 0.16,
     "warmup_examples": 1024,
     "weight_decay": 0.01,
 }
