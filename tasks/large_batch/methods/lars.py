@@ -19,7 +19,7 @@ from tasks.large_batch.schedules import peak_rate, warmup_decay_factor, with_wei
 
 HYPERPARAMETERS = {
     "base_lr": 8.0,
-    "norms_lr": 0.2,
+    "norms_lr": 0.05,
     "base_batch": 16,
     "scaling": "linear",
     "max_lr": 128.0,
