@@ -162,7 +162,8 @@ class NoiseScaleEstimator:
 
     @property
     def noise_scale(self) -> float | None:
-        """B_simple in examples, or None before any pair or when the |G|² sum is not positive."""
-        if self.pairs == 0 or self.gradient_sum <= 0.0:
+        """B_simple in examples, or None before any pair or when either sum is not positive (the
+        estimates were too noisy to say anything)."""
+        if self.pairs == 0 or self.gradient_sum <= 0.0 or self.trace_sum <= 0.0:
             return None
         return self.trace_sum / self.gradient_sum
