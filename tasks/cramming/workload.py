@@ -10,6 +10,7 @@ import statistics
 import threading
 
 import torch
+from tokenizers import Tokenizer
 
 from tasks.base import Method, RunContext
 from tasks.cramming.corpus import load_corpus
@@ -43,9 +44,22 @@ class PretrainedWeights(RuntimeError):
     """The method changed the model's weights outside training (e.g. loaded a checkpoint)."""
 
 
-def run_cramming(ctx: RunContext, method: Method) -> None:
+@dataclasses.dataclass(frozen=True)
+class PretrainingData:
+    """The prepared corpus: tokenizer, packed training and held-out sequences, vocabulary."""
+
+    tokenizer: Tokenizer
+    validation_documents: list[str]
+    train: torch.Tensor
+    validation: torch.Tensor
+    vocabulary: Vocabulary
+
+
+def prepare_pretraining_data(ctx: RunContext) -> PretrainingData:
+    """Load the profile's corpus, train (or reuse) its tokenizer and pack it into sequences;
+    untimed. Reads `corpus`, `max_corpus_characters`, `vocab_size`, `seq_len` and
+    `eval_sequences` from the profile, and notes the corpus and sequence counts in the run."""
     config = ctx.config
-    device = torch.device(ctx.device)
     corpus = load_corpus(
         config.corpus, ctx.data_dir, ctx.cache_dir, config.max_corpus_characters or None
     )
@@ -59,13 +73,21 @@ def run_cramming(ctx: RunContext, method: Method) -> None:
     validation = pack_sequences(
         tokenizer, corpus.validation, config.seq_len, ctx.cache_dir, f"{corpus.sha256}:validation"
     )[: config.eval_sequences]
-    train = _prepare_training_sequences(train, config, tokenizer.token_to_id("[UNK]"))
-    ctx.note("sequences", {"train": len(train), "validation": len(validation)})
     vocabulary = Vocabulary(
         mask_id=tokenizer.token_to_id("[MASK]"),
         special_ids=torch.tensor([tokenizer.token_to_id(t) for t in SPECIAL_TOKENS]),
         size=tokenizer.get_vocab_size(),
     )
+    return PretrainingData(tokenizer, corpus.validation, train, validation, vocabulary)
+
+
+def run_cramming(ctx: RunContext, method: Method) -> None:
+    config = ctx.config
+    device = torch.device(ctx.device)
+    data = prepare_pretraining_data(ctx)
+    tokenizer, validation, vocabulary = data.tokenizer, data.validation, data.vocabulary
+    train = _prepare_training_sequences(data.train, config, tokenizer.token_to_id("[UNK]"))
+    ctx.note("sequences", {"train": len(train), "validation": len(validation)})
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -105,7 +127,7 @@ def run_cramming(ctx: RunContext, method: Method) -> None:
     ctx.record("peak_memory_mib", _peak_memory_mib(device, resident))
     ctx.record("flops_per_token", flops)
     ctx.record("parameters", sum(p.numel() for p in model.parameters()))
-    _downstream(ctx, model, tokenizer, corpus.validation)
+    _downstream(ctx, model, tokenizer, data.validation_documents)
 
 
 def _prepare_training_sequences(train: torch.Tensor, config, unknown_id: int) -> torch.Tensor:

@@ -1,0 +1,270 @@
+"""Task `large-batch`: steps- and time-to-target versus global batch size, per optimizer.
+
+After You et al., "Large Batch Optimization for Deep Learning: Training BERT in 76 minutes"
+(LAMB), McCandlish et al., "An Empirical Model of Large-Batch Training" (critical batch size,
+gradient noise scale) and Nado et al., "A Large Batch Optimizer Reality Check" (a well-tuned
+AdamW or Nesterov matches LAMB at large batch); the target-loss protocol follows MLPerf's BERT.
+
+The frozen workload: cramming's BERT-style masked LM (a fixed architecture per profile, built by
+the harness), cramming's corpus, tokenizer, packing and masking (same loaders and mirror rules), a
+fixed **target** held-out MLM loss, and a sweep of global batch sizes. One run trains one method,
+from the same initial weights, once per batch size of the sweep, each until its held-out loss
+reaches the target or its step cap `min(max_steps, max_examples / B)` is spent.
+
+Data order and evaluation are the harness's and identical for every method: the training
+sequences are one seeded stream (epoch shuffles), consumed in order, so the first N examples are
+the same whatever the batch size; each global batch is masked as a whole with a seeded generator
+(so the split into micro-batches and devices does not change it); held-out loss (cramming's fixed
+15% masking of the first `eval_sequences` held-out sequences) is measured untimed on a grid of
+steps that depends only on the step cap (see `scaling.evaluation_steps`).
+
+A global batch is reached by gradient accumulation of micro-batches of `micro_batch` sequences on
+each of the data-parallel ranks: global = micro x accumulation x world size. The loss of a global
+batch is the mean over all its masked tokens whatever the split, so one process and N processes
+compute the same gradient (up to floating-point summation order). When torch.distributed is
+initialised (the harness's torchrun executor), the task shards each global batch by rank, wraps
+the model in DistributedDataParallel and reduces losses across ranks, so every rank takes the
+same decisions.
+
+Per batch size (curves with x = global batch size): steps, examples and timed seconds to target
+(only where it was reached), final held-out loss, throughput, reached (0/1), diverged (0/1),
+scaling efficiency, the measured gradient noise scale; and the held-out loss trajectory
+`heldout_mlm_loss_b<B>` against steps. Per run (scalars): the largest batch within tolerance of
+perfect scaling, the fitted critical batch size (S = S_min (1 + B_crit / B)), S_min and E_min,
+and the gradient noise scale B_simple (two-batch estimator, McCandlish et al. appendix A: the
+micro-batch gradient against the global one, measured on every step with accumulation).
+
+What is timed: optimizer construction and every training step. Not timed: data preparation,
+model construction (the same initial weights for every method), evaluation, the noise-scale
+norms' bookkeeping is inside the step (a few norms, small).
+
+A batch size whose loss becomes NaN or infinite is recorded as diverged with its trajectory so
+far, and the sweep continues. Quality gate: at least one batch size reached the target.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tasks.base import GateResult, Method, MethodFunction, Metric, RunContext, Task
+
+# Held-out trajectories are stored per batch size under a declared name; batch sizes are powers
+# of two up to this exponent.
+MAX_BATCH_EXPONENT = 20
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def trajectory_metric(batch_size: int) -> str:
+    return f"heldout_mlm_loss_b{batch_size}"
+
+
+def _is_power_of_two(value: int) -> bool:
+    return isinstance(value, int) and value >= 1 and value & (value - 1) == 0
+
+
+@dataclass(frozen=True)
+class LargeBatchConfig:
+    """One profile's settings (see suite/<version>/large-batch.toml)."""
+
+    corpus: str
+    max_corpus_characters: int
+    vocab_size: int
+    seq_len: int
+    eval_sequences: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    target_loss: float
+    batch_sizes: list[int]
+    micro_batch: int
+    max_steps: int
+    max_examples: int
+    mask_rate: float = 0.15
+    eval_growth: float = 1.1
+    min_scaling_efficiency: float = 0.5
+    precision: str = "fp32"
+    stop_at_target: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.batch_sizes or not all(map(_is_power_of_two, self.batch_sizes)):
+            raise TypeError("batch_sizes must be a non-empty list of powers of two")
+        if max(self.batch_sizes) > 2**MAX_BATCH_EXPONENT:
+            raise TypeError(f"batch sizes are at most 2**{MAX_BATCH_EXPONENT}")
+        if sorted(set(self.batch_sizes)) != list(self.batch_sizes):
+            raise TypeError("batch_sizes must be increasing, without repeats")
+        if not _is_power_of_two(self.micro_batch):
+            raise TypeError("micro_batch must be a power of two")
+        if self.max_steps < 1 or self.max_examples < 1 or self.eval_sequences < 1:
+            raise TypeError("max_steps, max_examples and eval_sequences must be positive")
+        if not self.target_loss > 0:
+            raise TypeError("target_loss must be positive")
+        if not 0 < self.mask_rate < 1 or not self.eval_growth > 1:
+            raise TypeError("mask_rate must be in (0, 1) and eval_growth above 1")
+        if not 0 < self.min_scaling_efficiency <= 1:
+            raise TypeError("min_scaling_efficiency must be in (0, 1]")
+        if self.precision not in PRECISIONS:
+            raise TypeError(f"precision must be one of {PRECISIONS}")
+
+    def step_cap(self, batch_size: int) -> int:
+        """Optimizer steps allowed at `batch_size`: max_steps, fewer where max_examples binds."""
+        return max(1, min(self.max_steps, self.max_examples // batch_size))
+
+
+def _per_batch(name: str, unit: str, higher: bool, description: str) -> Metric:
+    return Metric(name, unit, higher, description, x_unit="batch")
+
+
+class LargeBatchTask(Task):
+    name = "large-batch"
+    description = "Steps and time to a target MLM loss across global batch sizes, per optimizer."
+    config_type = LargeBatchConfig
+    reference_methods = ("adamw", "lamb", "lars", "sgd-nesterov")
+    supports_data_parallel = True
+    headline_metrics = (
+        "largest_batch_within_tolerance",
+        "critical_batch_size",
+        "gradient_noise_scale",
+        "min_steps_to_target",
+        "batch_sizes_at_target",
+    )
+    metrics = (
+        Metric(
+            "largest_batch_within_tolerance",
+            "examples",
+            True,
+            "largest global batch (and all smaller) within min_scaling_efficiency of perfect"
+            " scaling from the smallest",
+        ),
+        Metric("critical_batch_size", "examples", True, "fitted B_crit of S = S_min(1+B_crit/B)"),
+        Metric("fitted_min_steps", "steps", False, "fitted S_min (steps at infinite batch)"),
+        Metric("fitted_min_examples", "examples", False, "fitted E_min = S_min * B_crit"),
+        Metric(
+            "gradient_noise_scale",
+            "examples",
+            True,
+            "B_simple = tr(Sigma)/|G|^2, two-batch estimator, median over the sweep",
+        ),
+        Metric("min_steps_to_target", "steps", False, "fewest steps to target over the sweep"),
+        Metric("batch_sizes_at_target", "batch sizes", True, "batch sizes that reached the target"),
+        Metric("batch_sizes_diverged", "batch sizes", False, "batch sizes whose loss went NaN/inf"),
+        _per_batch("steps_to_target", "steps", False, "optimizer steps to the target loss"),
+        _per_batch("examples_to_target", "examples", False, "training sequences to the target"),
+        _per_batch("time_to_target_s", "s", False, "timed seconds to the target on this machine"),
+        _per_batch("final_loss", "nats", False, "held-out MLM loss at the last evaluation"),
+        _per_batch("throughput", "examples/s", True, "training sequences per timed second"),
+        _per_batch("reached_target", "0/1", True, "1 if the target was reached within the cap"),
+        _per_batch("diverged", "0/1", False, "1 if the loss became NaN or infinite"),
+        _per_batch("scaling_efficiency", "ratio", True, "perfect-scaling steps / actual steps"),
+        _per_batch("noise_scale", "examples", True, "B_simple measured at this batch size"),
+        *(
+            Metric(
+                trajectory_metric(2**k),
+                "nats",
+                False,
+                f"held-out MLM loss against steps at global batch {2**k}",
+                x_unit="steps",
+            )
+            for k in range(MAX_BATCH_EXPONENT + 1)
+        ),
+    )
+    method_interface = (
+        MethodFunction(
+            "configure_optimizer",
+            ("parameter_groups", "batch_size", "max_steps"),
+            "Return a torch.optim.Optimizer over exactly the given parameter groups (a list of"
+            ' {"name": "weights" | "norms_and_biases", "params": [...]}; set per-group options'
+            " such as weight_decay) with its peak learning rates for this global batch size:"
+            " the scaling rule lives here. `max_steps` is the step cap at this batch size.",
+        ),
+        MethodFunction(
+            "learning_rate",
+            ("step", "batch_size", "max_steps"),
+            "Factor on the optimizer's learning rates for optimizer step `step` (0-based), e.g."
+            " warmup then decay; the warmup length rule across batch sizes lives here.",
+        ),
+    )
+
+    def check_method(self, method: Method, config: Any) -> None:
+        """Within the rules: the optimizer covers the given parameters exactly once (no frozen,
+        dropped or extra tensors), the schedule is a finite non-negative factor, and the method
+        defines nothing the task would silently ignore (a model, a data order, a masking rate)."""
+        import torch
+
+        for name in ("model_config", "data_order", "batch_size"):
+            if hasattr(method.module, name):
+                raise ValueError(f"{name}() is not part of this task's method interface")
+        if "mask_rate" in method.hyperparameters:
+            raise ValueError("the masking rate is the task's (mask_rate is not a hyperparameter)")
+        clip = method.hyperparameters.get("grad_clip")
+        if clip is not None and not (isinstance(clip, int | float) and clip > 0):
+            raise ValueError("HYPERPARAMETERS['grad_clip'] must be a positive number or None")
+        weights = [torch.nn.Parameter(torch.ones(4, 4)), torch.nn.Parameter(torch.ones(4, 4))]
+        norms = [torch.nn.Parameter(torch.ones(4))]
+        batch = config.batch_sizes[-1]
+        cap = config.step_cap(batch)
+        try:
+            optimizer = method.module.configure_optimizer(
+                parameter_groups(weights, norms), batch_size=batch, max_steps=cap
+            )
+            factors = [
+                method.module.learning_rate(step=s, batch_size=batch, max_steps=cap)
+                for s in (0, cap // 2, cap - 1)
+            ]
+        except Exception as exc:
+            raise ValueError(f"the method raised {type(exc).__name__}: {exc}") from exc
+        check_optimizer(optimizer, [*weights, *norms])
+        if not all(isinstance(f, int | float) and math.isfinite(f) and f >= 0 for f in factors):
+            raise ValueError("learning_rate() must return a finite, non-negative number")
+
+    def check_inputs(self, config: Any, data_dir: Path | None) -> None:
+        from tasks.cramming import CrammingTask
+
+        CrammingTask().check_inputs(_CorpusOnly(config.corpus), data_dir)
+
+    def quality_gate(self, scalars: Mapping[str, float], config: Any) -> GateResult:
+        if scalars.get("batch_sizes_at_target", 0) < 1:
+            return GateResult(False, f"no batch size reached the target loss {config.target_loss}")
+        return GateResult(True)
+
+    def run(self, ctx: RunContext, method: Method) -> None:
+        from tasks.large_batch.workload import run_large_batch
+
+        run_large_batch(ctx, method)
+
+
+@dataclass(frozen=True)
+class _CorpusOnly:
+    """Cramming's input check reads only these fields of a profile."""
+
+    corpus: str
+    downstream: str = "none"
+
+
+def parameter_groups(weights: list, norms_and_biases: list) -> list[dict[str, Any]]:
+    """The groups a method receives: matrices and embeddings ("weights"), then vectors and
+    scalars ("norms_and_biases", conventionally without weight decay or layer adaptation)."""
+    return [
+        {"name": "weights", "params": list(weights)},
+        {"name": "norms_and_biases", "params": list(norms_and_biases)},
+    ]
+
+
+def check_optimizer(optimizer: Any, parameters: list) -> None:
+    """The optimizer must hold every given parameter exactly once, and nothing else."""
+    import torch
+
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(
+            f"configure_optimizer must return a torch.optim.Optimizer, got {type(optimizer)}"
+        )
+    held = [id(p) for group in optimizer.param_groups for p in group["params"]]
+    if sorted(held) != sorted(id(p) for p in parameters):
+        raise ValueError(
+            "configure_optimizer must optimise every given parameter exactly once (no frozen,"
+            " dropped or extra tensors)"
+        )
