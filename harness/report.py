@@ -202,7 +202,7 @@ def print_run(run: Run) -> None:
     if run.measurements:
         table = Table(title="Measurements", title_justify="left")
         for column in ("metric", "value", "unit", "better", "repeats", "spread (min-max)"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for m in run.measurements:
             samples = m.samples or []
             spread = f"{_number(min(samples))} - {_number(max(samples))}" if samples else "-"
@@ -217,7 +217,7 @@ def print_run(run: Run) -> None:
     if curves:
         table = Table(title="Curves", title_justify="left")
         for column in ("metric", "points", "x range", "last value", "median value"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for metric, points in curves.items():
             values = [p.value for p in points]
             x_range = f"{_number(points[0].x)} - {_number(points[-1].x)} {points[0].x_unit}"
@@ -225,15 +225,42 @@ def print_run(run: Run) -> None:
             median = _number(statistics.median(values))
             table.add_row(metric, str(len(points)), x_range, last, median)
         console.print(table)
+        _print_sweeps(curves)
     if run.artifacts:
         table = Table(title="Files", title_justify="left")
         for column in ("artifact", "type", "size", "path"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for artifact in run.artifacts:
             table.add_row(
                 artifact.name, artifact.media_type, _bytes(artifact.size_bytes),
                 _artifact_path(artifact.uri),
             )  # fmt: skip
+        console.print(table)
+
+
+MAX_SWEEP_POINTS = 16
+
+
+def _print_sweeps(curves: dict[str, list[Any]]) -> None:
+    """Short curves that share an x axis other than time or steps (batch size, samples k) as one
+    table, a row per x: a sweep reads better across than as separate curve summaries."""
+    by_axis: dict[str, list[str]] = {}
+    for metric, points in curves.items():
+        x_unit = points[0].x_unit
+        if x_unit not in ("s", "steps", "step") and len(points) <= MAX_SWEEP_POINTS:
+            by_axis.setdefault(x_unit, []).append(metric)
+    for x_unit, metrics in by_axis.items():
+        if len(metrics) < 2:
+            continue
+        values = {m: {p.x: p.value for p in curves[m]} for m in metrics}
+        xs = sorted({x for series in values.values() for x in series})
+        table = Table(title=f"Per {x_unit}", title_justify="left", collapse_padding=True)
+        table.add_column(f"{x_unit} =", overflow="fold")
+        for x in xs:
+            table.add_column(_number(x), justify="right", no_wrap=True)
+        for metric in metrics:
+            row = [_number(values[metric][x]) if x in values[metric] else "-" for x in xs]
+            table.add_row(metric, *row)
         console.print(table)
 
 

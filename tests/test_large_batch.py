@@ -122,6 +122,9 @@ def test_a_sweep_stores_per_batch_curves_and_derived_numbers(tmp_path, cache):
     assert artifact["name"] == "steps_to_target.svg"
     svg = Path(artifact["uri"].removeprefix("file://")).read_text()
     assert "<svg" in svg and "perfect scaling" in svg
+    shown = run_cli("show", run["id"], "--db", db, check=True).stdout
+    per_batch = shown[shown.index("Per batch") :]
+    assert "steps_to_target" in per_batch and artifact["uri"].removeprefix("file://") in shown
 
 
 NAN_METHOD = """
@@ -186,3 +189,23 @@ def _rank(rank: int, folder: str) -> None:
     result = train_tiny(rank, 2, folder + "/init")
     if rank == 0:
         torch.save(result, Path(folder) / "rank0.pt")
+
+
+def test_torchrun_through_the_executor_matches_one_process(tmp_path, cache):
+    """Issue 8's check: `--nproc-per-node 2` launches the sweep under torchrun (gloo here) and
+    stores one run whose steps to target equal the single-process run's at the same global
+    batch (the same data order, split by rank; losses agree to float rounding)."""
+    sizes = ("--set", "batch_sizes=[16,32]", "--method", "adamw")
+    single, db = run_sweep(tmp_path, cache, *sizes)
+    assert single.returncode == 0, single.stderr
+    parallel, _ = run_sweep(tmp_path, cache, *sizes, "--nproc-per-node", "2")
+    assert parallel.returncode == 0, parallel.stderr
+    runs = cli_json("runs", "--db", db)
+    assert len(runs) == 2  # rank 1 stored nothing
+    details = [cli_json("show", run["id"], "--db", db) for run in runs]
+    assert sorted(d["provenance"].get("world_size", 1) for d in details) == [1, 2]
+    steps = [
+        {p["x"]: p["value"] for p in d["curve_points"] if p["metric"] == "steps_to_target"}
+        for d in details
+    ]
+    assert steps[0] == steps[1] and steps[0]
