@@ -69,10 +69,13 @@ def print_outcome_line(outcome: RunOutcome) -> None:
         f" {outcome.task} / {outcome.method_name} / {outcome.profile} / seed {outcome.seed}:"
         f" {done}  run {_short(outcome.run_id)}"
     )
-    error_console.print(Text.assemble(mark, line), highlight=False)
+    # soft_wrap: a long line wraps in a terminal and is never cut in a log (the run id is last)
+    error_console.print(Text.assemble(mark, line), highlight=False, soft_wrap=True)
     if outcome.error:
         error_console.print(
-            Text("  " + outcome.error.splitlines()[0], style="red"), highlight=False
+            Text("  " + outcome.error.splitlines()[0], style="red"),
+            highlight=False,
+            soft_wrap=True,
         )
 
 

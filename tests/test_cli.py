@@ -148,3 +148,10 @@ def test_names_and_errors_print_literally_not_as_terminal_markup(tmp_path):
     assert "RuntimeError: [/broken] markup" in result.stderr
     (run,) = cli_json("runs", "--db", db)
     assert "[red]evil[/x]" in run_cli("show", run["id"], "--db", db, check=True).stdout
+
+
+def test_outcome_line_keeps_the_run_id_in_a_narrow_terminal(tmp_path):
+    db = str(tmp_path / "s.db")
+    result = run_cli("run", "probe", "--db", db, *FAST_PROBE, env={"COLUMNS": "30"}, check=True)
+    (run,) = cli_json("runs", "--db", db)
+    assert f"run {run['id'][:8]}" in result.stderr.replace("\n", " ")
