@@ -28,12 +28,17 @@ Nothing here is timed against a budget; wall-clock timings are the speed measure
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tasks.base import GateResult, Method, MethodFunction, Metric, RunContext, Task
+
+# torchao registers Enum subclasses as pytree constants, which torch >= 2.14 logs as deprecated on
+# import; the message is for torchao's authors, not for someone reading a benchmark's output.
+logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
 REFERENCE_METHODS = (
     "fp32",
