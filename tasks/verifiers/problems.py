@@ -210,8 +210,8 @@ def prepare_tests(
             continue
         base = tuple(dict.fromkeys(payload for _kind, payload in execution.results))
         plus = problem.plus_inputs
-        if problem.conform_plus and base:
-            plus = conform_inputs(plus, parse_value(base[0]))
+        if problem.conform_plus and base:  # the longest base input: the fewest empty collections
+            plus = conform_inputs(plus, parse_value(max(base, key=len)))
         timeout = PREPARATION_TIMEOUT_S
         run_jobs.append(Job(problem.weak_program, problem.entry_point, base, timeout_s=timeout))
         run_jobs.append(
