@@ -69,13 +69,15 @@ def load(dataset: str, data_dir: Path | None, plus: bool) -> tuple[list[Problem]
     if not plus:
         return base, skipped
     plus_records = _read_records(plus_path(data_dir))  # type: ignore[arg-type]
-    if not base and not (path is not None and path.is_file()):
+    if path is None or not path.is_file():
         return _plus_only(plus_records, skipped), skipped
     by_id = {record["task_id"]: record for record in plus_records}
     attached = []
     for problem in base:
         record = by_id.get(problem.task_id)
-        if record is not None:
+        if record is None:
+            skipped[problem.task_id] = "not in MBPP+"
+        else:
             attached.append(_with_plus(problem, record))
     return attached, skipped
 
