@@ -72,7 +72,7 @@ PLUS = [
         "base_input": [[4], [10], [7]],
         "plus_input": [[9], [15], [-1]],
         "atol": "0",
-        "assertion": "\nassert is_not_prime(4) == True\nassert is_not_prime(7) == False\n",
+        "assertion": "import math\n\nassert math.isclose(is_not_prime(4), True)\n",
     },
 ]
 
@@ -107,6 +107,7 @@ def test_mbpp_plus_alone_through_the_override_variable(mirror, monkeypatch):
     loaded, _ = mbpp.load("mbpp", None, plus=True)
     assert [p.entry_point for p in loaded] == ["add_tuple", "is_not_prime"]
     assert loaded[1].weak_program == loaded[1].canonical_program
+    assert loaded[1].test.startswith("import math\n") and "import" not in loaded[1].prompt
     prepare("verifiers", None, "smoke", "cpu", ["dataset=mbpp", "strong_tests=mbpp-plus"])
 
 

@@ -23,6 +23,7 @@ Task ids are EvalPlus' (`Mbpp/2`), so EvalPlus samples files are scored as they 
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import gzip
 import json
@@ -129,15 +130,26 @@ def _plus_only(records: list[dict], skipped: dict[str, str]) -> list[Problem]:
     result = []
     for record in records:
         text = record["prompt"].strip().strip("'\"").strip()
-        tests = [line for line in record.get("assertion", "").splitlines() if line.strip()]
-        made = make_problem(
-            record["task_id"], text, record["canonical_solution"], tests, ["import math"]
-        )
+        imports, tests = _split_statements(record.get("assertion", ""))
+        made = make_problem(record["task_id"], text, record["canonical_solution"], tests, imports)
         if isinstance(made, str):
             skipped[record["task_id"]] = made
         else:
             result.append(dataclasses.replace(_with_plus(made, record), weak_reference=""))
     return result
+
+
+def _split_statements(source: str) -> tuple[list[str], list[str]]:
+    """The import statements and the other statements (the asserts) of a test script."""
+    try:
+        statements = ast.parse(source).body
+    except SyntaxError:
+        return [], []
+    imports, tests = [], []
+    for statement in statements:
+        text = ast.get_source_segment(source, statement) or ""
+        (imports if isinstance(statement, ast.Import | ast.ImportFrom) else tests).append(text)
+    return imports, tests
 
 
 def _read_records(path: Path) -> list[dict]:
