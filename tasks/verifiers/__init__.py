@@ -22,11 +22,13 @@ Verifiers: with `strong_tests = "split"` (offline) the weak tests are the first 
 of HumanEval's base test inputs and the strong tests all of them; with `humaneval-plus` or
 `humaneval-plus-mini` (a mirror: `--data-dir DIR` with `DIR/code/HumanEvalPlus[-Mini].jsonl.gz`,
 or EvalPlus' HUMANEVAL_OVERRIDE_PATH) the weak tests are the base tests and the strong tests base
-+ plus inputs.
++ plus inputs. `dataset = "mbpp"` / `"mbpp-full"` reads MBPP from a mirror, with
+`strong_tests = "mbpp-plus"` for MBPP+ (`mbpp.py`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +37,7 @@ from typing import Any
 from tasks.base import GateResult, Method, MethodFunction, Metric, RunContext, Task
 
 COSTS = (0.0, 1.0, 2.0, 4.0, 8.0)
-DATASETS = ("humaneval",)
+DATASETS = ("humaneval", "mbpp", "mbpp-full")
 
 
 def _cost_name(cost: float) -> str:
@@ -71,6 +73,9 @@ class VerifiersConfig:
             raise TypeError(f"dataset must be one of {DATASETS}")
         if self.strong_tests not in STRONG_TESTS:
             raise TypeError(f"strong_tests must be one of {STRONG_TESTS}")
+        allowed = ("split", "mbpp-plus") if self.dataset.startswith("mbpp") else STRONG_TESTS[:-1]
+        if self.strong_tests not in allowed:
+            raise TypeError(f"strong_tests for dataset {self.dataset} must be one of {allowed}")
         if not 0.0 < self.split_fraction < 1.0:
             raise TypeError("split_fraction must be between 0 and 1")
         if self.samples_per_problem < 1 or self.problems < 0 or self.workers < 1:
@@ -189,7 +194,7 @@ def _metrics() -> tuple[Metric, ...]:
 
 class VerifiersTask(Task):
     name = "verifiers"
-    description = "Resampling with imperfect verifiers on HumanEval(+), in a process sandbox."
+    description = "Resampling with imperfect verifiers on HumanEval(+) or MBPP(+)."
     config_type = VerifiersConfig
     reference_methods = ("mutants",)
     supports_cuda = True
@@ -229,8 +234,14 @@ class VerifiersTask(Task):
             raise ValueError("needs a samples file: --set samples=FILE.jsonl")
 
     def check_inputs(self, config: Any, data_dir: Path | None) -> None:
-        from tasks.verifiers import problems, samples
+        from tasks.verifiers import problems
 
+        if config.dataset.startswith("mbpp"):
+            _check_mbpp_files(config, data_dir)
+            if config.samples:
+                prompts = {p.task_id: p.prompt for p in problems.load(config, data_dir)[0]}
+                _check_samples(Path(config.samples), prompts)
+            return
         path = problems.plus_path(config.strong_tests, data_dir)
         if config.strong_tests != "split" and (path is None or not path.is_file()):
             expected = f"DIR/code/{problems.PLUS_FILES[config.strong_tests]}"
@@ -239,11 +250,9 @@ class VerifiersTask(Task):
                 f" {expected} (or HUMANEVAL_OVERRIDE_PATH); found {path or 'no --data-dir'}"
             )
         if config.samples:
-            prompts = {p.task_id: p.prompt for p in problems.load_humaneval()}
-            try:
-                samples.read_samples(Path(config.samples), prompts)
-            except samples.SamplesError as exc:
-                raise ValueError(str(exc)) from exc
+            _check_samples(
+                Path(config.samples), {p.task_id: p.prompt for p in problems.load_humaneval()}
+            )
 
     def quality_gate(self, scalars: Mapping[str, float], config: Any) -> GateResult:
         if scalars.get("problems", 0) < 1:
@@ -254,3 +263,35 @@ class VerifiersTask(Task):
         from tasks.verifiers.workload import run_workload
 
         run_workload(ctx, method)
+
+
+def _check_samples(path: Path, prompts: dict[str, str]) -> None:
+    from tasks.verifiers import samples
+
+    try:
+        samples.read_samples(path, prompts)
+    except samples.SamplesError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def _check_mbpp_files(config: Any, data_dir: Path | None) -> None:
+    """MBPP needs its mirror file (DIR/code/...); MBPP+ its file or MBPP_OVERRIDE_PATH (which
+    alone is enough: MBPP+ carries MBPP's asserts)."""
+    from tasks.verifiers import mbpp
+
+    base = mbpp.base_path(config.dataset, data_dir)
+    has_base = base is not None and base.is_file()
+    if config.strong_tests == "mbpp-plus":
+        plus = mbpp.plus_path(data_dir)
+        if plus is None or not plus.is_file():
+            raise ValueError(
+                f"strong_tests=mbpp-plus needs MBPP+: --data-dir DIR with DIR/code/{mbpp.PLUS_FILE}"
+                f" (or MBPP_OVERRIDE_PATH); found {plus or 'no --data-dir'}"
+            )
+        if has_base or "MBPP_OVERRIDE_PATH" in os.environ:
+            return
+    if not has_base:
+        raise ValueError(
+            f"dataset={config.dataset} needs MBPP: --data-dir DIR with"
+            f" DIR/code/{mbpp.BASE_FILES[config.dataset]}; found {base or 'no --data-dir'}"
+        )

