@@ -218,19 +218,6 @@ def why_dead(run: Run, stale_after_s: float = HEARTBEAT_STALE_S) -> str | None:
     )
 
 
-def mark_failed_if_running(store: Store, run_id: str, error: str) -> bool:
-    """Mark one run failed if it is still `running` (its process died); True if it was."""
-    with store.session() as session:
-        run = session.get(Run, run_id)
-        if run is None or run.status != "running":
-            return False
-        run.status = "failed"
-        run.error = error
-        run.finished_at = utcnow()
-        session.commit()
-        return True
-
-
 class Heartbeat:
     """A daemon thread that stamps a running run's `heartbeat_at` every `interval_s`.
 

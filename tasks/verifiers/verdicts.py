@@ -19,8 +19,6 @@ from typing import Any
 from tasks.verifiers.problems import TestSuite
 from tasks.verifiers.sandbox import Execution, parse_value
 
-OUTCOMES = ("passed", "failed", "timeout", "error")
-
 
 @dataclass(frozen=True)
 class Verdict:
