@@ -188,7 +188,7 @@ def test_hostile_programs_are_contained_and_classified(tmp_path, listener, monke
         followed_by = sandbox.run(Job(CORRECT, "f", INPUTS))
 
     verdicts = [judge(SUITE, execution) for execution in executions]
-    assert all(v.outcome == "passed" for v in verdicts[0::2]), "a correct neighbour failed"
+    assert all(v.outcome == "passed" for v in verdicts[0::2]), [(v, e.detail) for v, e in zip(verdicts[0::2], executions[0::2]) if v.outcome != "passed"]
     assert judge(SUITE, followed_by).outcome == "passed"
     for name, verdict, execution in zip(names, verdicts[1::2], executions[1::2], strict=True):
         expected = corpus[name][1]
