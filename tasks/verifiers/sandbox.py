@@ -26,8 +26,8 @@ process with the harness, and sees nothing of the host it does not need:
 - **Bounded harness cost.** stdout/stderr are merged and capped (`Limits.output_bytes`; the rest
   is read and dropped); results come back on a separate pipe as one JSON line per input, read
   with caps per line and per job (`RESULT_LINE_BYTES`, `LITERAL_LINE_BYTES`,
-  `LITERAL_JOB_BYTES`, `RESULT_JOB_BYTES`): an over-long line is skipped as it streams and counts as that input's
-  failure; error details are cut to `DETAIL_CHARS`.
+  `LITERAL_JOB_BYTES`, `RESULT_JOB_BYTES`): an over-long line is skipped as it streams and
+  counts as that input's failure; error details are cut to `DETAIL_CHARS`.
 
 Fallbacks, recorded as `Sandbox.isolation` in the run notes (`ISOLATION_LEVELS` says what each
 missing part gives up): without bubblewrap the zygote runs in the host's root (host files
@@ -67,8 +67,10 @@ parse_value = _child.parse_value
 encode_value = _child.encode_value
 
 CHILD_SOURCE = Path(_child.__file__).read_text()
-UID_BASE = 61000
-UID_COUNT = 4096
+UID_BASE = 62000
+UID_COUNT = 3000
+"""Slot uids: 62000-64999 (below nobody's 65534). The old sandbox used 61000 onwards and killed
+every process of those uids, so the ranges do not meet."""
 RESULT_LINE_BYTES = 1024 * 1024
 """Longest result line read (one input's answer); a longer one is skipped as it streams. JSON
 ("J") values parse at ~20 ms and a few MB per MiB."""
@@ -246,6 +248,11 @@ class Sandbox:
             self._free.put(slot)
         self._start_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox")
+
+    @property
+    def uids(self) -> list[int]:
+        """The slots' uids, leased to this sandbox alone until `close`."""
+        return [slot.uid for slot in self._slots]
 
     def __enter__(self) -> Sandbox:
         return self
@@ -527,6 +534,7 @@ def _bwrap_arguments(bwrap: str, binds: list[str], privileged: bool) -> list[str
     arguments = [bwrap, "--unshare-net", "--unshare-ipc", "--unshare-uts", "--new-session"]
     arguments += ["--cap-add", "ALL"] if privileged else ["--unshare-user", "--uid", "0"]
     parents = {str(p) for path in binds for p in Path(path).parents if str(p) != "/"}
+    parents.add("/dev")
     for parent in sorted(parents):  # readable by the program's uid (bwrap would make them 0700)
         arguments += ["--perms", "0755", "--dir", parent]
     for path in binds:
