@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from tasks.verifiers.problems import TestSuite as Suite
 from tasks.verifiers.sandbox import (
@@ -529,3 +530,15 @@ def test_two_concurrent_sandboxes_give_the_single_run_verdicts():
     assert uids[0].isdisjoint(uids[1])
     with Sandbox(Limits(), workers=2) as first, Sandbox(Limits(), workers=2) as second:
         assert set(first.uids).isdisjoint(second.uids)
+
+
+@ROOT_ONLY
+def test_the_isolation_level_is_recorded_and_shown(sqlite_url, tmp_path):
+    environment = {**os.environ, "BUDGETBENCH_CACHE_DIR": str(tmp_path / "cache")}
+    run = ["run", "verifiers", "--profile", "smoke", "--db", sqlite_url, "--json"]
+    for setting in ("problems=2", "samples_per_problem=2", "permutations=10"):
+        run += ["--set", setting]
+    outcome = run_cli(*run, check=True, env=environment)
+    run_id = json.loads(outcome.stdout)[0]["run_id"]
+    shown = run_cli("show", run_id, "--db", sqlite_url, check=True, env=environment).stdout
+    assert "sandbox" in shown and "allow-list root (bwrap)" in shown, shown
