@@ -542,3 +542,16 @@ def test_the_isolation_level_is_recorded_and_shown(sqlite_url, tmp_path):
     run_id = json.loads(outcome.stdout)[0]["run_id"]
     shown = run_cli("show", run_id, "--db", sqlite_url, check=True, env=environment).stdout
     assert "sandbox" in shown and "allow-list root (bwrap)" in shown, shown
+
+
+def test_recorded_inputs_and_values_are_not_cut_only_details_are():
+    """Detail truncation applies to exception names and errors, never to recorded inputs or
+    returned values (a 2,000-item list is a legitimate input and result)."""
+    long_list = list(range(2000))
+    test = f"def check(candidate):\n    assert candidate({long_list!r}) == {long_list!r}\n"
+    with Sandbox(Limits(timeout_s=5), workers=1) as sandbox:
+        recorded = sandbox.run(Job("def f(x):\n    return x\n", "f", mode="record", test=test))
+        ran = sandbox.run(Job("def f(x):\n    return x\n", "f", recorded.results[0][1:]))
+    assert recorded.status == "finished", recorded
+    assert parse_value(recorded.results[0][1]) == [long_list]
+    assert parse_value(ran.results[0][1]) == long_list

@@ -261,6 +261,7 @@ def isolate(job: dict, level: int, seccomp) -> None:
     import ctypes
     import os
     import resource
+    import tempfile
 
     limits = job["limits"]
     libc = ctypes.CDLL(None, use_errno=True)
@@ -269,8 +270,8 @@ def isolate(job: dict, level: int, seccomp) -> None:
         workdir = "/tmp"
         if level & UID_DROP:
             os.chown(workdir, job["uid"], job["gid"])
-    else:
-        workdir = job["workdir"]
+    else:  # made by the harness, or (in the allow-list root) here in the zygote's /tmp
+        workdir = job["workdir"] or tempfile.mkdtemp(prefix="bb-candidate-")
     os.chdir(workdir)
     for name, value in (
         ("RLIMIT_CPU", limits["cpu_s"]),
@@ -285,6 +286,10 @@ def isolate(job: dict, level: int, seccomp) -> None:
         os.setgroups([])
         os.setgid(job["gid"])
         os.setuid(job["uid"])
+    else:  # e.g. uid 0 of bwrap's user namespace: keep the uid, drop every capability
+        header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+        if libc.capset(header, (ctypes.c_uint32 * 6)()) != 0:
+            raise OSError(ctypes.get_errno(), "capset refused")
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         raise OSError(ctypes.get_errno(), "no_new_privs refused")
     if seccomp is not None:

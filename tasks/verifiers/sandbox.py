@@ -189,7 +189,8 @@ class _Collected:
             end = chunk.find(b"\n", start)
             piece = chunk[start:] if end < 0 else chunk[start:end]
             if not self.skipping and len(self.partial) + len(piece) > RESULT_LINE_BYTES:
-                kind = _OVERSIZED_ERROR if self.partial.startswith(b'["error"') else _OVERSIZED
+                start_of_line = bytes(self.partial[:8]) + piece[:8]
+                kind = _OVERSIZED_ERROR if start_of_line.startswith(b'["error"') else _OVERSIZED
                 self.lines.append(kind)
                 self.partial.clear()
                 self.skipping = True
@@ -325,7 +326,7 @@ class Sandbox:
         timeout_s = job.timeout_s or self.limits.timeout_s
         zygote = self._zygote(slot)
         workdir = None
-        if not zygote.level & _child.NAMESPACED:  # no private tmpfs: a directory of its own here
+        if not zygote.level & (_child.NAMESPACED | _child.ALLOW_LIST):  # a directory of its own
             workdir = tempfile.mkdtemp(prefix="bb-candidate-")
             if self.privileged:
                 os.chown(workdir, uid, uid)
@@ -527,12 +528,12 @@ def _bound_paths(interpreter: str) -> list[str]:
 
 def _bwrap_arguments(bwrap: str, binds: list[str], privileged: bool) -> list[str]:
     """bubblewrap's command line for a zygote: a root holding `binds` read-only, /dev/null and
-    /dev/urandom, an empty /tmp and /proc mount point for the programs' own, new network, IPC
-    and UTS namespaces (each program takes fresh ones again), a new session. As root the zygote
-    keeps its capabilities (it never runs candidate code; each program drops them with its uid);
-    without root bwrap makes a user namespace."""
+    /dev/urandom, an empty /tmp and a /proc under the programs' own, new network, IPC
+    and UTS namespaces (each program takes fresh ones again), a new session. The zygote keeps
+    its capabilities (it never runs candidate code; each program drops them with its uid, or
+    without root, where bwrap makes a user namespace, by capset)."""
     arguments = [bwrap, "--unshare-net", "--unshare-ipc", "--unshare-uts", "--new-session"]
-    arguments += ["--cap-add", "ALL"] if privileged else ["--unshare-user", "--uid", "0"]
+    arguments += ["--cap-add", "ALL"] if privileged else ["--unshare-user", "--cap-add", "ALL"]
     parents = {str(p) for path in binds for p in Path(path).parents if str(p) != "/"}
     parents.add("/dev")
     for parent in sorted(parents):  # readable by the program's uid (bwrap would make them 0700)
@@ -544,7 +545,9 @@ def _bwrap_arguments(bwrap: str, binds: list[str], privileged: bool) -> list[str
             arguments += ["--ro-bind", path, path]
     for device in ("/dev/null", "/dev/urandom"):
         arguments += ["--dev-bind", device, device]
-    arguments += ["--tmpfs", "/tmp", "--dir", "/proc", "--chdir", "/", "--"]
+    # A /proc for the zygote: a user namespace may mount a program's own /proc only where one
+    # is already visible; each program mounts its own over it before it runs.
+    arguments += ["--tmpfs", "/tmp", "--proc", "/proc", "--chdir", "/", "--"]
     return arguments
 
 
@@ -623,7 +626,7 @@ def _execution(
             else:
                 results.append((kind, payload))
         elif kind != "done":
-            results.append((kind, payload if kind == "ok" else payload[:DETAIL_CHARS]))
+            results.append((kind, payload[:DETAIL_CHARS] if kind == "raised" else payload))
     output = collected.output.decode("utf-8", "replace")
     if timed_out:
         status = "timeout"
