@@ -455,12 +455,14 @@ def test_memory_limit_covers_all_of_a_programs_processes():
         "def attack():\n    read, write = os.pipe()\n    for _ in range(4):\n"
         "        if os.fork() == 0:\n            block = bytearray(120 << 20)\n"
         "            for i in range(0, len(block), 4096):\n                block[i] = 1\n"
-        "            os.write(write, b'1')\n            time.sleep(5)\n            os._exit(0)\n"
-        "    got = b''\n    while len(got) < 4 and select.select([read], [], [], 4)[0]:\n"
-        "        got += os.read(read, 4)\n    return len(got) == 4\n"
+        "            os.write(write, b'1')\n            time.sleep(60)\n            os._exit(0)\n"
+        "    got = b''\n    while len(got) < 4:  # all four alive at once, or one was killed\n"
+        "        if select.select([read], [], [], 0.1)[0]:\n            got += os.read(read, 4)\n"
+        "        elif os.waitpid(-1, os.WNOHANG)[0]:\n            return False\n"
+        "    return True\n"
         "HELD = attack()\ndef f(x):\n    return x + 1 if HELD else 0\n"
     )
-    with Sandbox(Limits(timeout_s=10, memory_mb=384), workers=1) as sandbox:
+    with Sandbox(Limits(timeout_s=60, memory_mb=384), workers=1) as sandbox:
         execution = sandbox.run(Job(program, "f", INPUTS))
     verdict = judge(SUITE, execution)
     assert verdict.outcome in ("failed", "error"), (verdict, execution.detail)
@@ -555,3 +557,24 @@ def test_recorded_inputs_and_values_are_not_cut_only_details_are():
     assert recorded.status == "finished", recorded
     assert parse_value(recorded.results[0][1]) == [long_list]
     assert parse_value(ran.results[0][1]) == long_list
+
+
+@ROOT_ONLY
+def test_pool_executor_runs_give_the_serial_runs_measurements(tmp_path):
+    """Two verifiers runs at once in two pool workers (two sandboxes on one host) measure
+    exactly what the same seeds measure one after the other."""
+    environment = {**os.environ, "BUDGETBENCH_CACHE_DIR": str(tmp_path / "cache")}
+    settings = ["problems=6", "samples_per_problem=4", "permutations=10"]
+    base = ["run", "verifiers", "--profile", "smoke", "--seeds", "2", "--json"]
+    base += [arg for setting in settings for arg in ("--set", setting)]
+    measured = []
+    for executor in (["--executor", "local"], ["--executor", "pool", "--workers", "2"]):
+        database = f"sqlite:///{tmp_path / (executor[1] + '.db')}"
+        outcome = run_cli(*base, *executor, "--db", database, check=True, env=environment)
+        runs = sorted(json.loads(outcome.stdout), key=lambda run: run["seed"])
+        for run in runs:
+            run["measurements"].pop("programs_per_s")
+        measured.append([(run["seed"], run["measurements"]) for run in runs])
+    serial, pooled = measured
+    assert pooled == serial
+    assert all(m["share_error"] == 0 for _, m in serial)

@@ -143,6 +143,10 @@ DENIED_SYSCALLS = (
     "perf_event_open", "userfaultfd", "open_by_handle_at", "name_to_handle_at", "acct",
     "quotactl", "syslog", "iopl", "ioperm",
 )  # fmt: skip
+SPARES = 2
+"""Programs each zygote keeps confined ahead of their jobs: preparing one (namespaces, mounts,
+control groups, seccomp) takes longer than a short program runs, so one is not enough. Spares
+sit in the slot's control groups (a pid and a few MB each) while the slot's program runs."""
 ALLOW_LIST, NAMESPACED, SECCOMP, UID_DROP = 1, 2, 4, 8
 """Bits of the level a zygote reports (`sandbox.ISOLATION_LEVELS` says what each gives)."""
 
@@ -212,10 +216,11 @@ def _mount(libc, source, target, fstype, flags, data=None) -> None:
         raise OSError(ctypes.get_errno(), f"mount {target!r} failed")
 
 
-def _seccomp_filter():
-    """The syscall filter, compiled with libseccomp (through ctypes: it is the library bwrap
-    itself links, so it is present wherever bwrap is); None where the library is missing."""
+def _seccomp_filter() -> bytes | None:
+    """The syscall filter as a BPF program, compiled with libseccomp (through ctypes: it is the
+    library bwrap itself links, so it is present wherever bwrap is); None where it is missing."""
     import ctypes
+    import os
 
     try:
         lib = ctypes.CDLL("libseccomp.so.2")
@@ -232,7 +237,8 @@ def _seccomp_filter():
     lib.seccomp_rule_add_array.argtypes = [
         ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p
     ]  # fmt: skip
-    lib.seccomp_load.argtypes = [ctypes.c_void_p]
+    lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.seccomp_release.argtypes = [ctypes.c_void_p]
     allow, masked_eq = 0x7FFF0000, 7
 
     def errno(number: int) -> int:
@@ -250,29 +256,61 @@ def _seccomp_filter():
         argument = ctypes.byref(compare) if compare is not None else None
         if lib.seccomp_rule_add_array(context, action, number, 1 if compare else 0, argument):
             return None
-    return lib, context
+    read, write = os.pipe()  # compiled once here; each program loads the BPF with one prctl
+    try:
+        failed = lib.seccomp_export_bpf(context, write)
+        os.close(write)
+        program = b"".join(iter(lambda: os.read(read, 1 << 16), b""))
+    finally:
+        os.close(read)
+    lib.seccomp_release(context)
+    return None if failed or not program or len(program) % 8 else program
 
 
-def isolate(job: dict, level: int, seccomp) -> None:
-    """Confine this process (the program's first, pid 1 of its own pid namespace where it has
-    one) before it reads candidate code: its own /tmp (the working directory) and /proc,
-    resource limits, the drop to its slot's unprivileged uid/gid, no_new_privs and the syscall
-    filter. Without namespaces the harness made a working directory for it."""
+def prepare(settings: dict, level: int, seccomp) -> None:
+    """Confine this process (a spare program: pid 1 of its own pid namespace where it has
+    one) before any job reaches it: the slot's control groups, its own /tmp (the working
+    directory) and /proc, no_new_privs and the syscall filter. This runs while the slot's
+    previous program runs, so it costs the next job nothing."""
+    import ctypes
+    import os
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for fd in settings["cgroup_fds"]:  # joining costs milliseconds under load: done ahead
+        os.write(fd, b"0")  # this process; its descendants inherit the groups
+    if level & NAMESPACED:
+        _private_mounts(settings["tmpfs_bytes"])
+        if level & UID_DROP:
+            os.chown("/tmp", settings["uid"], settings["uid"])
+        os.chdir("/tmp")
+    _set_oom_score(-1000)  # a program over the memory limit never takes a waiting spare down
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        raise OSError(ctypes.get_errno(), "no_new_privs refused")
+    if seccomp is not None:
+
+        class Program(ctypes.Structure):  # struct sock_fprog
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+        code = ctypes.create_string_buffer(seccomp, len(seccomp))
+        program = Program(len(seccomp) // 8, ctypes.addressof(code))
+        if libc.prctl(22, 2, ctypes.byref(program), 0, 0) != 0:  # PR_SET_SECCOMP, FILTER
+            raise OSError(ctypes.get_errno(), "the seccomp filter could not be loaded")
+
+
+def isolate(job: dict, settings: dict, level: int) -> None:
+    """Once the job is here, before candidate code: set the job's resource limits, drop to the
+    slot's unprivileged uid/gid (without root: drop every capability). Without namespaces the
+    working directory is made now."""
     import ctypes
     import os
     import resource
-    import tempfile
 
+    if not level & NAMESPACED:  # made by the harness, or (allow-list root) in the zygote's /tmp
+        import tempfile
+
+        os.chdir(job["workdir"] or tempfile.mkdtemp(prefix="bb-candidate-"))
+    _set_oom_score(0)
     limits = job["limits"]
-    libc = ctypes.CDLL(None, use_errno=True)
-    if level & NAMESPACED:
-        _private_mounts(limits["tmpfs_bytes"])
-        workdir = "/tmp"
-        if level & UID_DROP:
-            os.chown(workdir, job["uid"], job["gid"])
-    else:  # made by the harness, or (in the allow-list root) here in the zygote's /tmp
-        workdir = job["workdir"] or tempfile.mkdtemp(prefix="bb-candidate-")
-    os.chdir(workdir)
     for name, value in (
         ("RLIMIT_CPU", limits["cpu_s"]),
         ("RLIMIT_AS", limits["memory_bytes"]),
@@ -284,18 +322,23 @@ def isolate(job: dict, level: int, seccomp) -> None:
         resource.setrlimit(getattr(resource, name), (value, value))
     if level & UID_DROP:
         os.setgroups([])
-        os.setgid(job["gid"])
-        os.setuid(job["uid"])
+        os.setgid(settings["uid"])
+        os.setuid(settings["uid"])
     else:  # e.g. uid 0 of bwrap's user namespace: keep the uid, drop every capability
+        libc = ctypes.CDLL(None, use_errno=True)
         header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
         if libc.capset(header, (ctypes.c_uint32 * 6)()) != 0:
             raise OSError(ctypes.get_errno(), "capset refused")
-    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
-        raise OSError(ctypes.get_errno(), "no_new_privs refused")
-    if seccomp is not None:
-        lib, context = seccomp
-        if lib.seccomp_load(context) != 0:
-            raise OSError("the seccomp filter could not be loaded")
+
+
+def _set_oom_score(adjustment: int) -> None:
+    """Lowering needs root (a spare before its job has it); without it the spare stays as
+    killable as the program, which only matters where control groups exist (root)."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as score:
+            score.write(str(adjustment))
+    except OSError:
+        pass
 
 
 def run_job(job: dict, results) -> None:
@@ -330,12 +373,10 @@ def run_job(job: dict, results) -> None:
 
 
 def serve(socket_fd: int, settings: dict) -> None:
-    """The zygote loop: receive a job and two pipe ends (output, results), start the program's
-    processes for it (`_lead`), report the program's pid, wait, report its exit status. The
-    zygote itself never runs candidate code; each program confines itself before it does."""
+    """The zygote loop: receive a job and two pipe ends (output, results), hand them to the
+    oldest spare program prepared in advance (`_Spare`), report its pid, start another spare,
+    wait for the program's exit status and report it. The zygote never runs candidate code."""
     import ctypes
-    import json
-    import os
     import socket
     import struct
 
@@ -343,11 +384,12 @@ def serve(socket_fd: int, settings: dict) -> None:
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     channel = socket.socket(fileno=socket_fd)
     level, seccomp = confine_zygote(settings)
-    for name in PRELOADED:  # forked children find them imported (a fresh copy each)
+    for name in ("resource", *PRELOADED):  # forked children find them imported (a fresh copy each)
         try:
             __import__(name)
         except ImportError:
             continue
+    spares = [_Spare(channel, settings, level, seccomp) for _ in range(SPARES)]
     channel.sendall(struct.pack("!q", level))  # ready
     while True:
         _reap_orphans()
@@ -364,22 +406,55 @@ def serve(socket_fd: int, settings: dict) -> None:
             if not chunk:
                 return
             data += chunk
-        job = json.loads(data)
-        output_fd, result_fd = fds
+        running = spares.pop(0)
+        channel.sendall(struct.pack("!q", running.start(header, fds, bytes(data))))
+        spares.append(_Spare(channel, settings, level, seccomp))
+        channel.sendall(struct.pack("!q", running.exit_code()))
+
+
+class _Spare:
+    """A program confined ahead of its job: a leader (outside the program's namespaces) that
+    took fresh namespaces and forked the program as pid 1 there; the program prepared itself
+    (`prepare`) and waits on a socket for its job."""
+
+    def __init__(self, channel, settings: dict, level: int, seccomp) -> None:
+        import os
+        import socket
+
+        self.jobs, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         status_read, status_write = os.pipe()
-        leader = os.fork()
-        if leader == 0:
+        self.leader = os.fork()
+        if self.leader == 0:
             os.close(status_read)
             channel.close()
-            _lead(job, settings, level, seccomp, status_write, output_fd, result_fd)
-        for fd in (output_fd, result_fd, status_write):
-            os.close(fd)
-        with os.fdopen(status_read, "rb") as status:
-            program = _read_number(status)
-            channel.sendall(struct.pack("!q", leader if program is None else program))
-            code = os.waitstatus_to_exitcode(os.waitpid(leader, 0)[1])
-            reported = _read_number(status)
-        channel.sendall(struct.pack("!q", code if reported is None else reported))
+            self.jobs.close()
+            _lead(settings, level, seccomp, status_write, theirs)
+        os.close(status_write)
+        theirs.close()
+        self.status = os.fdopen(status_read, "rb")
+
+    def start(self, header: bytes, fds: list[int], payload: bytes) -> int:
+        """Hand the program its job and pipe ends; its pid (the leader's if it has died)."""
+        import os
+        import socket
+
+        try:
+            socket.send_fds(self.jobs, [header], fds)
+            self.jobs.sendall(payload)
+        except OSError:
+            pass  # the program died while preparing: it reports as exited without results
+        finally:
+            for fd in fds:
+                os.close(fd)
+            self.jobs.close()
+        program = _read_number(self.status)
+        return self.leader if program is None else program
+
+    def exit_code(self) -> int:
+        """The program's exit code (negative: the signal that killed it)."""
+        code = _read_number(self.status)
+        self.status.close()
+        return -9 if code is None else code
 
 
 def _read_number(stream) -> int | None:
@@ -401,26 +476,24 @@ def _reap_orphans() -> None:
             return
 
 
-def _lead(job, settings, level, seccomp, status_fd, output_fd, result_fd) -> None:
-    """The program's leader, outside its namespaces: joins the slot's control groups, takes
-    fresh namespaces and forks the program's first process (pid 1 there: killing it ends every
-    process of the program). Reports that process's pid, then (without reaping it, so its pid
-    cannot be reused while the harness may still kill it) its exit status."""
+def _lead(settings, level, seccomp, status_fd: int, jobs) -> None:
+    """A program's leader, outside its namespaces: takes fresh namespaces and forks the program
+    (pid 1 there: killing it ends every process of the program). Reports that process's pid,
+    then (without reaping it, so its pid cannot be reused while the harness may still kill it)
+    its exit status."""
+    import ctypes
     import os
     import struct
 
     try:
-        for fd in settings["cgroup_fds"]:
-            os.write(fd, b"0")  # this process; its descendants inherit the groups
-            os.close(fd)
+        ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG: SIGKILL if the zygote dies
         if level & NAMESPACED:
             _unshare(NAMESPACES)
         program = os.fork()
         if program == 0:
             os.close(status_fd)
-            _program(job, level, seccomp, output_fd, result_fd)
-        os.close(output_fd)
-        os.close(result_fd)
+            _program(settings, level, seccomp, jobs)
+        jobs.close()
         os.write(status_fd, struct.pack("!q", program))
         info = os.waitid(os.P_PID, program, os.WEXITED | os.WNOWAIT)
         killed = info.si_code in (os.CLD_KILLED, os.CLD_DUMPED)
@@ -429,21 +502,38 @@ def _lead(job, settings, level, seccomp, status_fd, output_fd, result_fd) -> Non
         os._exit(0)
 
 
-def _program(job: dict, level: int, seccomp, output_fd: int, result_fd: int) -> None:
+def _program(settings: dict, level: int, seccomp, jobs) -> None:
+    """The program's first process: prepares itself, waits for its job, then runs it."""
     import ctypes
+    import json
     import os
+    import socket
+    import struct
 
     try:
         ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG: SIGKILL if the leader dies
         os.setsid()
+        prepare(settings, level, seccomp)
+        header, fds, _flags, _address = socket.recv_fds(jobs, 8, 2)
+        if len(header) < 8 or len(fds) != 2:
+            return
+        (length,) = struct.unpack("!Q", header)
+        data = bytearray()
+        while len(data) < length:
+            chunk = jobs.recv(min(1 << 20, length - len(data)))
+            if not chunk:
+                return
+            data += chunk
+        job = json.loads(data)
+        output_fd, result_fd = fds
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(output_fd, 1)
         os.dup2(output_fd, 2)
         os.dup2(result_fd, 3)
-        os.closerange(4, 1 << 16)  # the zygote's channel, pipes and control-group files
+        isolate(job, settings, level)
+        os.closerange(4, 1 << 16)  # the zygote's channel, job socket, control-group files
         results = os.fdopen(3, "w", buffering=1)
-        isolate(job, level, seccomp)
         run_job(job, results)
         results.flush()
     finally:

@@ -296,9 +296,14 @@ class Sandbox:
                 slot.group = cgroups.create(
                     f"budgetbench-sandbox-{slot.uid}",
                     limits["memory_bytes"],
-                    self.limits.processes + 1,  # the leader
+                    limits["processes"] + _child.SPARES,  # the spares wait in the group
                 )
-            settings = {"drop_uid": self.privileged, "cgroup_fds": slot.group.procs_fds}
+            settings = {
+                "drop_uid": self.privileged,
+                "uid": slot.uid,
+                "tmpfs_bytes": limits["tmpfs_bytes"],
+                "cgroup_fds": slot.group.procs_fds,
+            }
             with self._start_lock:  # one fallback decision for all slots
                 zygote = slot.zygote = self._start_zygote(settings)
                 self.level = zygote.level
