@@ -4,18 +4,19 @@ This file is executed, not imported, as `python -I -S -c <source> FD SETTINGS` b
 (one zygote per worker slot; where bubblewrap serves, inside an allow-list root that holds only
 the interpreter, its standard library and shared libraries read-only, /dev/null and
 /dev/urandom). The zygote probes once what its children can have (`confine_zygote`), preloads a
-few standard-library modules, then serves jobs: for each it receives the job and two pipe ends
-over a Unix socket and forks a leader, reports the program's pid and, later, its exit status.
-The zygote never runs candidate code. For each job:
-1. the leader (`_lead`) joins the slot's control groups (memory, pids, cpu over all of the
-   program's processes), takes fresh pid, mount, IPC, UTS and network namespaces and forks the
-   program's first process, pid 1 of its own pid namespace;
-2. that process (`_program`, `isolate`) starts a new session, points stdout/stderr at the output
-   pipe and stdin at /dev/null, closes every other descriptor, mounts a fresh size-limited
-   tmpfs on /tmp (its working directory) and its own /proc, sets resource limits, drops to its
-   slot's unprivileged uid/gid, sets no_new_privs and loads the seccomp filter;
-3. it runs the program, calls its entry point on each input and writes one JSON line per input
-   to the result pipe: ["ok", "<repr of the value>"] or ["raised", "<exception type>"].
+few standard-library modules and keeps `SPARES` programs confined ahead of their jobs. For each
+job it receives the job and two pipe ends over a Unix socket, hands them to the oldest spare,
+reports that program's pid and, later, its exit status. The zygote never runs candidate code.
+1. A spare's leader (`_lead`) takes fresh pid, mount, IPC, UTS and network namespaces and forks
+   the program's first process, pid 1 of its own pid namespace.
+2. That process (`_program`, `prepare`) starts a new session, joins the slot's control groups
+   (memory, pids, cpu over all of the program's processes), mounts a fresh size-limited tmpfs
+   on /tmp (its working directory) and its own /proc, sets no_new_privs, loads the seccomp
+   filter and waits for its job.
+3. With the job (`isolate`) it points stdout/stderr at the output pipe and stdin at /dev/null,
+   sets the resource limits, drops to its slot's unprivileged uid/gid, closes every other
+   descriptor, runs the program, calls its entry point on each input and writes one JSON line
+   per input to the result pipe: ["ok", "<repr of the value>"] or ["raised", "<type>"].
 Killing the program's pid 1 ends every process of the program (its pid namespace dies with it);
 its IPC objects, tmpfs and sockets die with its namespaces.
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,13 +32,24 @@ class SlotGroup:
     procs_fds: list[int] = field(default_factory=list)
 
     def close(self) -> None:
-        """Close the descriptors and remove the (by now empty) groups."""
+        """Close the descriptors and remove the groups, once the processes killed with the
+        zygote have left them (a moment; a group still busy after a second is left behind
+        and reused under the same name)."""
         for fd in self.procs_fds:
             os.close(fd)
         self.procs_fds.clear()
+        deadline = time.monotonic() + 1.0
         for directory in self.directories:
-            with contextlib.suppress(OSError):
-                directory.rmdir()
+            while True:
+                try:
+                    directory.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.01)
         self.directories.clear()
 
 

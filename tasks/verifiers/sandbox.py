@@ -10,15 +10,17 @@ process with the harness, and sees nothing of the host it does not need:
   bubblewrap in a root that holds only the interpreter's installation, the shared libraries
   and /dev/null and /dev/urandom, all read-only, and no network (`_bwrap_arguments`). No
   checkout, home, /etc, /run, /var, data mirror, store or cache exists in it, wherever they live.
-- **Per-program namespaces.** For every job the zygote forks a leader that takes fresh pid,
-  mount, IPC, UTS and network namespaces and forks the program as pid 1 there; the program
+- **Per-program namespaces.** For every program the zygote forks a leader that takes fresh
+  pid, mount, IPC, UTS and network namespaces and forks the program as pid 1 there; the program
   mounts its own size-limited tmpfs on /tmp (its working directory) and its own /proc, sets
-  rlimits, drops to its slot's unprivileged uid/gid, sets no_new_privs and loads a seccomp
-  filter (mounts, ptrace, kexec, bpf, keyctl, namespace calls refused). Forking a ready
-  interpreter costs about a millisecond where starting one costs tens.
+  no_new_privs and loads a seccomp filter (mounts, ptrace, kexec, bpf, keyctl, namespace calls
+  refused), then, given its job, sets rlimits and drops to its slot's unprivileged uid/gid.
+  Each zygote keeps two programs prepared ahead of their jobs (their setup waits on the kernel
+  for tens of milliseconds under load), and forking a ready interpreter costs a millisecond
+  where starting one costs tens.
 - **Limits over all processes.** Each slot has a control group (v2 where the machine has it,
-  else v1: `cgroups.py`) for memory, process count and one CPU, joined by the leader, so the
-  limits cover the program's children too; rlimits stay as the per-process second line.
+  else v1: `cgroups.py`) for memory, process count and one CPU, joined by every program before
+  its job, so the limits cover its children too; rlimits stay as the per-process second line.
 - **Runs are independent.** A slot's uid is leased for the sandbox's lifetime through an
   abstract Unix socket named after it (`_lease_uid`): no two sandboxes on the host, in one
   process or two, share a uid or a control group. Cleanup kills the program's pid 1, which ends
