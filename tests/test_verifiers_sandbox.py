@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from tasks.verifiers.problems import TestSuite as Suite
 from tasks.verifiers._child import NAMESPACED
+from tasks.verifiers.problems import TestSuite as Suite
 from tasks.verifiers.sandbox import (
     DETAIL_CHARS,
     FULL_LEVEL,
