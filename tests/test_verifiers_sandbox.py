@@ -88,6 +88,19 @@ def _hostile(
             "    return x + 1 if ctypes.CDLL(None).unshare(0x10000000) == 0 else 0\n",
             {"failed"},
         ),
+        "ptrace and the kernel keyring": (
+            "import ctypes\ndef f(x):\n    libc = ctypes.CDLL(None)\n"
+            "    traced = libc.syscall(101, 0, 0, 0, 0) == 0\n"  # ptrace(PTRACE_TRACEME)
+            "    keyring = libc.syscall(250, 0, -3, 1, 0) >= 0\n"  # keyctl(GET_KEYRING_ID)
+            "    return x + 1 if traced or keyring else 0\n",
+            {"failed"},
+        ),
+        "x32 system call around the filter": (
+            "import ctypes\ndef f(x):\n"
+            "    done = ctypes.CDLL(None).syscall(0x40000000 + 272, 0x10000000) == 0\n"
+            "    return x + 1 if done else 0\n",
+            {"failed", "error"},
+        ),
         "mount over its own /tmp": (
             "import ctypes\ndef f(x):\n    libc = ctypes.CDLL(None)\n"
             "    return x + 1 if libc.mount(b'none', b'/tmp', b'tmpfs', 0, None) == 0 else 0\n",
