@@ -594,3 +594,12 @@ def test_pool_executor_runs_give_the_serial_runs_measurements(tmp_path):
     serial, pooled = measured
     assert pooled == serial
     assert all(m["share_error"] == 0 for _, m in serial)
+
+
+def test_a_dead_zygote_is_replaced():
+    with Sandbox(Limits(timeout_s=5), workers=1) as sandbox:
+        assert judge(SUITE, sandbox.run(Job(CORRECT, "f", INPUTS))).outcome == "passed"
+        zygote = sandbox._slots[0].zygote
+        zygote.process.kill()
+        zygote.process.wait()
+        assert judge(SUITE, sandbox.run(Job(CORRECT, "f", INPUTS))).outcome == "passed"

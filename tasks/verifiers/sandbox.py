@@ -250,6 +250,7 @@ class Sandbox:
         for slot in self._slots:
             self._free.put(slot)
         self._start_lock = threading.Lock()
+        self._cgroup_versions: set[str] = set()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox")
 
     @property
@@ -293,8 +294,8 @@ class Sandbox:
         if zygote is None or zygote.process.poll() is not None:
             if zygote is not None:
                 zygote.stop()
+            limits = self.limits.as_child_limits(self.limits.timeout_s)
             if slot.group is None:
-                limits = self.limits.as_child_limits(self.limits.timeout_s)
                 slot.group = cgroups.create(
                     f"budgetbench-sandbox-{slot.uid}",
                     limits["memory_bytes"],
@@ -306,10 +307,12 @@ class Sandbox:
                 "tmpfs_bytes": limits["tmpfs_bytes"],
                 "cgroup_fds": slot.group.procs_fds,
             }
-            with self._start_lock:  # one fallback decision for all slots
+            with self._start_lock:  # one fallback decision for all slots; the weakest recorded
                 zygote = slot.zygote = self._start_zygote(settings)
-                self.level = zygote.level
-                self.isolation = describe_isolation(zygote.level, slot.group.version)
+                self.level = zygote.level if self.level == -1 else self.level & zygote.level
+                self._cgroup_versions.add(slot.group.version)
+                cgroup_version = min(self._cgroup_versions)  # "" (none) if any slot has none
+                self.isolation = describe_isolation(self.level, cgroup_version)
         return zygote
 
     def _start_zygote(self, settings: dict) -> _Zygote:
