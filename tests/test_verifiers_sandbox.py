@@ -603,3 +603,35 @@ def test_a_dead_zygote_is_replaced():
         zygote.process.kill()
         zygote.process.wait()
         assert judge(SUITE, sandbox.run(Job(CORRECT, "f", INPUTS))).outcome == "passed"
+
+
+HARNESS_KILLED_MIDWAY = """
+from tasks.verifiers.sandbox import Job, Limits, Sandbox, encode_value
+with Sandbox(Limits(timeout_s=600), workers=1) as sandbox:
+    print(sandbox.uids[0], flush=True)
+    program = "import time\\ndef f(x):\\n    time.sleep(600)\\n"
+    sandbox.run(Job(program, "f", (encode_value([1]),)))
+"""
+
+
+@ROOT_ONLY
+def test_programs_die_with_a_killed_harness():
+    """SIGKILL to the harness mid-job leaves no program running (parent-death signals chain
+    from bubblewrap to the zygote, the leader and the program)."""
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    command = [sys.executable, "-c", HARNESS_KILLED_MIDWAY]
+    harness = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, text=True)
+    assert harness.stdout is not None
+    uid = int(harness.stdout.readline())
+    deadline = time.monotonic() + 30
+    while not _processes_of([uid]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_of([uid]), "the program never started"
+    time.sleep(0.5)
+    assert _processes_of([uid]), "the program did not keep running"
+    harness.kill()
+    harness.wait()
+    deadline = time.monotonic() + 5
+    while _processes_of([uid]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_of([uid]) == []

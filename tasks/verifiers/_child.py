@@ -321,12 +321,13 @@ def isolate(job: dict, settings: dict, level: int) -> None:
         ("RLIMIT_CORE", 0),
     ):
         resource.setrlimit(getattr(resource, name), (value, value))
+    libc = ctypes.CDLL(None, use_errno=True)
     if level & UID_DROP:
         os.setgroups([])
         os.setgid(settings["uid"])
         os.setuid(settings["uid"])
+        libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG again: changing the uid cleared it
     else:  # e.g. uid 0 of bwrap's user namespace: keep the uid, drop every capability
-        libc = ctypes.CDLL(None, use_errno=True)
         header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
         if libc.capset(header, (ctypes.c_uint32 * 6)()) != 0:
             raise OSError(ctypes.get_errno(), "capset refused")

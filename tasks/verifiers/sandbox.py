@@ -512,7 +512,8 @@ def _lease_uid() -> tuple[int, socket.socket]:
     """A uid in [UID_BASE, UID_BASE + UID_COUNT) that no other sandbox on the host holds: the
     abstract Unix socket "budgetbench-sandbox-uid-N" is the lease (the kernel frees it when the
     holder closes it or dies, and a second bind of the name fails, in this process or another).
-    Only candidates of the holding sandbox run as that uid, so its process limit counts them alone.
+    Only candidates of the holding sandbox run as that uid, so its process limit counts them alone;
+    any process still running as it belongs to a sandbox that died, and is killed.
     """
     for uid in range(UID_BASE, UID_BASE + UID_COUNT):
         lease = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -521,6 +522,8 @@ def _lease_uid() -> tuple[int, socket.socket]:
         except OSError:
             lease.close()
             continue
+        if os.geteuid() == 0:  # leftovers of a sandbox that died without its cleanup
+            _kill_uid(uid)
         return uid, lease
     raise SandboxError(f"all {UID_COUNT} sandbox uids are leased on this host")
 
@@ -543,6 +546,8 @@ def _bwrap_arguments(bwrap: str, binds: list[str], privileged: bool) -> list[str
     its capabilities (it never runs candidate code; each program drops them with its uid, or
     without root, where bwrap makes a user namespace, by capset)."""
     arguments = [bwrap, "--unshare-net", "--unshare-ipc", "--unshare-uts", "--new-session"]
+    arguments.append("--die-with-parent")  # the harness gone, every program goes (a chain of
+    # parent-death signals: zygote, leader, program)
     arguments += ["--cap-add", "ALL"] if privileged else ["--unshare-user", "--cap-add", "ALL"]
     parents = {str(p) for path in binds for p in Path(path).parents if str(p) != "/"}
     parents.add("/dev")
