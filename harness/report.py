@@ -194,6 +194,9 @@ def print_run(run: Run) -> None:
     ]
     if run.gate_reason:
         fields.append(("quality gate", run.gate_reason))
+    isolation = (run.provenance or {}).get("task_notes", {}).get("sandbox_isolation")
+    if isolation:  # how confined the run's untrusted programs were (verifiers)
+        fields.append(("sandbox", str(isolation)))
     if run.error:
         fields.append(("error", run.error.splitlines()[0]))
     header = Table.grid(padding=(0, 2))

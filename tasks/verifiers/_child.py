@@ -1,17 +1,24 @@
-"""The sandbox's side of a candidate run: a zygote that forks one confined child per program.
+"""The sandbox's side of a candidate run: a zygote that forks one confined program per job.
 
 This file is executed, not imported, as `python -I -S -c <source> FD SETTINGS` by `sandbox.py`
-(one zygote per worker slot). The zygote confines itself once (`confine_zygote`: as root, a new
-network namespace with no interface up and a mount namespace with empty tmpfs over the
-directories holding other people's files, the interpreter bound back read-only), preloads a few
-standard-library modules, then serves jobs: for each it receives the job and two pipe ends
-over a Unix socket, forks, reports the child's pid and, later, its exit status. The zygote
-never runs candidate code. Each child, before it compiles the candidate:
-1. starts a new session, points stdout/stderr at the output pipe and stdin at /dev/null;
-2. `isolate`: its own mount namespace with a fresh size-limited tmpfs on /tmp (its working
-   directory), resource limits, and the drop to its slot's unprivileged uid/gid;
-3. runs the program, calls its entry point on each input and writes one JSON line per input to
-   the result pipe: ["ok", "<repr of the value>"] or ["raised", "<exception type>"].
+(one zygote per worker slot; where bubblewrap serves, inside an allow-list root that holds only
+the interpreter, its standard library and shared libraries read-only, /dev/null and
+/dev/urandom). The zygote probes once what its children can have (`confine_zygote`), preloads a
+few standard-library modules and keeps `SPARES` programs confined ahead of their jobs. For each
+job it receives the job and two pipe ends over a Unix socket, hands them to the oldest spare,
+reports that program's pid and, later, its exit status. The zygote never runs candidate code.
+1. A spare's leader (`_lead`) takes fresh pid, mount, IPC, UTS and network namespaces and forks
+   the program's first process, pid 1 of its own pid namespace.
+2. That process (`_program`, `prepare`) starts a new session, joins the slot's control groups
+   (memory, pids, cpu over all of the program's processes), mounts a fresh size-limited tmpfs
+   on /tmp (its working directory) and its own /proc, sets no_new_privs, loads the seccomp
+   filter and waits for its job.
+3. With the job (`isolate`) it points stdout/stderr at the output pipe and stdin at /dev/null,
+   sets the resource limits, drops to its slot's unprivileged uid/gid, closes every other
+   descriptor, runs the program, calls its entry point on each input and writes one JSON line
+   per input to the result pipe: ["ok", "<repr of the value>"] or ["raised", "<type>"].
+Killing the program's pid 1 ends every process of the program (its pid namespace dies with it);
+its IPC objects, tmpfs and sockets die with its namespaces.
 
 Nothing here decides a verdict: the harness compares the values outside this process. Only
 values of exact builtin types (int, float, str, bool, None, bytes, complex and lists, tuples,
@@ -121,61 +128,86 @@ def _is_empty_set(node) -> bool:
     )
 
 
-def confine_zygote(settings: dict) -> int:
-    """Once per zygote, inherited by every child: as root, a new network namespace (no
-    interface up: no network) and a mount namespace with empty tmpfs over the hidden
-    directories (the interpreter's files bound back read-only). Without root: a user + network
-    namespace if the kernel allows it. Returns the level reached (`sandbox.ISOLATION_LEVELS`):
-    0 full, 1 root without namespaces, 2 unprivileged with a network namespace, 3 neither."""
-    import ctypes
+# Namespaces a program gets, each fresh: mount, UTS, IPC, pid, network.
+NAMESPACES = 0x00020000 | 0x04000000 | 0x08000000 | 0x20000000 | 0x40000000
+# The namespace flags of clone(2) a program may not use (the above plus user and cgroup).
+CLONE_NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000,
+                         0x20000000, 0x40000000)  # fmt: skip
+# Syscalls refused with EPERM once the program is confined: mounts, tracing other processes,
+# kernel loading, eBPF, the kernel keyring and namespace changes (clone3 answers ENOSYS so the
+# C library falls back to clone, whose flags the filter can see).
+DENIED_SYSCALLS = (
+    "mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen", "fsconfig",
+    "fsmount", "fspick", "mount_setattr", "unshare", "setns", "ptrace", "process_vm_readv",
+    "process_vm_writev", "kexec_load", "kexec_file_load", "bpf", "keyctl", "add_key",
+    "request_key", "init_module", "finit_module", "delete_module", "reboot", "swapon", "swapoff",
+    "perf_event_open", "userfaultfd", "open_by_handle_at", "name_to_handle_at", "acct",
+    "quotactl", "syslog", "iopl", "ioperm",
+)  # fmt: skip
+SPARES = 2
+"""Programs each zygote keeps confined ahead of their jobs: preparing one (namespaces, mounts,
+control groups, seccomp) takes longer than a short program runs, so one is not enough. Spares
+sit in the slot's control groups (a pid and a few MB each) while the slot's program runs."""
+ALLOW_LIST, NAMESPACED, SECCOMP, UID_DROP = 1, 2, 4, 8
+"""Bits of the level a zygote reports (`sandbox.ISOLATION_LEVELS` says what each gives)."""
+
+
+def confine_zygote(settings: dict) -> tuple[int, object]:
+    """Once per zygote: find what confinement its children can have. `settings["allow_list"]`
+    says the harness started it in an allow-list root (bwrap); a probe child then tries the
+    per-program namespaces, and the seccomp filter is compiled once (libseccomp) for every
+    child to load. Returns the level bits and the compiled filter (or None)."""
+    level = ALLOW_LIST if settings["allow_list"] else 0
+    if _namespaces_work():
+        level |= NAMESPACED
+    seccomp = _seccomp_filter()
+    if seccomp is not None:
+        level |= SECCOMP
+    if settings["drop_uid"]:
+        level |= UID_DROP
+    return level, seccomp
+
+
+def _namespaces_work() -> bool:
+    """Whether a child can take fresh namespaces and mount its own /tmp and /proc."""
     import os
+
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _unshare(NAMESPACES)
+            inner = os.fork()
+            if inner == 0:
+                try:
+                    _private_mounts(1 << 20)
+                except BaseException:
+                    os._exit(1)
+                os._exit(0 if os.listdir("/proc/self") else 1)
+            os._exit(os.waitstatus_to_exitcode(os.waitpid(inner, 0)[1]))
+        except BaseException:
+            os._exit(1)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
+def _unshare(flags: int) -> None:
+    import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
-    clone_newns, clone_newnet, clone_newuser = 0x00020000, 0x40000000, 0x10000000
-    if os.geteuid() != 0:
-        return 2 if libc.unshare(clone_newuser | clone_newnet) == 0 else 3
-    if libc.unshare(clone_newns | clone_newnet) != 0:
-        return 1  # e.g. a container without CAP_SYS_ADMIN: uid drop and limits still apply
-    _mount(libc, b"none", b"/", None, 0x4000 | 0x40000)  # MS_REC | MS_PRIVATE
-    _hide_directories(libc, settings["hidden"], settings["keep"])
-    return 0
+    if libc.unshare(flags) != 0:
+        raise OSError(ctypes.get_errno(), "unshare failed")
 
 
-def isolate(job: dict) -> None:
-    """Confine this child before it reads candidate code: (as root) its own mount namespace
-    with a fresh size-limited tmpfs on /tmp as its working directory, resource limits, then the
-    drop to its slot's unprivileged uid/gid."""
+def _private_mounts(tmpfs_bytes: int) -> None:
+    """In a fresh mount namespace: stop propagation to the parent's mounts, then a fresh
+    size-limited tmpfs on /tmp and a /proc that shows this pid namespace only."""
     import ctypes
-    import os
-    import resource
 
-    limits = job["limits"]
-    privileged = os.geteuid() == 0
-    if privileged and job["mount_namespace"]:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
-            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS) failed")
-        options = f"size={limits['tmpfs_bytes']},mode=1777".encode()
-        _mount(libc, b"tmpfs", b"/tmp", b"tmpfs", 2 | 4, options)  # MS_NOSUID | MS_NODEV
-        workdir = "/tmp/work"
-        os.mkdir(workdir)
-        os.chown(workdir, job["uid"], job["gid"])
-    else:
-        workdir = job["workdir"]  # made by the harness
-    os.chdir(workdir)
-    for name, value in (
-        ("RLIMIT_CPU", limits["cpu_s"]),
-        ("RLIMIT_AS", limits["memory_bytes"]),
-        ("RLIMIT_FSIZE", limits["file_bytes"]),
-        ("RLIMIT_NOFILE", limits["open_files"]),
-        ("RLIMIT_NPROC", limits["processes"]),
-        ("RLIMIT_CORE", 0),
-    ):
-        resource.setrlimit(getattr(resource, name), (value, value))
-    if privileged:
-        os.setgroups([])
-        os.setgid(job["gid"])
-        os.setuid(job["uid"])
+    libc = ctypes.CDLL(None, use_errno=True)
+    ms_nosuid, ms_nodev, ms_noexec, ms_rec, ms_private = 2, 4, 8, 16384, 1 << 18
+    _mount(libc, b"none", b"/", None, ms_rec | ms_private)
+    options = f"size={tmpfs_bytes},mode=0700".encode()
+    _mount(libc, b"tmpfs", b"/tmp", b"tmpfs", ms_nosuid | ms_nodev, options)
+    _mount(libc, b"proc", b"/proc", b"proc", ms_nosuid | ms_nodev | ms_noexec)
 
 
 def _mount(libc, source, target, fstype, flags, data=None) -> None:
@@ -185,30 +217,130 @@ def _mount(libc, source, target, fstype, flags, data=None) -> None:
         raise OSError(ctypes.get_errno(), f"mount {target!r} failed")
 
 
-def _hide_directories(libc, hidden: list[str], keep: list[str]) -> None:
-    """Lay an empty tmpfs over each hidden directory, then bind back the paths in `keep` (the
-    interpreter's own files, when they live under a hidden directory such as /root)."""
+def _seccomp_filter() -> bytes | None:
+    """The syscall filter as a BPF program, compiled with libseccomp (through ctypes: it is the
+    library bwrap itself links, so it is present wherever bwrap is); None where it is missing."""
+    import ctypes
     import os
 
-    ms_bind, ms_rec, ms_rdonly, ms_remount, ms_nosuid, ms_nodev = 4096, 16384, 1, 32, 2, 4
-    staged = []
-    # The first hidden directory is /tmp: mount it first and stage the kept paths inside it.
-    _mount(libc, b"tmpfs", b"/tmp", b"tmpfs", ms_nosuid | ms_nodev, b"size=1m,mode=1777")
-    for index, path in enumerate(keep):
-        stage = f"/tmp/.keep{index}"
-        os.mkdir(stage)
-        _mount(libc, path.encode(), stage.encode(), None, ms_bind | ms_rec)
-        staged.append((stage, path))
-    for path in hidden:
-        if path != "/tmp" and os.path.isdir(path):
-            _mount(libc, b"tmpfs", path.encode(), b"tmpfs", ms_nosuid | ms_nodev, b"size=1m")
-    for stage, path in staged:
-        os.makedirs(path, exist_ok=True)
-        _mount(libc, stage.encode(), path.encode(), None, ms_bind | ms_rec)
-        flags = ms_bind | ms_remount | ms_rdonly | ms_rec
-        _mount(libc, b"none", path.encode(), None, flags)
-        libc.umount2(stage.encode(), 2)  # MNT_DETACH
-        os.rmdir(stage)
+    try:
+        lib = ctypes.CDLL("libseccomp.so.2")
+    except OSError:
+        return None
+
+    class Compare(ctypes.Structure):  # struct scmp_arg_cmp
+        _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
+                    ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]  # fmt: skip
+
+    lib.seccomp_init.restype = ctypes.c_void_p
+    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_rule_add_array.argtypes = [
+        ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p
+    ]  # fmt: skip
+    lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.seccomp_release.argtypes = [ctypes.c_void_p]
+    allow, masked_eq = 0x7FFF0000, 7
+
+    def errno(number: int) -> int:
+        return 0x00050000 | number
+
+    context = lib.seccomp_init(allow)
+    if not context:
+        return None
+    rules = [(name, errno(1), None) for name in DENIED_SYSCALLS] + [("clone3", errno(38), None)]
+    rules += [("clone", errno(1), Compare(0, masked_eq, f, f)) for f in CLONE_NAMESPACE_FLAGS]
+    for name, action, compare in rules:
+        number = lib.seccomp_syscall_resolve_name(name.encode())
+        if number < 0:  # not a syscall on this architecture
+            continue
+        argument = ctypes.byref(compare) if compare is not None else None
+        if lib.seccomp_rule_add_array(context, action, number, 1 if compare else 0, argument):
+            return None
+    read, write = os.pipe()  # compiled once here; each program loads the BPF with one prctl
+    try:
+        failed = lib.seccomp_export_bpf(context, write)
+        os.close(write)
+        program = b"".join(iter(lambda: os.read(read, 1 << 16), b""))
+    finally:
+        os.close(read)
+    lib.seccomp_release(context)
+    return None if failed or not program or len(program) % 8 else program
+
+
+def prepare(settings: dict, level: int, seccomp) -> None:
+    """Confine this process (a spare program: pid 1 of its own pid namespace where it has
+    one) before any job reaches it: the slot's control groups, its own /tmp (the working
+    directory) and /proc, no_new_privs and the syscall filter. This runs while the slot's
+    previous program runs, so it costs the next job nothing."""
+    import ctypes
+    import os
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for fd in settings["cgroup_fds"]:  # joining costs milliseconds under load: done ahead
+        os.write(fd, b"0")  # this process; its descendants inherit the groups
+    if level & NAMESPACED:
+        _private_mounts(settings["tmpfs_bytes"])
+        if level & UID_DROP:
+            os.chown("/tmp", settings["uid"], settings["uid"])
+        os.chdir("/tmp")
+    _set_oom_score(-1000)  # a program over the memory limit never takes a waiting spare down
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        raise OSError(ctypes.get_errno(), "no_new_privs refused")
+    if seccomp is not None:
+
+        class Program(ctypes.Structure):  # struct sock_fprog
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+        code = ctypes.create_string_buffer(seccomp, len(seccomp))
+        program = Program(len(seccomp) // 8, ctypes.addressof(code))
+        if libc.prctl(22, 2, ctypes.byref(program), 0, 0) != 0:  # PR_SET_SECCOMP, FILTER
+            raise OSError(ctypes.get_errno(), "the seccomp filter could not be loaded")
+
+
+def isolate(job: dict, settings: dict, level: int) -> None:
+    """Once the job is here, before candidate code: set the job's resource limits, drop to the
+    slot's unprivileged uid/gid (without root: drop every capability). Without namespaces the
+    working directory is made now."""
+    import ctypes
+    import os
+    import resource
+
+    if not level & NAMESPACED:  # made by the harness, or (allow-list root) in the zygote's /tmp
+        import tempfile
+
+        os.chdir(job["workdir"] or tempfile.mkdtemp(prefix="bb-candidate-"))
+    _set_oom_score(0)
+    limits = job["limits"]
+    for name, value in (
+        ("RLIMIT_CPU", limits["cpu_s"]),
+        ("RLIMIT_AS", limits["memory_bytes"]),
+        ("RLIMIT_FSIZE", limits["file_bytes"]),
+        ("RLIMIT_NOFILE", limits["open_files"]),
+        ("RLIMIT_NPROC", limits["processes"]),
+        ("RLIMIT_CORE", 0),
+    ):
+        resource.setrlimit(getattr(resource, name), (value, value))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if level & UID_DROP:
+        os.setgroups([])
+        os.setgid(settings["uid"])
+        os.setuid(settings["uid"])
+        libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG again: changing the uid cleared it
+    else:  # e.g. uid 0 of bwrap's user namespace: keep the uid, drop every capability
+        header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+        if libc.capset(header, (ctypes.c_uint32 * 6)()) != 0:
+            raise OSError(ctypes.get_errno(), "capset refused")
+
+
+def _set_oom_score(adjustment: int) -> None:
+    """Lowering needs root (a spare before its job has it); without it the spare stays as
+    killable as the program, which only matters where control groups exist (root)."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as score:
+            score.write(str(adjustment))
+    except OSError:
+        pass
 
 
 def run_job(job: dict, results) -> None:
@@ -243,24 +375,23 @@ def run_job(job: dict, results) -> None:
 
 
 def serve(socket_fd: int, settings: dict) -> None:
-    """The zygote loop: receive a job and two pipe ends (output, results), fork a fresh child
-    for it, report the child's pid, wait for it, report its exit status. The zygote itself never
-    runs candidate code; each child confines itself before it does."""
+    """The zygote loop: receive a job and two pipe ends (output, results), hand them to the
+    oldest spare program prepared in advance (`_Spare`), report its pid, start another spare,
+    wait for the program's exit status and report it. The zygote never runs candidate code."""
     import ctypes
-    import json
-    import os
     import socket
     import struct
 
-    # Orphans of a candidate (a fork storm's children) are re-parented here and reaped below.
+    # Orphans of a program (its pid 1 once the leader has gone) are re-parented here, reaped below.
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     channel = socket.socket(fileno=socket_fd)
-    level = confine_zygote(settings)
-    for name in PRELOADED:  # forked children find them imported (a fresh copy each)
+    level, seccomp = confine_zygote(settings)
+    for name in ("resource", *PRELOADED):  # forked children find them imported (a fresh copy each)
         try:
             __import__(name)
         except ImportError:
             continue
+    spares = [_Spare(channel, settings, level, seccomp) for _ in range(SPARES)]
     channel.sendall(struct.pack("!q", level))  # ready
     while True:
         _reap_orphans()
@@ -277,17 +408,62 @@ def serve(socket_fd: int, settings: dict) -> None:
             if not chunk:
                 return
             data += chunk
-        job = json.loads(data)
-        job["mount_namespace"] = level == 0
-        output_fd, result_fd = fds
-        pid = os.fork()
-        if pid == 0:
-            _child_main(job, channel, output_fd, result_fd)
-        os.close(output_fd)
-        os.close(result_fd)
-        channel.sendall(struct.pack("!q", pid))
-        _, status = os.waitpid(pid, 0)
-        channel.sendall(struct.pack("!q", os.waitstatus_to_exitcode(status)))
+        running = spares.pop(0)
+        channel.sendall(struct.pack("!q", running.start(header, fds, bytes(data))))
+        spares.append(_Spare(channel, settings, level, seccomp))
+        channel.sendall(struct.pack("!q", running.exit_code()))
+
+
+class _Spare:
+    """A program confined ahead of its job: a leader (outside the program's namespaces) that
+    took fresh namespaces and forked the program as pid 1 there; the program prepared itself
+    (`prepare`) and waits on a socket for its job."""
+
+    def __init__(self, channel, settings: dict, level: int, seccomp) -> None:
+        import os
+        import socket
+
+        self.jobs, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        status_read, status_write = os.pipe()
+        self.leader = os.fork()
+        if self.leader == 0:
+            os.close(status_read)
+            channel.close()
+            self.jobs.close()
+            _lead(settings, level, seccomp, status_write, theirs)
+        os.close(status_write)
+        theirs.close()
+        self.status = os.fdopen(status_read, "rb")
+
+    def start(self, header: bytes, fds: list[int], payload: bytes) -> int:
+        """Hand the program its job and pipe ends; its pid (the leader's if it has died)."""
+        import os
+        import socket
+
+        try:
+            socket.send_fds(self.jobs, [header], fds)
+            self.jobs.sendall(payload)
+        except OSError:
+            pass  # the program died while preparing: it reports as exited without results
+        finally:
+            for fd in fds:
+                os.close(fd)
+            self.jobs.close()
+        program = _read_number(self.status)
+        return self.leader if program is None else program
+
+    def exit_code(self) -> int:
+        """The program's exit code (negative: the signal that killed it)."""
+        code = _read_number(self.status)
+        self.status.close()
+        return -9 if code is None else code
+
+
+def _read_number(stream) -> int | None:
+    import struct
+
+    data = stream.read(8)
+    return struct.unpack("!q", data)[0] if len(data) == 8 else None
 
 
 def _reap_orphans() -> None:
@@ -302,20 +478,64 @@ def _reap_orphans() -> None:
             return
 
 
-def _child_main(job: dict, channel, output_fd: int, result_fd: int) -> None:
+def _lead(settings, level, seccomp, status_fd: int, jobs) -> None:
+    """A program's leader, outside its namespaces: takes fresh namespaces and forks the program
+    (pid 1 there: killing it ends every process of the program). Reports that process's pid,
+    then (without reaping it, so its pid cannot be reused while the harness may still kill it)
+    its exit status."""
+    import ctypes
     import os
+    import struct
 
     try:
+        ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG: SIGKILL if the zygote dies
+        if level & NAMESPACED:
+            _unshare(NAMESPACES)
+        program = os.fork()
+        if program == 0:
+            os.close(status_fd)
+            _program(settings, level, seccomp, jobs)
+        jobs.close()
+        os.write(status_fd, struct.pack("!q", program))
+        info = os.waitid(os.P_PID, program, os.WEXITED | os.WNOWAIT)
+        killed = info.si_code in (os.CLD_KILLED, os.CLD_DUMPED)
+        os.write(status_fd, struct.pack("!q", -info.si_status if killed else info.si_status))
+    finally:
+        os._exit(0)
+
+
+def _program(settings: dict, level: int, seccomp, jobs) -> None:
+    """The program's first process: prepares itself, waits for its job, then runs it."""
+    import ctypes
+    import json
+    import os
+    import socket
+    import struct
+
+    try:
+        ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG: SIGKILL if the leader dies
         os.setsid()
-        channel.close()
+        prepare(settings, level, seccomp)
+        header, fds, _flags, _address = socket.recv_fds(jobs, 8, 2)
+        if len(header) < 8 or len(fds) != 2:
+            return
+        (length,) = struct.unpack("!Q", header)
+        data = bytearray()
+        while len(data) < length:
+            chunk = jobs.recv(min(1 << 20, length - len(data)))
+            if not chunk:
+                return
+            data += chunk
+        job = json.loads(data)
+        output_fd, result_fd = fds
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(output_fd, 1)
         os.dup2(output_fd, 2)
-        os.close(null)
-        os.close(output_fd)
-        results = os.fdopen(result_fd, "w", buffering=1)
-        isolate(job)
+        os.dup2(result_fd, 3)
+        isolate(job, settings, level)
+        os.closerange(4, 1 << 16)  # the zygote's channel, job socket, control-group files
+        results = os.fdopen(3, "w", buffering=1)
         run_job(job, results)
         results.flush()
     finally:

