@@ -506,10 +506,17 @@ def submit_command(
 @click.argument("submission", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--rerun",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=100),
     default=0,
     show_default=True,
-    help="Re-run this many of the submitted seeds here and compare.",
+    help="Re-run this many of the submitted seeds here (stored in --db) and compare.",
+)
+@click.option(
+    "--max-rounds",
+    type=click.IntRange(min=1, max=10),
+    default=3,
+    show_default=True,
+    help="Repeat the re-run at most this many rounds while a comparison is inconclusive.",
 )
 @click.option(
     "--report",
@@ -520,22 +527,44 @@ def submit_command(
     metavar="[PATH]",
     help="Write the verification report (default path: beside the submission).",
 )
+@click.option(
+    "--sign",
+    "sign_key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Sign the report with this SSH private key (ssh-keygen -Y sign); needs --signer.",
+)
+@click.option("--signer", help="The principal the key signs as (its allowed_signers name).")
 @device_option
 @data_dir_option
+@db_option
 @json_option
-def verify_command(submission, rerun, report, device, data_dir, as_json) -> None:
+def verify_command(
+    submission, rerun, max_rounds, report, sign_key, signer, device, data_dir, db, as_json
+) -> None:
     """Check a submission as a reviewer would: exit 0 accepted, 1 rejected (every reason
-    listed), 2 unreadable."""
+    listed), 2 unreadable. The status is *checked* without a re-run; --rerun N runs the enclosed
+    method here, confined (bwrap), and stores its runs in --db."""
+    from harness.errors import InputError
     from harness.report import print_verification, progress_tracker
+    from harness.signatures import Signer
     from harness.submissions import read_submission, report_path
     from harness.verify import verify_submission, write_report
 
+    if (sign_key is None) != (signer is None) or (sign_key and report is None):
+        raise InputError("--sign KEY and --signer NAME go together, with --report")
     loaded = read_submission(submission)
+    store = None
+    if rerun:
+        from harness.store import open_store
+
+        store = open_store(db)
     with progress_tracker() as tracker:
-        verification = verify_submission(loaded, rerun, device, data_dir, tracker)
+        verification = verify_submission(
+            loaded, rerun, device, data_dir, tracker, store, max_rounds
+        )
     if report is not None:
         target = Path(report) if report else report_path(submission)
-        write_report(verification, target)
+        write_report(verification, target, Signer(sign_key, signer) if sign_key else None)
     if as_json:
         _print_json(verification.as_dict())
     else:

@@ -33,10 +33,10 @@ names are stable; readers may rely on them:
   store, named by `store`), `machine_id`, `hardware_key`, `same_hardware`, `hardware_difference`,
   `software_difference` (`field: submitted -> here` strings), `started_at`, `finished_at`.
 - `comparisons`: one per compared metric: `metric`, `unit`, `submitted` and `rerun` (per-seed
-  values), `scale` (`log` or `linear`), `ratio` (re-run / submitted on the log scale; the
-  difference over the submitted mean on the linear one), `low`, `high` (its confidence interval),
+  values), `scale` (`log` or `linear`), `estimate` (re-run / submitted on the log scale; the
+  difference over the larger absolute mean on the linear one), `low`, `high` (its interval),
   `confidence`, `tolerance`, `verdict` (one of VERDICTS).
-- `verified_at`: when the report was written (ISO 8601, UTC).
+- `verified_at`: when the report was written (ISO 8601, UTC); `budgetbench_version`: its writer.
 - `signature`: absent or {`principal`, `namespace`, `armored`}.
 """
 

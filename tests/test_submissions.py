@@ -17,7 +17,8 @@ from harness.runner import execute, prepare, save_machine
 from harness.site import build_site, results_store
 from harness.spec import spec_task_names
 from harness.store import open_store
-from harness.store.queries import RunFilter
+from harness.statuses import report_status
+from harness.store.queries import RunFilter, find_runs
 from harness.submissions import (
     read_submission,
     report_path,
@@ -90,18 +91,34 @@ def _reasons(path: Path) -> list[str]:
     return verification.reasons
 
 
-def test_a_submitted_method_is_verified_and_a_rerun_of_one_seed_accepts_it(submitted):
+def test_a_rerun_on_the_same_hardware_verifies_and_its_runs_stay_in_the_verifiers_store(
+    submitted, tmp_path
+):
     submission = read_submission(submitted)
     assert submission.files[0].path == "steady.py" and "pause 50 ms" in submission.files[0].text
     assert submission.data["seeds"] == [0, 1] and submission.data["division"] == "open"
-    verification = verify_submission(submission, rerun=1, device="cpu")
+    assert verify_submission(submission).status == "checked"  # no re-run, no more than checked
+    store = open_store(f"sqlite:///{tmp_path / 'verifier.db'}")
+    verification = verify_submission(submission, rerun=1, device="cpu", store=store)
     assert verification.accepted, verification.reasons
-    assert verification.rerun_seeds == [0] and verification.hardware_difference == []
+    assert verification.status == "verified"
+    rerun = verification.rerun
+    assert rerun["seeds"] == [0] and rerun["same_hardware"] and rerun["hardware_difference"] == []
+    here = collect_fingerprint()
+    assert rerun["machine_id"] == verification.verifier["machine_id"] == here.id
+    with store.session() as session:
+        stored = find_runs(session, RunFilter(run_ids=tuple(rerun["run_ids"])))
+        assert {r.id for r in stored} == set(rerun["run_ids"]) and len(stored) == rerun["rounds"]
+        assert all(r.machine_id == here.id and r.status == "succeeded" for r in stored)
     compared = {c.metric for c in verification.comparisons}
     assert compared == {"matmul_fp32_tflops", "memory_bandwidth_gbps", "attention_tflops"}
-    assert all(c.within and c.tolerance == 0.5 for c in verification.comparisons)
+    assert all(c.verdict == "agrees" and c.tolerance == 0.5 for c in verification.comparisons)
+    assert all(c.scale == "log" and c.low <= c.estimate <= c.high for c in verification.comparisons)
     assert any("modified settings" in w for w in verification.warnings)
     assert "method hash matches the enclosed source and hyperparameters" in verification.checks
+    report = verification.as_dict()
+    assert report["status"] == "verified" and report["format_version"] == 2
+    assert report_status(report, submission.data) == "verified"
 
 
 def test_tampered_method_source_is_rejected_by_its_hash(submitted, tmp_path):
@@ -253,7 +270,14 @@ def test_a_rerun_on_other_hardware_names_the_difference(submitted, tmp_path):
         data["machine_id"] = fingerprint.id
 
     path = _tampered(submitted, tmp_path, other_machine, reseal=True)
-    verification = verify_submission(read_submission(path), rerun=1, device="cpu")
+    store = open_store(f"sqlite:///{tmp_path / 'verifier.db'}")
+    verification = verify_submission(read_submission(path), rerun=1, device="cpu", store=store)
     assert verification.accepted, verification.reasons
+    assert verification.status == "reproduced elsewhere"
     here = collect_fingerprint().hardware["cpu_model"]
-    assert verification.hardware_difference == [f"cpu_model: 'Second Test CPU' -> {here!r}"]
+    assert verification.rerun["hardware_difference"] == [
+        f"cpu_model: 'Second Test CPU' -> {here!r}"
+    ]
+    # A contributor who edits the report to claim "verified" gets "checked" from the reader.
+    forged = {**verification.as_dict(), "status": "verified"}
+    assert report_status(forged, read_submission(path).data) == "checked"
