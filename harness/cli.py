@@ -46,12 +46,14 @@ data_dir_option = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     help="Local mirror of hub datasets for offline machines [env BUDGETBENCH_DATA_DIR].",
 )
+MAX_SEEDS = 1000
+"""More seeds than this is a typo, not a study: every work item is planned before the first run."""
 seeds_option = click.option(
     "--seeds",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_SEEDS),
     default=1,
     show_default=True,
-    help="Seeds 0..N-1, one run each.",
+    help=f"Seeds 0..N-1, one run each (at most {MAX_SEEDS}).",
 )
 
 
@@ -448,7 +450,7 @@ def run_command(
 @click.option("--profile", default="smoke", show_default=True, help="Profile from the suite spec.")
 @click.option(
     "--seeds",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_SEEDS),
     default=None,
     help="Seeds 0..N-1 [default: the profile's required seeds in the suite spec].",
 )
