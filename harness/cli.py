@@ -413,6 +413,12 @@ def _outcome_json(outcome) -> dict[str, Any]:
 )
 @suite_option
 @data_dir_option
+@click.option(
+    "--confine",
+    is_flag=True,
+    help="Run the method in a bubblewrap sandbox (no network, read-only system, private /tmp):"
+    " for method files you did not write. One .py file or a reference name; local executor.",
+)
 @_executor_options
 @db_option
 @json_option
@@ -425,12 +431,20 @@ def run_command(
     overrides,
     suite_version,
     data_dir,
+    confine,
     db,
     as_json,
     **executor_flags,
 ) -> None:
-    """Run TASK with a method, store the runs, print a summary and the run ids."""
+    """Run TASK with a method, store the runs, print a summary and the run ids.
+
+    A method is code: it runs with your rights unless --confine is given."""
     from harness.executors import WorkItem
+
+    if confine:
+        _run_confined(task, method_ref, profile, seeds, device, overrides, suite_version,
+                      data_dir, db, as_json, executor_flags)  # fmt: skip
+        return
 
     template = WorkItem(
         task=task,
@@ -442,6 +456,42 @@ def run_command(
         data_dir=str(data_dir.resolve()) if data_dir else None,
     )
     _execute(db, [template], seeds, device, as_json, _executor_choice(executor_flags))
+
+
+def _run_confined(
+    task, method_ref, profile, seeds, device, overrides, suite_version, data_dir, db, as_json,
+    executor_flags,
+) -> None:  # fmt: skip
+    """`run --confine`: each seed in the sandbox (harness.confine), stored here."""
+    from harness.confine import prepare_confined
+    from harness.errors import InputError
+    from harness.machine import collect_fingerprint
+    from harness.registry import load_task
+    from harness.report import print_outcome_line, print_outcomes, progress_tracker
+    from harness.runner import execute, save_machine
+    from harness.store import open_store
+
+    if executor_flags["executor"] != "local" or executor_flags["nproc_per_node"] != 1:
+        raise InputError("--confine runs with the local executor, one process per run")
+    method_ref = method_ref or load_task(task).reference_methods[0]
+    prepared = prepare_confined(
+        task, method_ref, profile, device, list(overrides), suite_version, data_dir
+    )
+    store = open_store(db)
+    machine_id = save_machine(store, collect_fingerprint())
+    _install_sigterm_handler()
+    outcomes = []
+    with progress_tracker() as tracker:
+        for outcome in execute(store, prepared, range(seeds), machine_id, tracker):
+            outcomes.append(outcome)
+            print_outcome_line(outcome)
+    if as_json:
+        _print_json([_outcome_json(o) for o in outcomes])
+    else:
+        print_outcomes(outcomes)
+        click.echo(f"stored in {store.display_url}", err=True)
+    if any(o.status != "succeeded" for o in outcomes):
+        sys.exit(EXIT_FAILED)
 
 
 @cli.command("submit")

@@ -5,13 +5,13 @@ rejected (checksums, versions, the method hash against the enclosed source, the 
 run's rules and internal consistency, runs replayed as other seeds), plus warnings that do not
 reject. The result carries a status (`harness.statuses`): *checked* without a re-run.
 
-With `rerun=N` it re-runs N of the submitted seeds from the enclosed source, written to a
-temporary directory, into the verifier's own store (the report names those run ids and the
-verifier's machine), and compares each headline metric (every metric when a task names no
-headline metrics) on a symmetric scale: the ratio re-run / submitted of the geometric means
-(`_compare_metric`), with a confidence interval from the spread of the seeds on both sides, judged
-against the task spec's relative tolerance t as the band [1/(1+t), 1+t], so 2x too high and 2x
-too low are judged alike. The interval inside the band agrees; entirely outside it disagrees;
+With `rerun=N` it re-runs N of the submitted seeds from the enclosed source, written to a temporary
+directory and run confined (`harness.confine`), into the verifier's own store (the report names
+those run ids and the verifier's machine), and compares each headline metric (every metric when a
+task names no headline metrics) on a symmetric scale: the ratio re-run / submitted of the geometric
+means (`_compare_metric`), with a confidence interval from the spread of the seeds on both sides,
+judged against the task spec's relative tolerance t as the band [1/(1+t), 1+t], so 2x too high and
+2x too low are judged alike. The interval inside the band agrees; entirely outside it disagrees;
 otherwise it is inconclusive and the re-run repeats (up to `max_rounds` rounds) before saying so.
 Agreement on the same hardware key is *verified*, on other hardware *reproduced elsewhere*;
 disagreement on the same hardware rejects; anything else stays *checked* with a warning, since a
@@ -525,7 +525,8 @@ def _rerun(
     max_rounds: int,
 ) -> None:
     """Re-run `count` seeds, in rounds until every comparison is decided or `max_rounds` ran."""
-    from harness.runner import execute, prepare, save_machine
+    from harness.confine import prepare_confined
+    from harness.runner import execute, save_machine
 
     assert context is not None  # a submission without one was rejected before the re-run
     files = submission.files
@@ -555,8 +556,8 @@ def _rerun(
     comparisons: list[RerunComparison] = []
     with tempfile.TemporaryDirectory(prefix="budgetbench-rerun-") as scratch:
         (source,) = write_sources(submission, Path(scratch) / "method")
-        try:
-            prepared = prepare(
+        try:  # the enclosed code is a stranger's: it runs only in the sandbox
+            prepared = prepare_confined(
                 submission.task,
                 str(source),
                 submission.profile,

@@ -123,6 +123,11 @@ class BudgetClock:
         running = time.perf_counter() - self._started if self._started is not None else 0.0
         return self._timed_s + running
 
+    def add_timed(self, seconds: float) -> None:
+        """Count seconds timed elsewhere: a run done in a confined child process (see
+        `harness.confine`), whose clock the harness takes over."""
+        self._timed_s += seconds
+
     def remaining_s(self) -> float:
         """Timed seconds left in the budget (infinite without a budget)."""
         if self.budget_s is None:
