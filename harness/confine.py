@@ -17,7 +17,9 @@ hands back its measurements as JSON in a file; the harness validates that file a
 normal run lifecycle, so only the harness writes the store and the quality gate is judged outside.
 
 What confinement does not do: stop a method from lying about its own numbers (it runs in the same
-process as the task inside the sandbox); that is what a re-run on trusted hardware is for.
+process as the task inside the sandbox), which is what a re-run on trusted hardware is for; keep
+it from writing the cache directory (a method could plant prepared data there for later runs;
+bubblewrap 0.8 has no overlay to make it copy-on-write); limit its memory, processes or time.
 Artifacts written inside the sandbox are not kept.
 """
 
@@ -91,14 +93,19 @@ DESCRIBE_SCHEMA: dict[str, Any] = {
 }
 
 
-def sandbox_command(argv: list[str], io_dir: Path, readable: list[Path]) -> list[str]:
-    """The `bwrap` command line that runs `argv` confined (see the module docstring)."""
+def bwrap_path() -> str:
+    """The sandbox program; InputError (the verifier's setup, not the submission) without it."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise InputError(
             "confined runs need bubblewrap (`bwrap`) on PATH: apt-get install bubblewrap"
         )
-    command = [bwrap, "--unshare-all", "--die-with-parent", "--new-session",
+    return bwrap
+
+
+def sandbox_command(argv: list[str], io_dir: Path, readable: list[Path]) -> list[str]:
+    """The `bwrap` command line that runs `argv` confined (see the module docstring)."""
+    command = [bwrap_path(), "--unshare-all", "--die-with-parent", "--new-session",
                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]  # fmt: skip
     for path in _SYSTEM:
         command += ["--ro-bind-try", path, path]

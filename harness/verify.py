@@ -525,10 +525,11 @@ def _rerun(
     max_rounds: int,
 ) -> None:
     """Re-run `count` seeds, in rounds until every comparison is decided or `max_rounds` ran."""
-    from harness.confine import prepare_confined
+    from harness.confine import bwrap_path, prepare_confined
     from harness.runner import execute, save_machine
 
     assert context is not None  # a submission without one was rejected before the re-run
+    bwrap_path()  # no sandbox here is the verifier's problem (exit 2), not a reason to reject
     files = submission.files
     if len(files) != 1:
         checks.warn("re-run skipped: only single-file methods can be re-run from a submission")
