@@ -44,8 +44,8 @@ def _artifact(size: int) -> dict:
 ATTACKS = [
     ("1e400", lambda b: _measurement(b).update(value=123456.789), ("123456.789", "1e400"),
      "out of range (not a finite double)"),
-    ("10^400 integer", lambda b: b["runs"][0].update(spec_version=987654321),
-     ("987654321", "1" + "0" * 400), "is out of range"),
+    ("10^400 integer", lambda b: b["runs"][0].update(spec_version=10**400), None,
+     "is out of range"),
     ("seed 2^70", lambda b: b["runs"][0].update(seed=2**70), None, "is out of range"),
     ("seed 2^40", lambda b: b["runs"][0].update(seed=2**40), None, "seed = 1099511627776"),
     ("artifact 2^64 bytes", lambda b: b["runs"][0].update(artifacts=[_artifact(2**64)]), None,

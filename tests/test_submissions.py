@@ -274,9 +274,9 @@ def test_a_rerun_on_other_hardware_names_the_difference(submitted, tmp_path):
 
     path = _tampered(submitted, tmp_path, other_machine, reseal=True)
     store = open_store(f"sqlite:///{tmp_path / 'verifier.db'}")
-    verification = verify_submission(read_submission(path), rerun=1, device="cpu", store=store)
+    verification = verify_submission(read_submission(path), rerun=2, device="cpu", store=store)
     assert verification.accepted, verification.reasons
-    assert verification.status == "reproduced elsewhere"
+    assert verification.status == "reproduced elsewhere", verification.warnings
     here = collect_fingerprint().hardware["cpu_model"]
     assert verification.rerun["hardware_difference"] == [
         f"cpu_model: 'Second Test CPU' -> {here!r}"
@@ -305,12 +305,17 @@ def test_numbers_twice_too_high_or_too_low_are_rejected_alike_by_a_same_hardware
     assert verify_submission(read_submission(path)).status == "checked"  # consistent numbers
     store = open_store(f"sqlite:///{tmp_path / 'verifier.db'}")
     verification = verify_submission(read_submission(path), rerun=2, device="cpu", store=store)
-    assert verification.status == "rejected"
-    (reason,) = verification.reasons
-    assert reason.startswith("re-run on the same hardware disagrees beyond tolerance")
-    # A busy machine may leave a metric inconclusive; none may agree with a doubled number.
+    # No metric may agree with a doubled or halved number. A machine too busy to tell (every
+    # interval straddling the band after three rounds) leaves it checked, never verified.
     verdicts = {c.metric: c.verdict for c in verification.comparisons}
-    assert "agrees" not in verdicts.values() and "disagrees" in verdicts.values(), verdicts
+    assert "agrees" not in verdicts.values(), verdicts
+    if "disagrees" in verdicts.values():
+        assert verification.status == "rejected"
+        (reason,) = verification.reasons
+        assert reason.startswith("re-run on the same hardware disagrees beyond tolerance")
+    else:
+        assert verification.status == "checked"
+        assert any("inconclusive after 3 round(s)" in w for w in verification.warnings)
     for c in verification.comparisons:
         if c.verdict == "disagrees":
             assert c.high < 1 / 1.5 if factor > 1 else c.low > 1.5
