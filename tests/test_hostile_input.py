@@ -50,6 +50,8 @@ ATTACKS = [
     ("seed 2^40", lambda b: b["runs"][0].update(seed=2**40), None, "seed = 1099511627776"),
     ("artifact 2^64 bytes", lambda b: b["runs"][0].update(artifacts=[_artifact(2**64)]), None,
      "is out of range"),
+    ("negative artifact size", lambda b: b["runs"][0].update(artifacts=[_artifact(-1)]), None,
+     "size_bytes: -1 is less than the minimum of 0"),
     ("negative duration", lambda b: b["runs"][0].update(wall_s=-5.0), None, "wall_s"),
     ("start after finish", lambda b: b["runs"][0].update(started_at="2100-01-01T00:00:00+00:00"),
      None, "before it started"),
@@ -100,10 +102,18 @@ def test_a_hostile_bundle_is_refused_whole_on_both_backends(
     assert _count_runs(db_url) == 0
 
 
+def test_an_artifact_over_2_gib_is_stored_alike_on_both_backends(good_bundle, tmp_path, db_url):
+    """PostgreSQL's 32-bit INTEGER refused a 3 GiB checkpoint that SQLite took (revision 0004)."""
+    path = _hostile_file(
+        good_bundle, tmp_path, lambda b: b["runs"][0].update(artifacts=[_artifact(3 * 2**30)]), None
+    )
+    assert import_bundles(open_store(db_url), [path]).runs_added == 1
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_import_of_a_hostile_bundle_is_one_line_exit_2(good_bundle, tmp_path, request, backend):
     url = request.getfixturevalue(f"{backend}_url")
-    _label, change, substitution, message = ATTACKS[7]  # the 300-character method name
+    ((_, change, substitution, message),) = [a for a in ATTACKS if a[0] == "300-char method name"]
     path = _hostile_file(good_bundle, tmp_path, change, substitution)
     assert_one_line_error(run_cli("import", str(path), "--db", url), 2, message)
     assert _count_runs(url) == 0

@@ -9,7 +9,8 @@ a value either side would refuse, or that one would mangle, is a one-line `Input
   `method_name`, artifact `name`: 200; measurement and curve `name`: 128; units 32), and such
   short names hold no control characters (C0, DEL, C1);
 - no text anywhere (long text, JSON) holds a NUL character;
-- an `Integer` column holds -2^31 .. 2^31-1 (seeds, counts), a `BigInteger` column 64 bits;
+- an `Integer` column holds -2^31 .. 2^31-1 (seeds, counts), a `BigInteger` column 64 bits
+  (artifact sizes);
 - a float is finite, and JSON holds only finite numbers and 64-bit integers.
 """
 
