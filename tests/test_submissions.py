@@ -92,6 +92,18 @@ def _reasons(path: Path) -> list[str]:
     return verification.reasons
 
 
+def _verified_unless_too_busy_to_tell(verification, status: str) -> None:
+    """An honest re-run is never rejected: it earns `status`, or, on a machine so loaded that the
+    seeds' intervals still straddle the band after every round, stays checked."""
+    verdicts = {c.verdict for c in verification.comparisons}
+    assert "disagrees" not in verdicts, verification.warnings
+    if verdicts == {"agrees"}:
+        assert verification.status == status
+    else:
+        assert verification.status == "checked" and verification.rerun["rounds"] == 3
+        assert any("inconclusive after 3 round(s)" in w for w in verification.warnings)
+
+
 def test_a_rerun_on_the_same_hardware_verifies_and_its_runs_stay_in_the_verifiers_store(
     submitted, tmp_path
 ):
@@ -102,7 +114,7 @@ def test_a_rerun_on_the_same_hardware_verifies_and_its_runs_stay_in_the_verifier
     store = open_store(f"sqlite:///{tmp_path / 'verifier.db'}")
     verification = verify_submission(submission, rerun=2, device="cpu", store=store)
     assert verification.accepted, verification.reasons
-    assert verification.status == "verified", verification.warnings
+    _verified_unless_too_busy_to_tell(verification, "verified")
     rerun = verification.rerun
     assert rerun["seeds"] == [0, 1] and rerun["same_hardware"]
     assert rerun["hardware_difference"] == []
@@ -115,13 +127,13 @@ def test_a_rerun_on_the_same_hardware_verifies_and_its_runs_stay_in_the_verifier
         assert all(r.machine_id == here.id and r.status == "succeeded" for r in stored)
     compared = {c.metric for c in verification.comparisons}
     assert compared == {"matmul_fp32_tflops", "memory_bandwidth_gbps", "attention_tflops"}
-    assert all(c.verdict == "agrees" and c.tolerance == 0.5 for c in verification.comparisons)
+    assert all(c.tolerance == 0.5 for c in verification.comparisons)
     assert all(c.scale == "log" and c.low <= c.estimate <= c.high for c in verification.comparisons)
     assert any("modified settings" in w for w in verification.warnings)
     assert "method hash matches the enclosed source and hyperparameters" in verification.checks
     report = verification.as_dict()
-    assert report["status"] == "verified" and report["format_version"] == 2
-    assert report_status(report, submission.data) == "verified"
+    assert report["status"] == verification.status and report["format_version"] == 2
+    assert report_status(report, submission.data) == verification.status
 
 
 def test_tampered_method_source_is_rejected_by_its_hash(submitted, tmp_path):
@@ -276,7 +288,7 @@ def test_a_rerun_on_other_hardware_names_the_difference(submitted, tmp_path):
     store = open_store(f"sqlite:///{tmp_path / 'verifier.db'}")
     verification = verify_submission(read_submission(path), rerun=2, device="cpu", store=store)
     assert verification.accepted, verification.reasons
-    assert verification.status == "reproduced elsewhere", verification.warnings
+    _verified_unless_too_busy_to_tell(verification, "reproduced elsewhere")
     here = collect_fingerprint().hardware["cpu_model"]
     assert verification.rerun["hardware_difference"] == [
         f"cpu_model: 'Second Test CPU' -> {here!r}"
@@ -453,3 +465,30 @@ def test_a_signed_report_is_told_from_an_edited_one(submitted, tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
     impostor = Signer(other, "maintainer@example.org").sign(unsigned)
     assert signed_by(impostor, allowed) is None
+
+
+def test_the_comparison_is_symmetric_and_a_wide_spread_is_inconclusive_not_a_rejection():
+    from harness.verify import _compare_metric
+
+    low, high = [10.0, 10.2, 9.9], [20.0, 20.3]
+    up = _compare_metric("m", "u", low, high, tolerance=0.5)
+    down = _compare_metric("m", "u", [20.0, 20.3, 19.9], [10.0, 10.1], tolerance=0.5)
+    assert up.verdict == down.verdict == "disagrees" and up.scale == "log"
+    assert up.estimate == pytest.approx(2.0, rel=0.02) and down.estimate == pytest.approx(
+        0.5, rel=0.02
+    )
+    # Swapping the sides gives the reciprocal ratio and interval: x2 and x0.5 are equally far.
+    swapped = _compare_metric("m", "u", high, low, tolerance=0.5)
+    assert swapped.estimate == pytest.approx(1 / up.estimate)
+    assert (swapped.low, swapped.high) == pytest.approx((1 / up.high, 1 / up.low))
+    # Main's relative gap called x2 a 50 % difference and x0.5 a 100 % one.
+    agree = _compare_metric("m", "u", [10.0, 10.1, 9.9], [10.05, 9.95], tolerance=0.5)
+    assert agree.verdict == "agrees" and agree.low < 1 < agree.high
+    # A loaded machine: the honest seeds scatter so widely that a 1.4x gap is not evidence.
+    loaded = _compare_metric("m", "u", [10.0, 14.0, 7.0], [16.0, 6.0], tolerance=0.5)
+    assert loaded.verdict == "inconclusive"
+    # One value per side has no spread to judge by.
+    assert _compare_metric("m", "u", [10.0], [10.0], tolerance=0.5).verdict == "inconclusive"
+    # A value <= 0 compares on the linear scale, relative to the larger mean.
+    linear = _compare_metric("m", "u", [0.0, 0.01, -0.01], [1.0, 1.01], tolerance=0.1)
+    assert linear.scale == "linear" and linear.verdict == "disagrees"
