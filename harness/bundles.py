@@ -10,6 +10,7 @@ nothing the second time. A run that exists with different content is a conflict,
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +23,7 @@ from harness.errors import InputError
 from harness.machine import MachineFingerprint
 from harness.spec import canonical_json, sha256_hex
 from harness.store import Store
+from harness.store.limits import INT64, check_row
 from harness.store.models import Artifact, CurvePoint, Machine, Measurement, Run
 from harness.store.queries import RunFilter, find_runs
 
@@ -88,7 +90,7 @@ SCHEMA: dict[str, Any] = _object(
                     "method_hash": _STRING,
                     "method_description": _STRING,
                     "is_reference_method": {"type": "boolean"},
-                    "seed": {"type": "integer"},
+                    "seed": {"type": "integer", "minimum": 0},
                     "device": _STRING,
                     "status": {"enum": ["succeeded", "failed", "invalid"]},
                     "error": {"type": ["string", "null"]},
@@ -102,8 +104,8 @@ SCHEMA: dict[str, Any] = _object(
                     "software_key": _STRING,
                     "started_at": _TIME,
                     "finished_at": _TIME,
-                    "wall_s": {"type": ["number", "null"]},
-                    "timed_s": {"type": ["number", "null"]},
+                    "wall_s": {"type": ["number", "null"], "minimum": 0},
+                    "timed_s": {"type": ["number", "null"], "minimum": 0},
                     "measurements": {
                         "type": "array",
                         "items": _object(
@@ -234,11 +236,15 @@ def read_json(path: Path) -> Any:
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a JSON file (not UTF-8 text)") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(
+            text, parse_constant=_reject_constant, parse_float=_finite, parse_int=_int64
+        )
     except json.JSONDecodeError as exc:
         raise InputError(
             f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}): truncated?"
         ) from exc
+    except ValueError as exc:  # a number no store can hold, from the hooks below
+        raise InputError(f"{path}: {exc}") from None
 
 
 def read_bundle(path: Path) -> dict[str, Any]:
@@ -283,6 +289,23 @@ def _reject_constant(name: str) -> float:
     raise json.JSONDecodeError(f"{name} is not a number a bundle may hold", name, 0)
 
 
+def _finite(text: str) -> float:
+    """`1e400` parses to infinity: refuse it like `Infinity`."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range (not a finite double)")
+    return value
+
+
+def _int64(text: str) -> int:
+    """Integers beyond 64 bits fit no column of either backend (and 10^5000 is slow to parse)."""
+    if len(text.lstrip("-")) > 19 or not INT64[0] <= int(text) <= INT64[1]:
+        raise ValueError(
+            f"the integer {text[:40]}{'...' if len(text) > 40 else ''} is out of range"
+        )
+    return int(text)
+
+
 def _check_consistency(path: Path, bundle: dict[str, Any]) -> None:
     machines: dict[str, dict[str, Any]] = {}
     for machine in bundle["machines"]:
@@ -301,8 +324,11 @@ def _check_consistency(path: Path, bundle: dict[str, Any]) -> None:
         if run["id"] in seen_runs:
             raise InputError(f"{where}: appears twice")
         seen_runs.add(run["id"])
-        _check_time(path, run["started_at"])
-        _check_time(path, run["finished_at"])
+        started, finished = _check_time(path, run["started_at"]), None
+        if run["finished_at"] is not None:
+            finished = _check_time(path, run["finished_at"])
+        if finished is not None and finished < started:
+            raise InputError(f"{where}: finished at {run['finished_at']}, before it started")
         machine = machines.get(run["machine_id"])
         if machine is None:
             raise InputError(f"{where}: its machine {run['machine_id']} is not in the bundle")
@@ -319,13 +345,14 @@ def _check_consistency(path: Path, bundle: dict[str, Any]) -> None:
             raise InputError(f"{where}: an artifact name appears twice")
 
 
-def _check_time(path: Path, text: str) -> None:
+def _check_time(path: Path, text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise InputError(f"{path}: {text!r} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
         raise InputError(f"{path}: time {text!r} has no time zone")
+    return moment
 
 
 def bundle_files(directory: Path) -> list[Path]:
@@ -350,12 +377,12 @@ def import_validated(store: Store, bundles: list[tuple[Path, dict[str, Any]]]) -
         for path, bundle in bundles:
             for machine in bundle["machines"]:
                 if session.get(Machine, machine["id"]) is None:
-                    session.add(
-                        Machine(
-                            **{k: v for k, v in machine.items() if k != "first_seen_at"},
-                            first_seen_at=_parse_time(machine["first_seen_at"]),
-                        )
+                    row = Machine(
+                        **{k: v for k, v in machine.items() if k != "first_seen_at"},
+                        first_seen_at=_parse_time(machine["first_seen_at"]),
                     )
+                    _check_rows(path, [row])
+                    session.add(row)
                     machines_added += 1
             session.flush()
             for run_data in bundle["runs"]:
@@ -369,11 +396,22 @@ def import_validated(store: Store, bundles: list[tuple[Path, dict[str, Any]]]) -
                         )
                     present += 1
                     continue
-                session.add(_run_from_dict(run_data))
+                run = _run_from_dict(run_data)
+                _check_rows(path, [run, *run.measurements, *run.curve_points, *run.artifacts])
+                session.add(run)
                 added += 1
             session.flush()
         session.commit()
     return ImportResult(added, present, machines_added)
+
+
+def _check_rows(path: Path, rows: list[Any]) -> None:
+    """The store's limits (`harness.store.limits`), named by the file, before anything is added."""
+    for row in rows:
+        try:
+            check_row(row)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}; nothing was imported") from None
 
 
 def _run_from_dict(data: dict[str, Any]) -> Run:

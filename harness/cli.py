@@ -46,12 +46,14 @@ data_dir_option = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     help="Local mirror of hub datasets for offline machines [env BUDGETBENCH_DATA_DIR].",
 )
+MAX_SEEDS = 1000
+"""More seeds than this is a typo, not a study: every work item is planned before the first run."""
 seeds_option = click.option(
     "--seeds",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_SEEDS),
     default=1,
     show_default=True,
-    help="Seeds 0..N-1, one run each.",
+    help=f"Seeds 0..N-1, one run each (at most {MAX_SEEDS}).",
 )
 
 
@@ -411,6 +413,12 @@ def _outcome_json(outcome) -> dict[str, Any]:
 )
 @suite_option
 @data_dir_option
+@click.option(
+    "--confine",
+    is_flag=True,
+    help="Run the method in a bubblewrap sandbox (no network, read-only system, private /tmp):"
+    " for method files you did not write. One .py file or a reference name; local executor.",
+)
 @_executor_options
 @db_option
 @json_option
@@ -423,12 +431,20 @@ def run_command(
     overrides,
     suite_version,
     data_dir,
+    confine,
     db,
     as_json,
     **executor_flags,
 ) -> None:
-    """Run TASK with a method, store the runs, print a summary and the run ids."""
+    """Run TASK with a method, store the runs, print a summary and the run ids.
+
+    A method is code: it runs with your rights unless --confine is given."""
     from harness.executors import WorkItem
+
+    if confine:
+        _run_confined(task, method_ref, profile, seeds, device, overrides, suite_version,
+                      data_dir, db, as_json, executor_flags)  # fmt: skip
+        return
 
     template = WorkItem(
         task=task,
@@ -442,13 +458,49 @@ def run_command(
     _execute(db, [template], seeds, device, as_json, _executor_choice(executor_flags))
 
 
+def _run_confined(
+    task, method_ref, profile, seeds, device, overrides, suite_version, data_dir, db, as_json,
+    executor_flags,
+) -> None:  # fmt: skip
+    """`run --confine`: each seed in the sandbox (harness.confine), stored here."""
+    from harness.confine import prepare_confined
+    from harness.errors import InputError
+    from harness.machine import collect_fingerprint
+    from harness.registry import load_task
+    from harness.report import print_outcome_line, print_outcomes, progress_tracker
+    from harness.runner import execute, save_machine
+    from harness.store import open_store
+
+    if executor_flags["executor"] != "local" or executor_flags["nproc_per_node"] != 1:
+        raise InputError("--confine runs with the local executor, one process per run")
+    method_ref = method_ref or load_task(task).reference_methods[0]
+    prepared = prepare_confined(
+        task, method_ref, profile, device, list(overrides), suite_version, data_dir
+    )
+    store = open_store(db)
+    machine_id = save_machine(store, collect_fingerprint())
+    _install_sigterm_handler()
+    outcomes = []
+    with progress_tracker() as tracker:
+        for outcome in execute(store, prepared, range(seeds), machine_id, tracker):
+            outcomes.append(outcome)
+            print_outcome_line(outcome)
+    if as_json:
+        _print_json([_outcome_json(o) for o in outcomes])
+    else:
+        print_outcomes(outcomes)
+        click.echo(f"stored in {store.display_url}", err=True)
+    if any(o.status != "succeeded" for o in outcomes):
+        sys.exit(EXIT_FAILED)
+
+
 @cli.command("submit")
 @click.argument("task")
 @click.option("--method", "method_ref", required=True, metavar="NAME|PATH.py|MODULE")
 @click.option("--profile", default="smoke", show_default=True, help="Profile from the suite spec.")
 @click.option(
     "--seeds",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_SEEDS),
     default=None,
     help="Seeds 0..N-1 [default: the profile's required seeds in the suite spec].",
 )
@@ -506,10 +558,17 @@ def submit_command(
 @click.argument("submission", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--rerun",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=100),
     default=0,
     show_default=True,
-    help="Re-run this many of the submitted seeds here and compare.",
+    help="Re-run this many of the submitted seeds here (stored in --db) and compare.",
+)
+@click.option(
+    "--max-rounds",
+    type=click.IntRange(min=1, max=10),
+    default=3,
+    show_default=True,
+    help="Repeat the re-run at most this many rounds while a comparison is inconclusive.",
 )
 @click.option(
     "--report",
@@ -520,22 +579,44 @@ def submit_command(
     metavar="[PATH]",
     help="Write the verification report (default path: beside the submission).",
 )
+@click.option(
+    "--sign",
+    "sign_key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Sign the report with this SSH private key (ssh-keygen -Y sign); needs --signer.",
+)
+@click.option("--signer", help="The principal the key signs as (its allowed_signers name).")
 @device_option
 @data_dir_option
+@db_option
 @json_option
-def verify_command(submission, rerun, report, device, data_dir, as_json) -> None:
+def verify_command(
+    submission, rerun, max_rounds, report, sign_key, signer, device, data_dir, db, as_json
+) -> None:
     """Check a submission as a reviewer would: exit 0 accepted, 1 rejected (every reason
-    listed), 2 unreadable."""
+    listed), 2 unreadable. The status is *checked* without a re-run; --rerun N runs the enclosed
+    method here, confined (bwrap), and stores its runs in --db."""
+    from harness.errors import InputError
     from harness.report import print_verification, progress_tracker
+    from harness.signatures import Signer
     from harness.submissions import read_submission, report_path
     from harness.verify import verify_submission, write_report
 
+    if (sign_key is None) != (signer is None) or (sign_key and report is None):
+        raise InputError("--sign KEY and --signer NAME go together, with --report")
     loaded = read_submission(submission)
+    store = None
+    if rerun:
+        from harness.store import open_store
+
+        store = open_store(db)
     with progress_tracker() as tracker:
-        verification = verify_submission(loaded, rerun, device, data_dir, tracker)
+        verification = verify_submission(
+            loaded, rerun, device, data_dir, tracker, store, max_rounds
+        )
     if report is not None:
         target = Path(report) if report else report_path(submission)
-        write_report(verification, target)
+        write_report(verification, target, Signer(sign_key, signer) if sign_key else None)
     if as_json:
         _print_json(verification.as_dict())
     else:

@@ -400,26 +400,33 @@ def print_tasks(suite_version: str, rows: list[dict[str, Any]]) -> None:
 
 def print_verification(verification) -> None:
     """`budgetbench verify`: the verdict, every reason, warnings and the re-run comparison."""
-    if verification.comparisons:
+    rerun = verification.rerun
+    if verification.comparisons and rerun:
         table = Table(
-            title=f"Re-run of seeds {verification.rerun_seeds} on {verification.rerun_hardware}",
+            title=f"Re-run of seeds {rerun['seeds']} x{rerun['rounds']} on"
+            f" {verification.verifier['hardware_label']} (runs in {rerun['store']})",
             title_justify="left",
         )
-        for column in ("metric", "submitted", "re-run", "difference", "tolerance", ""):
+        for column in ("metric", "submitted", "re-run", "ratio (interval)", "band", ""):
             table.add_column(column)
         for c in verification.comparisons:
+            log = c.scale == "log"
             table.add_row(
                 c.metric,
-                f"{_number(c.submitted)} {c.unit}",
-                f"{_number(c.rerun)} {c.unit}",
-                f"{c.relative_difference:.1%}",
-                f"{c.tolerance:.0%}",
-                Text("ok", "green") if c.within else Text("outside", "red"),
+                f"{_number(statistics.median(c.submitted))} {c.unit}",
+                f"{_number(statistics.median(c.rerun))} {c.unit}",
+                f"x{c.estimate:.3g} ({c.low:.3g}..{c.high:.3g})"
+                if log
+                else f"{c.estimate:+.1%} ({c.low:+.1%}..{c.high:+.1%})",
+                f"x{1 / (1 + c.tolerance):.2f}..{1 + c.tolerance:.2f}"
+                if log
+                else f"+-{c.tolerance:.0%}",
+                Text(c.verdict, {"agrees": "green", "disagrees": "red"}.get(c.verdict, "yellow")),
             )
         console.print(table)
-    if verification.hardware_difference:
+    if rerun and rerun["hardware_difference"]:
         console.print("Hardware differs from the submission's: " + "; ".join(
-            verification.hardware_difference))  # fmt: skip
+            rerun["hardware_difference"]))  # fmt: skip
     for warning in verification.warnings:
         console.print(Text("warning: " + warning, style="yellow"))
     summary = (
@@ -427,7 +434,9 @@ def print_verification(verification) -> None:
         f" {len(verification.checks)} checks passed"
     )
     if verification.accepted:
-        console.print(Text.assemble(("ACCEPTED", "green"), f" {summary}"))
+        console.print(
+            Text.assemble(("ACCEPTED", "green"), f" {summary}; status: {verification.status}")
+        )
         return
     console.print(
         Text.assemble(("REJECTED", "red"), f" {summary}, {len(verification.reasons)} failed:")

@@ -248,19 +248,17 @@ def results_store(
 
 
 def _published(results_dir: Path, submission) -> PublishedSubmission:
+    from harness.signatures import ALLOWED_SIGNERS, signed_by
+    from harness.statuses import report_status
     from harness.submissions import report_path
     from harness.verify import read_report
 
     relative = submission.path.relative_to(results_dir).as_posix()
     report = read_report(report_path(submission.path))
-    if report is None:
-        status = "pending"
-    elif report.get("submission_sha256") != submission.stated_sha256:
-        status = "stale"
-    elif not report.get("accepted"):
-        status = "rejected"
-    else:
-        status = "verified" if report.get("rerun_seeds") else "checked"
+    # Above *checked* only from a report an allowed signer signed, once the results name any.
+    signers = results_dir / ALLOWED_SIGNERS
+    signed = report is not None and signed_by(report, signers) is not None
+    status = report_status(report, submission.data, signed, signers.is_file())
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", relative.removesuffix(".submission.json"))
     return PublishedSubmission(
         slug=slug,

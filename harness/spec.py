@@ -210,7 +210,9 @@ def resolve_config(
     for name in fields:
         if name not in raw:
             continue
-        values[name] = _coerce(raw[name], hints[name], f"{spec.task}.{profile}.{name}")
+        where = f"{spec.task}.{profile}.{name}"
+        values[name] = _coerce(raw[name], hints[name], where)
+        _check_bounds(values[name], fields[name].metadata.get("bounds"), where)
     try:
         config = config_type(**values)
     except TypeError as exc:
@@ -224,6 +226,28 @@ def resolve_config(
         "settings": settings,
     }
     return ResolvedConfig(profile, config, settings, sha256_hex(canonical_json(identity)))
+
+
+def _check_bounds(value: Any, declared: tuple[Any, Any] | None, where: str) -> None:
+    """A setting the store can hold (finite, 64-bit) and within its declared `bounds`
+    (`tasks.base.bounds`), so `--set min_repeat_s=1e999` fails here, not inside the run."""
+    from harness.store.limits import check_json
+
+    try:
+        check_json(where, value)
+    except InputError as exc:
+        raise InputError(f"setting {exc}") from None
+    if declared is None:
+        return
+    low, high = declared
+    for item in value if isinstance(value, list | tuple) else [value]:
+        if not isinstance(item, int | float) or isinstance(item, bool):
+            continue
+        if (low is not None and item < low) or (high is not None and item > high):
+            raise InputError(
+                f"setting {where} = {item!r} is outside its bounds"
+                f" {'-inf' if low is None else low} .. {'inf' if high is None else high}"
+            )
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:

@@ -2,13 +2,19 @@
 
 `verify_submission` never stops at the first problem: it lists every reason the submission is
 rejected (checksums, versions, the method hash against the enclosed source, the seed count, each
-run's rules and internal consistency), plus warnings that do not reject (non-standard settings,
-a re-run on different hardware). With `rerun=N` it re-runs N of the submitted seeds from the
-enclosed source, written to a temporary directory, into a temporary SQLite store, and compares
-each headline metric's seed aggregate (`harness.scoring`; every metric when a task names no
-headline metrics) with the submitted one within the task spec's relative tolerance
-(`[tolerance]`, else `harness.spec.DEFAULT_TOLERANCE`). A gap on the same hardware key rejects;
-on different hardware it is a warning that names the hardware fields that differ, since the
+run's rules and internal consistency, runs replayed as other seeds), plus warnings that do not
+reject. The result carries a status (`harness.statuses`): *checked* without a re-run.
+
+With `rerun=N` it re-runs N of the submitted seeds from the enclosed source, written to a temporary
+directory and run confined (`harness.confine`), into the verifier's own store (the report names
+those run ids and the verifier's machine), and compares each headline metric (every metric when a
+task names no headline metrics) on a symmetric scale: the ratio re-run / submitted of the geometric
+means (`_compare_metric`), with a confidence interval from the spread of the seeds on both sides,
+judged against the task spec's relative tolerance t as the band [1/(1+t), 1+t], so 2x too high and
+2x too low are judged alike. The interval inside the band agrees; entirely outside it disagrees;
+otherwise it is inconclusive and the re-run repeats (up to `max_rounds` rounds) before saying so.
+Agreement on the same hardware key is *verified*, on other hardware *reproduced elsewhere*;
+disagreement on the same hardware rejects; anything else stays *checked* with a warning, since a
 maintainer's machine cannot judge another machine's speed.
 """
 
@@ -27,35 +33,55 @@ from harness import __version__
 from harness.bundles import content_hash, iso_time, write_bundle
 from harness.errors import InputError
 from harness.methods import method_hash
-from harness.scoring import aggregate_seeds
 from harness.spec import load_spec, resolve_config, suite_versions
+from harness.statuses import (
+    AGREES,
+    CHECKED,
+    DISAGREES,
+    INCONCLUSIVE,
+    REJECTED,
+    REPORT_FORMAT,
+    REPORT_FORMAT_VERSION,
+    REPRODUCED_ELSEWHERE,
+    VERIFIED,
+)
 from harness.submissions import Submission, submission_hash, write_sources
 
 # Numbers that must agree exactly up to float rounding and JSON round trips.
 _CLOSE = 1e-9
 # Timed seconds measured twice (the task's metric and the clock's total) may differ by this.
 _TIMED_SLACK_S = 1e-3
+CONFIDENCE = 0.90
+"""Two-sided confidence of a re-run comparison's interval (a 5 % test each way, as in TOST)."""
+DEFAULT_MAX_ROUNDS = 3
+"""Rounds of re-runs at most while a comparison is inconclusive."""
 
 
 @dataclass(frozen=True)
 class RerunComparison:
-    """One metric: the submitted and re-run seed aggregates and whether they agree."""
+    """One metric: the submitted and re-run per-seed values and what they say together.
+
+    On the `log` scale (all values positive) `estimate` is the ratio of geometric means re-run /
+    submitted; on the `linear` scale (a value <= 0) it is the difference of the means over the
+    larger absolute mean. [`low`, `high`] is its `confidence` interval, `tolerance` the band.
+    """
 
     metric: str
     unit: str
-    submitted: float
-    rerun: float
-    relative_difference: float
+    submitted: list[float]
+    rerun: list[float]
+    scale: str
+    estimate: float
+    low: float
+    high: float
+    confidence: float
     tolerance: float
-
-    @property
-    def within(self) -> bool:
-        return self.relative_difference <= self.tolerance
+    verdict: str
 
 
 @dataclass
 class Verification:
-    """The verdict on one submission, as written to its report file."""
+    """The verdict on one submission, as written to its report file (see `harness.statuses`)."""
 
     submission: str
     submission_sha256: str
@@ -66,9 +92,8 @@ class Verification:
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
-    rerun_seeds: list[int] = field(default_factory=list)
-    rerun_hardware: str = ""
-    hardware_difference: list[str] = field(default_factory=list)
+    verifier: dict[str, Any] = field(default_factory=dict)
+    rerun: dict[str, Any] | None = None
     comparisons: list[RerunComparison] = field(default_factory=list)
     verified_at: str = ""
     budgetbench_version: str = __version__
@@ -77,15 +102,33 @@ class Verification:
     def accepted(self) -> bool:
         return not self.reasons
 
+    @property
+    def status(self) -> str:
+        if self.reasons:
+            return REJECTED
+        verdicts = {c.verdict for c in self.comparisons}
+        if self.rerun is None or not self.rerun.get("run_ids") or verdicts != {AGREES}:
+            return CHECKED
+        return VERIFIED if self.rerun["same_hardware"] else REPRODUCED_ELSEWHERE
+
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["accepted"] = self.accepted
-        data["comparisons"] = [{**asdict(c), "within": c.within} for c in self.comparisons]
+        data.update(
+            format=REPORT_FORMAT,
+            format_version=REPORT_FORMAT_VERSION,
+            status=self.status,
+            accepted=self.accepted,
+        )
         return data
 
 
-def write_report(verification: Verification, path: Path) -> None:
-    write_bundle(verification.as_dict(), path)
+def write_report(verification: Verification, path: Path, signer=None) -> dict[str, Any]:
+    """Write the report (signed when `signer`, a `harness.signatures.Signer`, is given)."""
+    data = verification.as_dict()
+    if signer is not None:
+        data = signer.sign(data)
+    write_bundle(data, path)
+    return data
 
 
 def read_report(path: Path) -> dict[str, Any] | None:
@@ -103,9 +146,16 @@ def verify_submission(
     device: str = "auto",
     data_dir: Path | None = None,
     tracker=None,
+    store=None,
+    max_rounds: int = DEFAULT_MAX_ROUNDS,
 ) -> Verification:
-    """Judge `submission` (already read by `read_submission`); see the module docstring."""
+    """Judge `submission` (already read by `read_submission`); see the module docstring.
+
+    A re-run needs `store`, the verifier's own store, which keeps the re-run's runs."""
+    from harness.machine import collect_fingerprint
+
     data = submission.data
+    fingerprint = collect_fingerprint()
     verification = Verification(
         submission=str(submission.path),
         submission_sha256=data["sha256"],
@@ -113,6 +163,14 @@ def verify_submission(
         profile=submission.profile,
         method_name=submission.method_name,
         method_hash=submission.method_hash,
+        verifier={
+            "budgetbench_version": __version__,
+            "machine_id": fingerprint.id,
+            "hardware_key": fingerprint.hardware_key,
+            "software_key": fingerprint.software_key,
+            "hardware_label": fingerprint.hardware_label,
+            "fingerprint": fingerprint.as_dict(),
+        },
         verified_at=iso_time(datetime.now(timezone.utc)),
     )
     checks = _Checks(verification)
@@ -120,15 +178,19 @@ def verify_submission(
     context = _check_suite(checks, submission)
     _check_method(checks, submission)
     _check_seeds(checks, submission, context)
+    _check_replays(checks, submission)
     _check_division(checks, submission, context)
     if context is not None:
         for run in submission.runs:
             _check_run(checks, submission, context, run)
     if rerun > 0:
+        if store is None:
+            raise ValueError("a re-run needs the verifier's store")
         if checks.failed_so_far:
             verification.warnings.append("re-run skipped: the submission is already rejected")
         else:
-            _rerun(checks, submission, context, rerun, device, data_dir, tracker)
+            _rerun(checks, submission, context, rerun, device, data_dir, tracker, store,
+                   fingerprint, max_rounds)  # fmt: skip
     return verification
 
 
@@ -260,6 +322,29 @@ def _check_seeds(checks: _Checks, submission: Submission, context: _Context | No
         f"{len(set(run_seeds))} seed(s) submitted; task {submission.task!r} profile"
         f" {submission.profile!r} requires {required}",
     )
+
+
+def _check_replays(checks: _Checks, submission: Submission) -> None:
+    """Two seeds' runs that share their clock readings are one run recorded twice.
+
+    Wall seconds (and the raw repetitions behind a median) come from `perf_counter` and never
+    repeat to the last bit between honest runs, whatever the seed."""
+    seen: dict[Any, int] = {}
+    for run in submission.runs:
+        samples = tuple(
+            (m["name"], tuple(m["samples"])) for m in run["measurements"] if m["samples"]
+        )
+        for key in (("wall", run["wall_s"]), ("samples", samples)):
+            if key[1] in (None, ()):
+                continue
+            first = seen.setdefault(key, run["seed"])
+            checks.require(
+                first == run["seed"],
+                f"seed {run['seed']}'s run is its own",
+                f"seed {run['seed']}'s run repeats seed {first}'s clock readings exactly"
+                f" ({'wall seconds' if key[0] == 'wall' else 'raw repetitions'}): one run"
+                " replayed as another seed",
+            )
 
 
 def _check_division(checks: _Checks, submission: Submission, context: _Context | None) -> None:
@@ -435,13 +520,16 @@ def _rerun(
     device: str,
     data_dir: Path | None,
     tracker,
+    store,
+    fingerprint,
+    max_rounds: int,
 ) -> None:
-    from harness.machine import collect_fingerprint
-    from harness.runner import execute, prepare, save_machine
-    from harness.store import open_store
+    """Re-run `count` seeds, in rounds until every comparison is decided or `max_rounds` ran."""
+    from harness.confine import bwrap_path, prepare_confined
+    from harness.runner import execute, save_machine
 
     assert context is not None  # a submission without one was rejected before the re-run
-    verification = checks.verification
+    bwrap_path()  # no sandbox here is the verifier's problem (exit 2), not a reason to reject
     files = submission.files
     if len(files) != 1:
         checks.warn("re-run skipped: only single-file methods can be re-run from a submission")
@@ -449,19 +537,28 @@ def _rerun(
     seeds = sorted(submission.data["seeds"])[:count]
     if count > len(seeds):
         checks.warn(f"asked to re-run {count} seeds; the submission has {len(seeds)}")
-    verification.rerun_seeds = seeds
-    fingerprint = collect_fingerprint()
-    verification.rerun_hardware = fingerprint.hardware_label
     machine = submission.machine or {}
-    same_hardware = machine.get("hardware_key") == fingerprint.hardware_key
-    if not same_hardware:
-        verification.hardware_difference = _hardware_difference(
-            machine.get("fingerprint", {}).get("hardware", {}), fingerprint.hardware
-        )
+    stated = machine.get("fingerprint", {})
+    rerun: dict[str, Any] = {
+        "seeds": seeds,
+        "rounds": 0,
+        "run_ids": [],
+        "store": store.display_url,
+        "machine_id": fingerprint.id,
+        "hardware_key": fingerprint.hardware_key,
+        "same_hardware": machine.get("hardware_key") == fingerprint.hardware_key,
+        "hardware_difference": _difference(stated.get("hardware", {}), fingerprint.hardware),
+        "software_difference": _difference(stated.get("software", {}), fingerprint.software),
+        "started_at": iso_time(datetime.now(timezone.utc)),
+        "finished_at": "",
+    }
+    checks.verification.rerun = rerun
+    outcomes: list = []
+    comparisons: list[RerunComparison] = []
     with tempfile.TemporaryDirectory(prefix="budgetbench-rerun-") as scratch:
         (source,) = write_sources(submission, Path(scratch) / "method")
-        try:
-            prepared = prepare(
+        try:  # the enclosed code is a stranger's: it runs only in the sandbox
+            prepared = prepare_confined(
                 submission.task,
                 str(source),
                 submission.profile,
@@ -473,29 +570,37 @@ def _rerun(
         except InputError as exc:
             checks.reject(f"re-run could not start: {exc}")
             return
-        checks.require(
-            prepared.method.method_hash == submission.method_hash,
+        loaded = (prepared.method.name, prepared.method.method_hash)
+        if not checks.require(
+            loaded == (submission.method_name, submission.method_hash),
             "re-run loaded the stated method",
-            "re-run: the enclosed source loads with a different method hash",
-        )
-        store = open_store(f"sqlite:///{Path(scratch) / 'rerun.db'}")
+            f"re-run: the enclosed source loads as method {loaded[0]} {loaded[1][:16]}, not the"
+            f" stated {submission.method_name} {submission.method_hash[:16]}",
+        ):
+            return
         machine_id = save_machine(store, fingerprint)
-        outcomes = list(execute(store, prepared, seeds, machine_id, tracker))
-        store.dispose()
-    for outcome in outcomes:
-        where = f"re-run of seed {outcome.seed}"
-        if outcome.status != "succeeded":
-            error = (outcome.error or "").splitlines()[0] if outcome.error else ""
-            checks.reject(f"{where}: {outcome.status}: {error}")
-            return
-        if outcome.gate_passed is False:
-            checks.reject(f"{where}: missed the quality gate: {outcome.gate_reason}")
-            return
-    _compare(checks, submission, context, outcomes, same_hardware)
+        for _round in range(max_rounds):
+            rerun["rounds"] += 1
+            for outcome in execute(store, prepared, seeds, machine_id, tracker):
+                rerun["run_ids"].append(outcome.run_id)
+                where = f"re-run of seed {outcome.seed}"
+                if outcome.status != "succeeded":
+                    error = (outcome.error or "").splitlines()[0] if outcome.error else ""
+                    checks.reject(f"{where}: {outcome.status}: {error}")
+                    return
+                if outcome.gate_passed is False:
+                    checks.reject(f"{where}: missed the quality gate: {outcome.gate_reason}")
+                    return
+                outcomes.append(outcome)
+            comparisons = _compare(submission, context, outcomes)
+            if all(c.verdict != INCONCLUSIVE for c in comparisons):
+                break
+    rerun["finished_at"] = iso_time(datetime.now(timezone.utc))
+    checks.verification.comparisons = comparisons
+    _judge(checks, comparisons, rerun)
 
 
-def _compare(checks, submission, context, outcomes, same_hardware: bool) -> None:
-    verification = checks.verification
+def _compare(submission: Submission, context: _Context, outcomes: list) -> list[RerunComparison]:
     submitted: dict[str, list[float]] = {}
     units: dict[str, str] = {}
     for run in submission.runs:
@@ -509,37 +614,110 @@ def _compare(checks, submission, context, outcomes, same_hardware: bool) -> None
     task_cls = context.task_cls
     # The numbers a leaderboard shows; bookkeeping such as the budget spent is not a result.
     compared = set(task_cls.headline_metrics or (m.name for m in task_cls.metrics))
-    for name in sorted(set(submitted) & set(rerun) & compared):
-        before, after = aggregate_seeds(submitted[name]), aggregate_seeds(rerun[name])
-        difference = abs(after - before) / abs(before) if before else abs(after - before)
-        verification.comparisons.append(
-            RerunComparison(
-                name, units[name], before, after, difference, context.spec.tolerance(name)
-            )
+    return [
+        _compare_metric(
+            name, units[name], submitted[name], rerun[name], context.spec.tolerance(name)
         )
-    outside = [c for c in verification.comparisons if not c.within]
-    if not outside:
-        checks.require(
-            True, f"re-run within tolerance on {len(verification.comparisons)} metrics", ""
-        )
-        return
-    summary = "; ".join(
-        f"{c.metric} {c.rerun:.4g} vs submitted {c.submitted:.4g}"
-        f" ({c.relative_difference:.0%} > {c.tolerance:.0%})"
-        for c in outside
-    )
-    if same_hardware:
-        checks.reject(f"re-run on the same hardware disagrees beyond tolerance: {summary}")
+        for name in sorted(set(submitted) & set(rerun) & compared)
+    ]
+
+
+def _compare_metric(
+    name: str,
+    unit: str,
+    submitted: list[float],
+    rerun: list[float],
+    tolerance: float,
+    confidence: float = CONFIDENCE,
+) -> RerunComparison:
+    """Compare per-seed values on a symmetric scale with a pooled-variance t interval.
+
+    Positive values compare as logarithms: the difference of mean logs is the log of the ratio
+    of geometric means, and the band is +-log(1 + tolerance), so x2 and x0.5 are equally far.
+    Otherwise the difference of means is divided by the larger absolute mean (symmetric too).
+    The spread is pooled from both sides' seeds (n1 + n2 - 2 degrees of freedom); with one value
+    on each side there is no spread to judge by, and the interval is unbounded.
+    """
+    from scipy.stats import t as student_t
+
+    log_scale = all(v > 0 for v in submitted + rerun)
+    transform = math.log if log_scale else float
+    xs, ys = [transform(v) for v in submitted], [transform(v) for v in rerun]
+    difference = statistics.fmean(ys) - statistics.fmean(xs)
+    degrees = len(xs) + len(ys) - 2
+    if degrees < 1:
+        half = math.inf
     else:
-        differs = ", ".join(verification.hardware_difference) or "hardware key"
+        squares = sum((x - statistics.fmean(xs)) ** 2 for x in xs) + sum(
+            (y - statistics.fmean(ys)) ** 2 for y in ys
+        )
+        spread = math.sqrt(squares / degrees)
+        quantile = float(student_t.ppf(0.5 + confidence / 2, degrees))
+        half = quantile * spread * math.sqrt(1 / len(xs) + 1 / len(ys))
+    if log_scale:
+        band = math.log1p(tolerance)
+        estimate, low, high = (
+            math.exp(v) for v in (difference, difference - half, difference + half)
+        )
+    else:
+        scale = max(abs(statistics.fmean(xs)), abs(statistics.fmean(ys))) or 1.0
+        band = tolerance
+        difference, half = difference / scale, half / scale
+        estimate, low, high = difference, difference - half, difference + half
+    if -band <= difference - half and difference + half <= band:
+        verdict = AGREES
+    elif difference - half > band or difference + half < -band:
+        verdict = DISAGREES
+    else:
+        verdict = INCONCLUSIVE
+    return RerunComparison(
+        name, unit, list(submitted), list(rerun), "log" if log_scale else "linear",
+        estimate, low, high, confidence, tolerance, verdict,
+    )  # fmt: skip
+
+
+def _judge(checks: _Checks, comparisons: list[RerunComparison], rerun: dict[str, Any]) -> None:
+    if not comparisons:
+        checks.warn("the re-run shares no compared metric with the submission: not judged")
+        return
+
+    def summary(verdict: str) -> str:
+        return "; ".join(f"{c.metric} {_describe(c)}" for c in comparisons if c.verdict == verdict)
+
+    disagree, unsure = summary(DISAGREES), summary(INCONCLUSIVE)
+    if not disagree and not unsure:
+        checks.require(True, f"re-run agrees on {len(comparisons)} metrics", "")
+        return
+    if disagree and rerun["same_hardware"]:
+        checks.reject(f"re-run on the same hardware disagrees beyond tolerance: {disagree}")
+    elif disagree:
+        differs = ", ".join(rerun["hardware_difference"]) or "hardware key"
         checks.warn(
-            f"re-run on different hardware ({differs}) is outside tolerance: {summary};"
-            " not judged, since that hardware may explain the gap"
+            f"re-run on different hardware ({differs}) disagrees: {disagree}; not judged, since"
+            " that hardware may explain the gap"
+        )
+    if unsure:
+        checks.warn(
+            f"re-run inconclusive after {rerun['rounds']} round(s): the seeds' spread is too"
+            f" wide to judge {unsure}"
         )
 
 
-def _hardware_difference(submitted: dict[str, Any], here: dict[str, Any]) -> list[str]:
-    """The hardware fingerprint fields that differ: `field: submitted -> here`."""
+def _describe(c: RerunComparison) -> str:
+    if c.scale == "log":
+        return (
+            f"x{c.estimate:.3g} of submitted ({CONFIDENCE:.0%} interval"
+            f" x{c.low:.3g}..x{c.high:.3g},"
+            f" band x{1 / (1 + c.tolerance):.3g}..x{1 + c.tolerance:.3g})"
+        )
+    return (
+        f"{c.estimate:+.1%} of submitted ({CONFIDENCE:.0%} interval {c.low:+.1%}..{c.high:+.1%},"
+        f" band +-{c.tolerance:.0%})"
+    )
+
+
+def _difference(submitted: dict[str, Any], here: dict[str, Any]) -> list[str]:
+    """The fingerprint fields that differ: `field: submitted -> here`."""
     return [
         f"{key}: {submitted.get(key)!r} -> {here.get(key)!r}"
         for key in sorted(set(submitted) | set(here))

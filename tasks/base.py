@@ -30,6 +30,13 @@ from typing import Any, ClassVar, Protocol, TypeVar
 T = TypeVar("T")
 
 
+def bounds(minimum: float | None = None, maximum: float | None = None) -> dict[str, Any]:
+    """Field metadata giving a numeric setting its range, checked before any run starts:
+    `matmul_size: int = dataclasses.field(metadata=bounds(1, 65536))` (both ends inclusive;
+    a list setting's every item). Every float setting must also be finite, bounds or not."""
+    return {"bounds": (minimum, maximum)}
+
+
 @dataclass(frozen=True)
 class Metric:
     """A quantity a task reports. `x_unit` is set for curves (value against step or seconds)."""
@@ -115,6 +122,11 @@ class BudgetClock:
         """Timed seconds so far, including the region in progress."""
         running = time.perf_counter() - self._started if self._started is not None else 0.0
         return self._timed_s + running
+
+    def add_timed(self, seconds: float) -> None:
+        """Count seconds timed elsewhere: a run done in a confined child process (see
+        `harness.confine`), whose clock the harness takes over."""
+        self._timed_s += seconds
 
     def remaining_s(self) -> float:
         """Timed seconds left in the budget (infinite without a budget)."""

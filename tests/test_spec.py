@@ -71,7 +71,7 @@ def test_override_changes_the_task_spec_hash_and_int_becomes_float():
         ({"repeats": True}, "expected int"),
         ({"matmul_dtypes": "float32"}, "expected a list"),
         ({"matmul_dtypes": ["float64"]}, "unknown dtype 'float64'"),
-        ({"repeats": 0}, "repeats must be >= 1"),
+        ({"repeats": 0}, "repeats = 0 is outside its bounds 1 .. "),
     ],
 )
 def test_bad_settings_are_rejected(overrides, message):

@@ -20,11 +20,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event, inspect, make_url, text
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
 from harness.errors import InputError
 from harness.paths import default_db_path
+from harness.store.limits import check_row
 from harness.store.models import Base
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -140,10 +141,15 @@ def _migrate(engine: Engine, revision: str, *, only_new: bool) -> tuple[str | No
                     f"{display}: holds budgetbench tables without a schema version;"
                     " refusing to touch it"
                 )
+            if before is None and inspect(connection).get_table_names():
+                raise InputError(
+                    f"{display} is not a budgetbench store (it holds other tables);"
+                    " refusing to add budgetbench's tables to it"
+                )
             if before is None or not only_new:
                 command.upgrade(_alembic_config(connection), revision)
             after = MigrationContext.configure(connection).get_current_revision()
-    except OperationalError as exc:
+    except DatabaseError as exc:  # unreachable, or (SQLite) a file that is not a database
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise InputError(f"cannot open database {display}: {reason}") from exc
@@ -165,6 +171,7 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        event.listen(self._sessions, "before_flush", _check_rows)
 
     @property
     def display_url(self) -> str:
@@ -196,6 +203,12 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _check_rows(session: Session, _context, _instances) -> None:
+    """Every row is checked against `limits` before a backend sees it (see its docstring)."""
+    for row in [*session.new, *session.dirty]:
+        check_row(row)
 
 
 def open_store(db: str | None = None) -> Store:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -178,7 +179,7 @@ class Artifact(Base):
     name: Mapped[str] = mapped_column(String(200))
     uri: Mapped[str] = mapped_column(Text)
     media_type: Mapped[str] = mapped_column(String(100))
-    size_bytes: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
 
     run: Mapped[Run] = relationship(back_populates="artifacts")

@@ -15,9 +15,18 @@ timed; there is no budget.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from tasks.base import Consistency, GateResult, Method, MethodFunction, Metric, RunContext, Task
+from tasks.base import (
+    Consistency,
+    GateResult,
+    Method,
+    MethodFunction,
+    Metric,
+    RunContext,
+    Task,
+    bounds,
+)
 
 DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
@@ -26,24 +35,22 @@ DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 class ProbeConfig:
     """One profile's settings (see suite/<version>/probe.toml)."""
 
-    matmul_size: int
+    matmul_size: int = field(metadata=bounds(1, 65536))
     matmul_dtypes: list[str]
-    copy_mib: int
-    attention_batch: int
-    attention_heads: int
-    attention_seq_len: int
-    attention_head_dim: int
-    transfer_mib: int
-    warmup: int
-    repeats: int
-    min_repeat_s: float
+    copy_mib: int = field(metadata=bounds(1, 2**20))
+    attention_batch: int = field(metadata=bounds(1, 65536))
+    attention_heads: int = field(metadata=bounds(1, 1024))
+    attention_seq_len: int = field(metadata=bounds(1, 2**20))
+    attention_head_dim: int = field(metadata=bounds(1, 1024))
+    transfer_mib: int = field(metadata=bounds(1, 2**20))
+    warmup: int = field(metadata=bounds(0, 10**6))
+    repeats: int = field(metadata=bounds(1, 10**6))
+    min_repeat_s: float = field(metadata=bounds(1e-6, 3600))
 
     def __post_init__(self) -> None:
         unknown = [d for d in self.matmul_dtypes if d not in DTYPES]
         if unknown:
             raise TypeError(f"matmul_dtypes: unknown dtype {unknown[0]!r} (known: {list(DTYPES)})")
-        if self.repeats < 1 or self.warmup < 0 or self.min_repeat_s <= 0:
-            raise TypeError("repeats must be >= 1, warmup >= 0 and min_repeat_s > 0")
 
 
 REQUIRED_METRICS = ("matmul_fp32_tflops", "memory_bandwidth_gbps", "attention_tflops")
