@@ -335,7 +335,7 @@ def _submit(db_url: str, sweep, options, as_json: bool) -> None:
             " (SQLite on a network filesystem is not safe)",
             err=True,
         )
-    records, jobs = submit(
+    records, _jobs = submit(
         [item for item, _ in sweep.items],
         db_url,
         options.slurm,
@@ -349,11 +349,9 @@ def _submit(db_url: str, sweep, options, as_json: bool) -> None:
         if as_json:
             _print_json([record.__dict__ for record in records])
         return
-    from harness.executors.slurm import job_states
+    from harness.executors.slurm import wait_for_jobs
 
-    for job in jobs:
-        job.wait()  # submitit polls Slurm (sacct) until the job has a result or has ended
-    states = job_states(records)
+    states = wait_for_jobs(records, lambda line: click.echo(line, err=True))
     _print_job_states(states, as_json)
     if any((state.outcome or {}).get("status") not in ("succeeded", "skipped") for state in states):
         sys.exit(EXIT_FAILED)
