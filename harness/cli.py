@@ -185,6 +185,27 @@ def _run_filter(task, method, profile, status, hardware_key, since, limit=None):
     )
 
 
+def _describe_filter(**filters: Any) -> str:
+    """`task=probe, since=...` for the filters given, as a phrase ending in a space."""
+    given = ", ".join(f"{name}={value}" for name, value in filters.items() if value is not None)
+    return f"match {given} " if given else ""
+
+
+def _nothing_matches(store, task, method, profile, status, hardware_key, since, kind="") -> None:
+    """A listing that found nothing is an error (exit 2), never an empty all-clear."""
+    from harness.errors import InputError
+
+    matched = _describe_filter(
+        task=task,
+        method=method,
+        profile=profile,
+        status=status,
+        machine=hardware_key,
+        since=since,
+    )
+    raise InputError(f"no {kind}runs {matched or 'stored '}in {store.display_url}")
+
+
 def _as_utc(moment):
     """--since is given in UTC without an offset (click.DateTime is naive)."""
     from datetime import timezone
@@ -682,6 +703,8 @@ def runs_command(task, method, profile, status, hardware_key, since, limit, db, 
         runs = find_runs(
             session, _run_filter(task, method, profile, status, hardware_key, since, limit)
         )
+        if not runs:
+            _nothing_matches(store, task, method, profile, status, hardware_key, since)
         if as_json:
             _print_json([_summary(run_to_dict(r)) for r in runs])
         else:
@@ -745,6 +768,8 @@ def export_command(task, method, profile, status, hardware_key, since, output, d
 
     store = open_store(db)
     bundle = build_bundle(store, _run_filter(task, method, profile, status, hardware_key, since))
+    if not bundle["runs"]:
+        _nothing_matches(store, task, method, profile, status, hardware_key, since, "finished ")
     write_bundle(bundle, output)
     click.echo(
         f"wrote {len(bundle['runs'])} runs on {len(bundle['machines'])} machines to {output}"
@@ -828,19 +853,26 @@ def regress_command(hardware_key, since, threshold, alpha, fail_on_regression, d
     """Find steps in every metric's history per machine, with the software that changed."""
     import dataclasses
 
-    from harness.regressions import find_changes
+    from harness.errors import InputError
+    from harness.regressions import Examined, find_changes, load_series
     from harness.report import print_changes
     from harness.store import open_store
 
     store = open_store(db)
     with store.session() as session:
-        changes = find_changes(
-            session,
-            hardware_key=hardware_key,
-            since=_as_utc(since),
-            threshold=threshold,
-            alpha=alpha,
-        )
+        loaded = load_series(session, hardware_key=hardware_key, since=_as_utc(since))
+        examined = Examined.of(loaded)
+        if not examined.series:
+            matched = _describe_filter(machine=hardware_key, since=since)
+            raise InputError(
+                f"regress: no succeeded runs {matched}in {store.display_url}: nothing to examine"
+            )
+        changes = find_changes(session, threshold=threshold, alpha=alpha, loaded=loaded)
+    click.echo(
+        f"examined {examined.series} series: {examined.runs} runs on {examined.machines}"
+        f" machine(s)",
+        err=True,
+    )
     if as_json:
         _print_json([dataclasses.asdict(change) for change in changes])
     else:
