@@ -191,7 +191,7 @@ def _describe_filter(**filters: Any) -> str:
     return f"match {given} " if given else ""
 
 
-def _nothing_matches(store, task, method, profile, status, hardware_key, since, kind="") -> None:
+def _nothing_matches(store, task, method, profile, status, hardware_key, since) -> None:
     """A listing that found nothing is an error (exit 2), never an empty all-clear."""
     from harness.errors import InputError
 
@@ -203,7 +203,7 @@ def _nothing_matches(store, task, method, profile, status, hardware_key, since, 
         machine=hardware_key,
         since=since,
     )
-    raise InputError(f"no {kind}runs {matched or 'stored '}in {store.display_url}")
+    raise InputError(f"no runs {matched or 'stored '}in {store.display_url}")
 
 
 def _as_utc(moment):
@@ -289,7 +289,7 @@ def _install_sigterm_handler() -> None:
 def _execute(db, templates, seeds: int, device: str, as_json: bool, options) -> None:
     """Run every template for every seed with the chosen executor; print outcomes; exit 1 if
     any run failed (everything is validated before the first run starts)."""
-    from harness.executors import SKIPPED, run_item
+    from harness.executors import SKIPPED
     from harness.executors.sweep import plan_sweep
     from harness.machine import collect_fingerprint
     from harness.report import print_outcome_line, print_outcomes, progress_tracker
@@ -314,10 +314,12 @@ def _execute(db, templates, seeds: int, device: str, as_json: bool, options) -> 
         machine_id = save_machine(store, collect_fingerprint())
         with progress_tracker() as tracker:
             for item, prepared in sweep.items:
-                outcome = run_item(
-                    store, item, prepared, machine_id, resume=options.resume, tracker=tracker
+                outcome, note = _run_logged(
+                    store, item, prepared, machine_id, options.resume, tracker
                 )
                 finished(outcome)
+                if note:
+                    click.echo(note, err=True)
     else:
         import tempfile
 
@@ -343,6 +345,23 @@ def _execute(db, templates, seeds: int, device: str, as_json: bool, options) -> 
         click.echo(f"stored in {store.display_url}", err=True)
     if any(o.status not in ("succeeded", SKIPPED) for o in outcomes):
         sys.exit(EXIT_FAILED)
+
+
+def _run_logged(store, item, prepared, machine_id: str, resume: bool, tracker):
+    """Run one item here with third-party stderr in its log file (`harness.capture`); returns
+    the outcome and a line saying how much went there (None when nothing did)."""
+    from harness.capture import logs_dir, third_party_output_to
+    from harness.executors import run_item
+
+    pending = logs_dir() / f"pending-{item.sweep_id}-{item.task}-seed{item.seed}.log"
+    with third_party_output_to(pending) as captured:
+        outcome = run_item(store, item, prepared, machine_id, resume=resume, tracker=tracker)
+    if not captured.lines:
+        pending.unlink(missing_ok=True)
+        return outcome, None
+    log_file = pending.with_name(f"{outcome.run_id}.log")
+    pending.replace(log_file)
+    return outcome, f"  {captured.lines} line(s) of third-party output (warnings...) in {log_file}"
 
 
 def _submit(db_url: str, sweep, options, as_json: bool) -> None:
@@ -721,18 +740,18 @@ def _summary(run: dict[str, Any]) -> dict[str, Any]:
 @json_option
 def show_command(run_id: str, db: str | None, as_json: bool) -> None:
     """Show one run: provenance, machine, settings and every measurement."""
-    from harness.bundles import machine_to_dict, run_to_dict
+    if as_json:
+        from harness.api import show
+
+        _print_json(show(run_id, db=db))
+        return
     from harness.report import print_run
     from harness.store import open_store
     from harness.store.queries import get_run
 
     store = open_store(db)
     with store.session() as session:
-        run = get_run(session, run_id)
-        if as_json:
-            _print_json({**run_to_dict(run), "machine": machine_to_dict(run.machine)})
-        else:
-            print_run(run)
+        print_run(get_run(session, run_id))
 
 
 @cli.command("machine")
@@ -763,17 +782,19 @@ def machine_command(as_json: bool) -> None:
 @db_option
 def export_command(task, method, profile, status, hardware_key, since, output, db) -> None:
     """Export finished runs with their machines and provenance to a JSON bundle."""
-    from harness.bundles import build_bundle, write_bundle
-    from harness.store import open_store
+    from harness.api import export
 
-    store = open_store(db)
-    bundle = build_bundle(store, _run_filter(task, method, profile, status, hardware_key, since))
-    if not bundle["runs"]:
-        _nothing_matches(store, task, method, profile, status, hardware_key, since, "finished ")
-    write_bundle(bundle, output)
-    click.echo(
-        f"wrote {len(bundle['runs'])} runs on {len(bundle['machines'])} machines to {output}"
+    runs, machines = export(
+        output,
+        db=db,
+        task=task,
+        method=method,
+        profile=profile,
+        status=status,
+        machine=hardware_key,
+        since=_as_utc(since),
     )
+    click.echo(f"wrote {runs} runs on {machines} machines to {output}")
 
 
 @cli.command("import")
@@ -985,6 +1006,21 @@ def db_upgrade_command(db: str | None) -> None:
         click.echo(f"upgraded schema from revision {before or 'empty'} to {after}")
 
 
+def _missing_module(exc: ModuleNotFoundError) -> None:
+    """A library of an extra that is not installed: the pip command, exit 2 (an install
+    problem, not a bug); any other missing module is an internal error."""
+    from harness.extras import extra_providing
+
+    extra = extra_providing(exc.name or "")
+    if extra is None or _debug:
+        raise exc
+    click.echo(
+        f"budgetbench: error: {exc.name} is not installed: pip install 'budgetbench[{extra}]'",
+        err=True,
+    )
+    sys.exit(EXIT_INPUT)
+
+
 def main() -> None:
     """Entry point: run the CLI and turn errors into one line and an exit code."""
     from harness.errors import InputError
@@ -1007,6 +1043,8 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("budgetbench: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except ModuleNotFoundError as exc:
+        _missing_module(exc)
     except Exception as exc:
         if _debug:
             raise

@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 from harness import __version__
 from harness.errors import InputError
+from harness.extras import require_extra
 from harness.machine import MachineFingerprint
 from harness.methods import load_method
 from harness.paths import CHECKOUT_DIR, cache_dir, is_checkout
@@ -105,6 +106,7 @@ def prepare(
     if data_dir is not None and not data_dir.is_dir():
         raise InputError(f"--data-dir {data_dir} is not a directory")
     task_cls = load_task(task_name)
+    require_extra(task_name, f"task {task_name!r}")  # before its method imports a missing library
     settings, hyperparameters = parse_overrides(list(overrides))
     spec = load_spec(task_name, suite_version)
     resolved = resolve_config(task_cls, spec, profile, settings)

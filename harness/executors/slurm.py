@@ -59,6 +59,12 @@ class SlurmOptions:
 def require_cluster(options: SlurmOptions) -> SlurmOptions:
     """The options with the cluster made explicit; a one-line error when Slurm is asked for and
     this machine has no `sbatch` (submitit would run the jobs here, quietly)."""
+    import importlib.util
+
+    if importlib.util.find_spec("submitit") is None:
+        raise InputError(
+            "--executor slurm needs budgetbench[slurm]: pip install 'budgetbench[slurm]'"
+        )
     if options.cluster not in (None, "slurm"):
         return options
     if shutil.which("sbatch") is None:
