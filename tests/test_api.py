@@ -10,8 +10,7 @@ from conftest import cli_json, fast_probe_overrides
 import budgetbench
 
 FAST_SETTINGS = {
-    pair.partition("=")[0]: json.loads(pair.partition("=")[2])
-    for pair in fast_probe_overrides()
+    pair.partition("=")[0]: json.loads(pair.partition("=")[2]) for pair in fast_probe_overrides()
 }
 
 
