@@ -39,7 +39,8 @@ SlurmctldPort=$(free_port)
 SlurmdPort=$(free_port)
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$dir/munge/socket
+# cred_expire is also how long a requeued job waits before it may start again (default 120 s)
+AuthInfo=socket=$dir/munge/socket,cred_expire=10
 SlurmUser=root
 SlurmdUser=root
 StateSaveLocation=$dir/state
@@ -56,6 +57,7 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 MpiDefault=none
+MailProg=/bin/true
 ReturnToService=2
 KillWait=5
 SchedulerType=sched/backfill
