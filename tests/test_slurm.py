@@ -7,6 +7,7 @@ cluster tests skip; the test that `--executor slurm` without Slurm is an error r
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from harness.store.models import Run
 # Seed 1 sleeps on its first attempt only (the job the test requeues), seed 2 always (the job it
 # cancels); seed 0 finishes at once.
 SLEEPERS = """
+import json
 import os
 import time
 import torch
@@ -152,3 +154,18 @@ def test_executor_slurm_without_slurm_is_a_one_line_error(tmp_path):
     )  # fmt: skip
     assert_one_line_error(result, 2, "sbatch is not on PATH")
     assert not (tmp_path / "jobs").exists() and not (tmp_path / "store.db").exists()
+
+
+def test_wait_follows_real_jobs_to_the_end(slurm_cluster, postgres_url, tmp_path):
+    jobs_dir = tmp_path / "jobs"
+    result = run_cli(
+        "run", "probe", "--seeds", "2", *FAST_PROBE, "--executor", "slurm", "--wait",
+        "--jobs-dir", str(jobs_dir), "--db", postgres_url, "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    finished = json.loads(result.stdout)
+    assert [job["state"] for job in finished] == ["COMPLETED", "COMPLETED"]
+    runs = stored_runs(open_store(postgres_url))
+    for job in finished:
+        (stored,) = runs[job["seed"]]
+        assert stored.id == job["outcome"]["run_id"] and stored.slurm_job_id == job["job_id"]
