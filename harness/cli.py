@@ -582,6 +582,26 @@ def verify_command(submission, rerun, report, device, data_dir, as_json) -> None
         sys.exit(EXIT_FAILED)
 
 
+@cli.command("new-method")
+@click.argument("task")
+@click.option(
+    "--from",
+    "reference",
+    metavar="NAME",
+    help="The reference method to start from (default: the task's first).",
+)
+@_output_option("The new method file (.py; must not exist).")
+def new_method_command(task: str, reference: str | None, output: Path) -> None:
+    """Write a self-contained method file for TASK, copied from a reference method with the
+    helpers it imports from the task's internals copied in."""
+    from harness.new_method import write_new_method
+
+    name = write_new_method(task, reference, output)
+    click.echo(
+        f"wrote {output}: method {name!r}; run it with `budgetbench run {task} --method {output}`"
+    )
+
+
 @cli.group("suite")
 def suite_group() -> None:
     """Run the whole suite."""
