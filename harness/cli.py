@@ -602,6 +602,46 @@ def new_method_command(task: str, reference: str | None, output: Path) -> None:
     )
 
 
+@cli.command("collectives")
+@click.option(
+    "--nproc-per-node",
+    type=click.IntRange(min=2),
+    default=2,
+    show_default=True,
+    help="Ranks, launched by torchrun on this machine (one per GPU with --device cuda).",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda"]),
+    default="cpu",
+    show_default=True,
+    help="cpu: gloo; cuda: NCCL.",
+)
+@click.option("--sizes", metavar="BYTES,...", help="Message sizes [default: 1 KiB to 16 MiB].")
+@click.option("--iters", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True)
+@json_option
+def collectives_command(nproc_per_node, device, sizes, iters, warmup, as_json) -> None:
+    """Bus bandwidth of all-reduce, all-gather and broadcast (nccl-tests' algbw and busbw)."""
+    import dataclasses
+
+    from harness.collectives import DEFAULT_SIZES, launch
+    from harness.errors import InputError
+    from harness.report import print_collectives
+
+    try:
+        chosen = tuple(int(s) for s in sizes.split(",")) if sizes else DEFAULT_SIZES
+    except ValueError as exc:
+        raise InputError(f"--sizes: {sizes!r} is not a list of byte counts") from exc
+    if any(size < 4 for size in chosen):
+        raise InputError("--sizes: each message needs at least 4 bytes (one float32)")
+    results = launch(nproc_per_node, device, chosen, iters, warmup)
+    if as_json:
+        _print_json([dataclasses.asdict(result) for result in results])
+    else:
+        print_collectives(results)
+
+
 @cli.group("suite")
 def suite_group() -> None:
     """Run the whole suite."""

@@ -534,3 +534,32 @@ def print_suite_scores(scores, tasks: list[str], profile: str) -> None:
 
 def _ratio(value: float) -> str:
     return "∞" if value == float("inf") else f"{value:.3g}"
+
+
+def print_collectives(results) -> None:
+    """`budgetbench collectives`: nccl-tests' algbw and busbw per operation and size."""
+    if not results:
+        return
+    first = results[0]
+    table = Table(
+        title=f"Collectives: {first.ranks} ranks, {first.backend} (GB/s = 1e9 bytes/s)",
+        title_justify="left",
+    )
+    for column in ("operation", "size", "time us", "algbw GB/s", "busbw GB/s"):
+        table.add_column(column, justify="left" if column == "operation" else "right")
+    for result in results:
+        table.add_row(
+            result.operation,
+            _bytes(result.size_bytes),
+            f"{result.time_s * 1e6:.1f}",
+            f"{result.algbw_gbps:.3f}",
+            f"{result.busbw_gbps:.3f}",
+        )
+    console.print(table)
+
+
+def _bytes(size: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} B"
