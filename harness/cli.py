@@ -292,7 +292,7 @@ def _execute(db, templates, seeds: int, device: str, as_json: bool, options) -> 
     from harness.executors import SKIPPED
     from harness.executors.sweep import plan_sweep
     from harness.machine import collect_fingerprint
-    from harness.report import print_outcome_line, print_outcomes, progress_tracker
+    from harness.report import now_running, print_outcome_line, print_outcomes, progress_tracker
     from harness.runner import reap_dead_runs, save_machine
     from harness.store import open_store
     from harness.store.database import resolve_db_url
@@ -314,6 +314,7 @@ def _execute(db, templates, seeds: int, device: str, as_json: bool, options) -> 
         machine_id = save_machine(store, collect_fingerprint())
         with progress_tracker() as tracker:
             for item, prepared in sweep.items:
+                now_running(f"{item.task} / {item.method} / {item.profile} / seed {item.seed}")
                 outcome, note = _run_logged(
                     store, item, prepared, machine_id, options.resume, tracker
                 )

@@ -45,11 +45,13 @@ error_console = _console(stderr=True)
 
 class PlainProgress:
     """Progress for logs: every `every_s` seconds while work goes on, one line with what is
-    being done, how far it is and the time elapsed; silent when nothing is tracked."""
+    being done (the run, `doing`, and the loop it is in, `track`), how far it is and the time
+    elapsed on that run; silent before anything is doing or tracked."""
 
     def __init__(self, write: Callable[[str], None], every_s: float = PLAIN_PROGRESS_EVERY_S):
         self._write = write
         self._every_s = every_s
+        self._label: str | None = None
         self._started = time.monotonic()
         self._current: tuple[str, int, int | None] | None = None
         self._stop = threading.Event()
@@ -63,6 +65,10 @@ class PlainProgress:
         self._stop.set()
         self._thread.join()
 
+    def doing(self, label: str) -> None:
+        """A new piece of work (a run) starts: lines name it, elapsed time counts from now."""
+        self._label, self._started, self._current = label, time.monotonic(), None
+
     def track(self, items: Iterable[Any], description: str, total: int | None) -> Iterable[Any]:
         if total is None and hasattr(items, "__len__"):
             total = len(items)  # type: ignore[arg-type]
@@ -72,17 +78,31 @@ class PlainProgress:
             self._current = (description, done, total)
 
     def line(self) -> str | None:
-        if self._current is None:
+        if self._label is None and self._current is None:
             return None
-        description, done, total = self._current
-        how_far = f"{done}/{total}" if total else f"{done}"
-        return f"  … {description}: {how_far} ({time.monotonic() - self._started:.0f} s elapsed)"
+        parts = [self._label] if self._label else []
+        if self._current is not None:
+            description, done, total = self._current
+            parts.append(f"{description} {done}/{total}" if total else f"{description} {done}")
+        else:
+            parts.append("running")
+        elapsed = time.monotonic() - self._started
+        return f"  … {': '.join(parts)} ({elapsed:.0f} s elapsed)"
 
     def _report(self) -> None:
         while not self._stop.wait(self._every_s):
             line = self.line()
             if line is not None:
                 self._write(line)
+
+
+_active_plain: PlainProgress | None = None
+
+
+def now_running(label: str) -> None:
+    """Name the run that starts now in the plain progress lines (no-op in a terminal)."""
+    if _active_plain is not None:
+        _active_plain.doing(label)
 
 
 def _print_plain(line: str) -> None:
@@ -97,8 +117,13 @@ def progress_tracker(enabled: bool = True) -> Iterator[Tracker | None]:
         yield None
         return
     if not error_console.is_terminal:
+        global _active_plain
         with PlainProgress(_print_plain) as plain:
-            yield plain.track
+            _active_plain = plain
+            try:
+                yield plain.track
+            finally:
+                _active_plain = None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

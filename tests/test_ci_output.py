@@ -41,14 +41,18 @@ def copy(dst, src):
 def test_plain_progress_says_what_how_far_and_how_long():
     lines: list[str] = []
     with PlainProgress(lines.append, every_s=0.05) as progress:
+        progress.doing("cramming / crammed-bert / smoke / seed 0")
+        time.sleep(0.12)  # preparing data: no loop tracked yet, still a line
         for _ in progress.track(range(4), "training", None):
             time.sleep(0.06)
-    assert lines, "no progress line within four reporting periods"
-    assert all("training: " in line and " s elapsed)" in line for line in lines)
-    assert any("/4 (" in line for line in lines)
+    assert lines, "no progress line within several reporting periods"
+    assert all(line.startswith("  … cramming / crammed-bert / smoke / seed 0: ") for line in lines)
+    assert all(line.endswith(" s elapsed)") for line in lines)
+    assert any(": running (" in line for line in lines)
+    assert any(": training " in line and "/4 (" in line for line in lines)
 
 
-def test_plain_progress_is_silent_when_nothing_is_tracked():
+def test_plain_progress_is_silent_before_any_work():
     lines: list[str] = []
     with PlainProgress(lines.append, every_s=0.01):
         time.sleep(0.05)
