@@ -297,7 +297,9 @@ def _execute(db, templates, seeds: int, device: str, as_json: bool, options) -> 
     from harness.store import open_store
     from harness.store.database import resolve_db_url
 
-    sweep = plan_sweep(templates, seeds, device, options)
+    with progress_tracker():  # checking every task and method takes a while: say so in a log
+        now_running(f"checking {len(templates)} task/method pair(s) before the first run")
+        sweep = plan_sweep(templates, seeds, device, options)
     if options.executor == "slurm":
         _submit(resolve_db_url(db), sweep, options, as_json)
         return
