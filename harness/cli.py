@@ -187,6 +187,27 @@ def _run_filter(task, method, profile, status, hardware_key, since, limit=None):
     )
 
 
+def _describe_filter(**filters: Any) -> str:
+    """`task=probe, since=...` for the filters given, as a phrase ending in a space."""
+    given = ", ".join(f"{name}={value}" for name, value in filters.items() if value is not None)
+    return f"match {given} " if given else ""
+
+
+def _nothing_matches(store, task, method, profile, status, hardware_key, since) -> None:
+    """A listing that found nothing is an error (exit 2), never an empty all-clear."""
+    from harness.errors import InputError
+
+    matched = _describe_filter(
+        task=task,
+        method=method,
+        profile=profile,
+        status=status,
+        machine=hardware_key,
+        since=since,
+    )
+    raise InputError(f"no runs {matched or 'stored '}in {store.display_url}")
+
+
 def _as_utc(moment):
     """--since is given in UTC without an offset (click.DateTime is naive)."""
     from datetime import timezone
@@ -270,15 +291,17 @@ def _install_sigterm_handler() -> None:
 def _execute(db, templates, seeds: int, device: str, as_json: bool, options) -> None:
     """Run every template for every seed with the chosen executor; print outcomes; exit 1 if
     any run failed (everything is validated before the first run starts)."""
-    from harness.executors import SKIPPED, run_item
+    from harness.executors import SKIPPED
     from harness.executors.sweep import plan_sweep
     from harness.machine import collect_fingerprint
-    from harness.report import print_outcome_line, print_outcomes, progress_tracker
+    from harness.report import now_running, print_outcome_line, print_outcomes, progress_tracker
     from harness.runner import reap_dead_runs, save_machine
     from harness.store import open_store
     from harness.store.database import resolve_db_url
 
-    sweep = plan_sweep(templates, seeds, device, options)
+    with progress_tracker():  # checking every task and method takes a while: say so in a log
+        now_running(f"checking {len(templates)} task/method pair(s) before the first run")
+        sweep = plan_sweep(templates, seeds, device, options)
     if options.executor == "slurm":
         _submit(resolve_db_url(db), sweep, options, as_json)
         return
@@ -295,10 +318,13 @@ def _execute(db, templates, seeds: int, device: str, as_json: bool, options) -> 
         machine_id = save_machine(store, collect_fingerprint())
         with progress_tracker() as tracker:
             for item, prepared in sweep.items:
-                outcome = run_item(
-                    store, item, prepared, machine_id, resume=options.resume, tracker=tracker
+                now_running(f"{item.task} / {item.method} / {item.profile} / seed {item.seed}")
+                outcome, note = _run_logged(
+                    store, item, prepared, machine_id, options.resume, tracker
                 )
                 finished(outcome)
+                if note:
+                    click.echo(note, err=True)
     else:
         import tempfile
 
@@ -326,6 +352,23 @@ def _execute(db, templates, seeds: int, device: str, as_json: bool, options) -> 
         sys.exit(EXIT_FAILED)
 
 
+def _run_logged(store, item, prepared, machine_id: str, resume: bool, tracker):
+    """Run one item here with third-party stderr in its log file (`harness.capture`); returns
+    the outcome and a line saying how much went there (None when nothing did)."""
+    from harness.capture import logs_dir, third_party_output_to
+    from harness.executors import run_item
+
+    pending = logs_dir() / f"pending-{item.sweep_id}-{item.task}-seed{item.seed}.log"
+    with third_party_output_to(pending) as captured:
+        outcome = run_item(store, item, prepared, machine_id, resume=resume, tracker=tracker)
+    if not captured.lines:
+        pending.unlink(missing_ok=True)
+        return outcome, None
+    log_file = pending.with_name(f"{outcome.run_id}.log")
+    pending.replace(log_file)
+    return outcome, f"  {captured.lines} line(s) of third-party output (warnings...) in {log_file}"
+
+
 def _submit(db_url: str, sweep, options, as_json: bool) -> None:
     """Submit the sweep as Slurm jobs; with --wait, wait and report like a local sweep."""
     from harness.executors.slurm import default_jobs_dir, submit
@@ -337,7 +380,7 @@ def _submit(db_url: str, sweep, options, as_json: bool) -> None:
             " (SQLite on a network filesystem is not safe)",
             err=True,
         )
-    records, jobs = submit(
+    records, _jobs = submit(
         [item for item, _ in sweep.items],
         db_url,
         options.slurm,
@@ -351,11 +394,9 @@ def _submit(db_url: str, sweep, options, as_json: bool) -> None:
         if as_json:
             _print_json([record.__dict__ for record in records])
         return
-    from harness.executors.slurm import job_states
+    from harness.executors.slurm import wait_for_jobs
 
-    for job in jobs:
-        job.wait()  # submitit polls Slurm (sacct) until the job has a result or has ended
-    states = job_states(records)
+    states = wait_for_jobs(records, lambda line: click.echo(line, err=True))
     _print_job_states(states, as_json)
     if any((state.outcome or {}).get("status") not in ("succeeded", "skipped") for state in states):
         sys.exit(EXIT_FAILED)
@@ -625,6 +666,66 @@ def verify_command(
         sys.exit(EXIT_FAILED)
 
 
+@cli.command("new-method")
+@click.argument("task")
+@click.option(
+    "--from",
+    "reference",
+    metavar="NAME",
+    help="The reference method to start from (default: the task's first).",
+)
+@_output_option("The new method file (.py; must not exist).")
+def new_method_command(task: str, reference: str | None, output: Path) -> None:
+    """Write a self-contained method file for TASK, copied from a reference method with the
+    helpers it imports from the task's internals copied in."""
+    from harness.new_method import write_new_method
+
+    name = write_new_method(task, reference, output)
+    click.echo(
+        f"wrote {output}: method {name!r}; run it with `budgetbench run {task} --method {output}`"
+    )
+
+
+@cli.command("collectives")
+@click.option(
+    "--nproc-per-node",
+    type=click.IntRange(min=2),
+    default=2,
+    show_default=True,
+    help="Ranks, launched by torchrun on this machine (one per GPU with --device cuda).",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda"]),
+    default="cpu",
+    show_default=True,
+    help="cpu: gloo; cuda: NCCL.",
+)
+@click.option("--sizes", metavar="BYTES,...", help="Message sizes [default: 1 KiB to 16 MiB].")
+@click.option("--iters", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True)
+@json_option
+def collectives_command(nproc_per_node, device, sizes, iters, warmup, as_json) -> None:
+    """Bus bandwidth of all-reduce, all-gather and broadcast (nccl-tests' algbw and busbw)."""
+    import dataclasses
+
+    from harness.collectives import DEFAULT_SIZES, launch
+    from harness.errors import InputError
+    from harness.report import print_collectives
+
+    try:
+        chosen = tuple(int(s) for s in sizes.split(",")) if sizes else DEFAULT_SIZES
+    except ValueError as exc:
+        raise InputError(f"--sizes: {sizes!r} is not a list of byte counts") from exc
+    if any(size < 4 for size in chosen):
+        raise InputError("--sizes: each message needs at least 4 bytes (one float32)")
+    results = launch(nproc_per_node, device, chosen, iters, warmup)
+    if as_json:
+        _print_json([dataclasses.asdict(result) for result in results])
+    else:
+        print_collectives(results)
+
+
 @cli.group("suite")
 def suite_group() -> None:
     """Run the whole suite."""
@@ -765,6 +866,8 @@ def runs_command(task, method, profile, status, hardware_key, since, limit, db, 
         runs = find_runs(
             session, _run_filter(task, method, profile, status, hardware_key, since, limit)
         )
+        if not runs:
+            _nothing_matches(store, task, method, profile, status, hardware_key, since)
         if as_json:
             _print_json([_summary(run_to_dict(r)) for r in runs])
         else:
@@ -781,18 +884,18 @@ def _summary(run: dict[str, Any]) -> dict[str, Any]:
 @json_option
 def show_command(run_id: str, db: str | None, as_json: bool) -> None:
     """Show one run: provenance, machine, settings and every measurement."""
-    from harness.bundles import machine_to_dict, run_to_dict
+    if as_json:
+        from harness.api import show
+
+        _print_json(show(run_id, db=db))
+        return
     from harness.report import print_run
     from harness.store import open_store
     from harness.store.queries import get_run
 
     store = open_store(db)
     with store.session() as session:
-        run = get_run(session, run_id)
-        if as_json:
-            _print_json({**run_to_dict(run), "machine": machine_to_dict(run.machine)})
-        else:
-            print_run(run)
+        print_run(get_run(session, run_id))
 
 
 @cli.command("machine")
@@ -823,15 +926,19 @@ def machine_command(as_json: bool) -> None:
 @db_option
 def export_command(task, method, profile, status, hardware_key, since, output, db) -> None:
     """Export finished runs with their machines and provenance to a JSON bundle."""
-    from harness.bundles import build_bundle, write_bundle
-    from harness.store import open_store
+    from harness.api import export
 
-    store = open_store(db)
-    bundle = build_bundle(store, _run_filter(task, method, profile, status, hardware_key, since))
-    write_bundle(bundle, output)
-    click.echo(
-        f"wrote {len(bundle['runs'])} runs on {len(bundle['machines'])} machines to {output}"
+    runs, machines = export(
+        output,
+        db=db,
+        task=task,
+        method=method,
+        profile=profile,
+        status=status,
+        machine=hardware_key,
+        since=_as_utc(since),
     )
+    click.echo(f"wrote {runs} runs on {machines} machines to {output}")
 
 
 @cli.command("import")
@@ -911,19 +1018,26 @@ def regress_command(hardware_key, since, threshold, alpha, fail_on_regression, d
     """Find steps in every metric's history per machine, with the software that changed."""
     import dataclasses
 
-    from harness.regressions import find_changes
+    from harness.errors import InputError
+    from harness.regressions import Examined, find_changes, load_series
     from harness.report import print_changes
     from harness.store import open_store
 
     store = open_store(db)
     with store.session() as session:
-        changes = find_changes(
-            session,
-            hardware_key=hardware_key,
-            since=_as_utc(since),
-            threshold=threshold,
-            alpha=alpha,
-        )
+        loaded = load_series(session, hardware_key=hardware_key, since=_as_utc(since))
+        examined = Examined.of(loaded)
+        if not examined.series:
+            matched = _describe_filter(machine=hardware_key, since=since)
+            raise InputError(
+                f"regress: no succeeded runs {matched}in {store.display_url}: nothing to examine"
+            )
+        changes = find_changes(session, threshold=threshold, alpha=alpha, loaded=loaded)
+    click.echo(
+        f"examined {examined.series} series: {examined.runs} runs on {examined.machines}"
+        f" machine(s)",
+        err=True,
+    )
     if as_json:
         _print_json([dataclasses.asdict(change) for change in changes])
     else:
@@ -1036,6 +1150,21 @@ def db_upgrade_command(db: str | None) -> None:
         click.echo(f"upgraded schema from revision {before or 'empty'} to {after}")
 
 
+def _missing_module(exc: ModuleNotFoundError) -> None:
+    """A library of an extra that is not installed: the pip command, exit 2 (an install
+    problem, not a bug); any other missing module is an internal error."""
+    from harness.extras import extra_providing
+
+    extra = extra_providing(exc.name or "")
+    if extra is None or _debug:
+        raise exc
+    click.echo(
+        f"budgetbench: error: {exc.name} is not installed: pip install 'budgetbench[{extra}]'",
+        err=True,
+    )
+    sys.exit(EXIT_INPUT)
+
+
 def main() -> None:
     """Entry point: run the CLI and turn errors into one line and an exit code."""
     from harness.errors import InputError
@@ -1058,6 +1187,8 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("budgetbench: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except ModuleNotFoundError as exc:
+        _missing_module(exc)
     except Exception as exc:
         if _debug:
             raise

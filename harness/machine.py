@@ -99,12 +99,15 @@ def collect_fingerprint() -> MachineFingerprint:
         "libc": "-".join(platform.libc_ver()) or None,
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
-        "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "gpu_driver": _nvidia_driver_version() if gpus else None,
         "torch_threads": torch.get_num_threads(),
-        "packages": _package_versions(),
+        "packages": _package_versions(),  # torch's version names its build: +cpu, +cu130
     }
+    if gpus:  # without a GPU, the CUDA torch was built for and a driver describe nothing used
+        software["cuda"] = torch.version.cuda
+        software["cudnn"] = (
+            torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+        )
+        software["gpu_driver"] = _nvidia_driver_version()
     return MachineFingerprint(hardware=hardware, software=software)
 
 

@@ -4,7 +4,8 @@ store, regression tracking and pages.
 Each benchmark of a `--benchmark-json` file becomes a succeeded run of the pseudo-task
 `pytest-benchmark`: the benchmark's full name is the method, its group the profile, and its
 statistics the measurements (seconds per call, lower is better; the raw rounds when the file was
-saved with `--benchmark-save-data`). The machine comes from `machine_info`; the commit from
+saved with `--benchmark-save-data`). The machine comes from `machine_info` (budgetbench's own
+fingerprint there when its pytest plugin was active); the commit from
 `commit_info` is part of the software fingerprint, so a regression points at the commit that
 caused it. Run ids derive from the file's content, so importing a file twice adds nothing.
 """
@@ -70,6 +71,23 @@ def _convert(data: dict[str, Any], path: Path) -> dict[str, Any]:
 
 
 def _fingerprint(info: dict[str, Any], commit: dict[str, Any]) -> MachineFingerprint:
+    """The machine that ran the benchmarks. With budgetbench installed there, its pytest plugin
+    (`harness.pytest_plugin`) stored budgetbench's own fingerprint in `machine_info`: its hardware
+    is taken as it is, so the machine's history is one with its budgetbench runs (the same
+    hardware key), and the commit joins its software. Otherwise the fingerprint is rebuilt from
+    pytest-benchmark's fields (fewer: no RAM or GPUs), a hardware key of its own."""
+    own = info.get("budgetbench")
+    if isinstance(own, dict) and isinstance(own.get("hardware"), dict):
+        software = own.get("software") if isinstance(own.get("software"), dict) else {}
+        return MachineFingerprint(
+            hardware=own["hardware"],
+            software={
+                **software,
+                "project": commit.get("project"),
+                "commit": commit.get("id"),
+                "commit_dirty": commit.get("dirty"),
+            },
+        )
     cpu = info.get("cpu") or {}
     hardware = {
         "cpu_model": cpu.get("brand_raw") or info.get("processor") or "unknown CPU",

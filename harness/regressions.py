@@ -349,6 +349,24 @@ class Change:
     software_diff: dict[str, tuple[Any, Any]]
 
 
+@dataclass(frozen=True)
+class Examined:
+    """What a regression scan looked at: an all-clear over nothing is no all-clear."""
+
+    series: int
+    runs: int
+    machines: int
+
+    @classmethod
+    def of(cls, all_series: list[Series]) -> Examined:
+        points = [point for series in all_series for point in series.points]
+        return cls(
+            series=len(all_series),
+            runs=len({point.run_id for point in points}),
+            machines=len({series.key.hardware_key for series in all_series}),
+        )
+
+
 def find_changes(
     session: Session,
     *,
@@ -356,10 +374,14 @@ def find_changes(
     since: datetime | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     alpha: float = DEFAULT_ALPHA,
+    loaded: list[Series] | None = None,
 ) -> list[Change]:
-    """Confirmed steps in every series: regressions first, then by size of the change."""
+    """Confirmed steps in every series (or in the series `loaded` already): regressions first,
+    then by size of the change."""
     found: list[tuple[Series, Step]] = []
-    for series in load_series(session, hardware_key=hardware_key, since=since):
+    if loaded is None:
+        loaded = load_series(session, hardware_key=hardware_key, since=since)
+    for series in loaded:
         for step in detect_steps(series.values, threshold=threshold, alpha=alpha):
             found.append((series, step))
     software = _software_of(

@@ -1,9 +1,18 @@
-"""Human output: rich tables and progress bars for the CLI (the JSON forms come from bundles)."""
+"""Human output: rich tables and progress bars for the CLI (the JSON forms come from bundles).
+
+In a terminal: live progress bars and tables that fit its width. Anywhere else (a CI log, a
+pipe, cron mail): plain progress lines at most every `PLAIN_PROGRESS_EVERY_S` (what, how far,
+elapsed) and tables at their full width, never cut to 80 columns with `…` (COLUMNS, if set, still
+decides).
+"""
 
 from __future__ import annotations
 
+import os
 import statistics
-from collections.abc import Iterable, Iterator
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,15 +27,103 @@ from harness.store.models import Run
 
 # Markup is off: names, errors and settings come from users and bundles and must print as typed
 # (a method called "[bold]x" stays "[bold]x"). Colour is applied through Text styles instead.
-console = Console(markup=False)
-error_console = Console(stderr=True, markup=False)
+PLAIN_PROGRESS_EVERY_S = 15.0
+LOG_WIDTH = 400
+"""Off a terminal, tables get this many columns: wide enough for every table the CLI prints."""
+
+
+def _console(stderr: bool = False) -> Console:
+    console = Console(stderr=stderr, markup=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(stderr=stderr, markup=False, width=LOG_WIDTH)
+    return console
+
+
+console = _console()
+error_console = _console(stderr=True)
+
+
+class PlainProgress:
+    """Progress for logs: every `every_s` seconds while work goes on, one line with what is
+    being done (the run, `doing`, and the loop it is in, `track`), how far it is and the time
+    elapsed on that run; silent before anything is doing or tracked."""
+
+    def __init__(self, write: Callable[[str], None], every_s: float = PLAIN_PROGRESS_EVERY_S):
+        self._write = write
+        self._every_s = every_s
+        self._label: str | None = None
+        self._started = time.monotonic()
+        self._current: tuple[str, int, int | None] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._report, daemon=True)
+
+    def __enter__(self) -> PlainProgress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def doing(self, label: str) -> None:
+        """A new piece of work (a run) starts: lines name it, elapsed time counts from now."""
+        self._label, self._started, self._current = label, time.monotonic(), None
+
+    def track(self, items: Iterable[Any], description: str, total: int | None) -> Iterable[Any]:
+        if total is None and hasattr(items, "__len__"):
+            total = len(items)  # type: ignore[arg-type]
+        self._current = (description, 0, total)
+        for done, item in enumerate(items, start=1):
+            yield item
+            self._current = (description, done, total)
+
+    def line(self) -> str | None:
+        if self._label is None and self._current is None:
+            return None
+        parts = [self._label] if self._label else []
+        if self._current is not None:
+            description, done, total = self._current
+            parts.append(f"{description} {done}/{total}" if total else f"{description} {done}")
+        else:
+            parts.append("running")
+        elapsed = time.monotonic() - self._started
+        return f"  … {': '.join(parts)} ({elapsed:.0f} s elapsed)"
+
+    def _report(self) -> None:
+        while not self._stop.wait(self._every_s):
+            line = self.line()
+            if line is not None:
+                self._write(line)
+
+
+_active_plain: PlainProgress | None = None
+
+
+def now_running(label: str) -> None:
+    """Name the run that starts now in the plain progress lines (no-op in a terminal)."""
+    if _active_plain is not None:
+        _active_plain.doing(label)
+
+
+def _print_plain(line: str) -> None:
+    error_console.print(line, highlight=False, soft_wrap=True)
 
 
 @contextmanager
 def progress_tracker(enabled: bool = True) -> Iterator[Tracker | None]:
-    """A progress display on stderr for long work; yields the tracker tasks call via ctx.track."""
+    """A progress display on stderr for long work; yields the tracker tasks call via ctx.track.
+    Live bars in a terminal, `PlainProgress` lines anywhere else."""
     if not enabled:
         yield None
+        return
+    if not error_console.is_terminal:
+        global _active_plain
+        with PlainProgress(_print_plain) as plain:
+            _active_plain = plain
+            try:
+                yield plain.track
+            finally:
+                _active_plain = None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -37,6 +134,8 @@ def progress_tracker(enabled: bool = True) -> Iterator[Tracker | None]:
         TimeElapsedColumn(),
         console=error_console,
         transient=True,
+        redirect_stdout=False,  # third-party output goes to the run's log (harness.capture)
+        redirect_stderr=False,
     ) as progress:
 
         def track(items: Iterable[Any], description: str, total: int | None) -> Iterable[Any]:
@@ -472,3 +571,32 @@ def print_suite_scores(scores, tasks: list[str], profile: str) -> None:
 
 def _ratio(value: float) -> str:
     return "∞" if value == float("inf") else f"{value:.3g}"
+
+
+def print_collectives(results) -> None:
+    """`budgetbench collectives`: nccl-tests' algbw and busbw per operation and size."""
+    if not results:
+        return
+    first = results[0]
+    table = Table(
+        title=f"Collectives: {first.ranks} ranks, {first.backend} (GB/s = 1e9 bytes/s)",
+        title_justify="left",
+    )
+    for column in ("operation", "size", "time us", "algbw GB/s", "busbw GB/s"):
+        table.add_column(column, justify="left" if column == "operation" else "right")
+    for result in results:
+        table.add_row(
+            result.operation,
+            _bytes(result.size_bytes),
+            f"{result.time_s * 1e6:.1f}",
+            f"{result.algbw_gbps:.3f}",
+            f"{result.busbw_gbps:.3f}",
+        )
+    console.print(table)
+
+
+def _bytes(size: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} B"

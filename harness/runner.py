@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 from harness import __version__
 from harness.errors import InputError
+from harness.extras import require_extra
 from harness.machine import MachineFingerprint
 from harness.methods import load_method
 from harness.paths import CHECKOUT_DIR, cache_dir, is_checkout
@@ -105,6 +106,7 @@ def prepare(
     if data_dir is not None and not data_dir.is_dir():
         raise InputError(f"--data-dir {data_dir} is not a directory")
     task_cls = load_task(task_name)
+    require_extra(task_name, f"task {task_name!r}")  # before its method imports a missing library
     settings, hyperparameters = parse_overrides(list(overrides))
     spec = load_spec(task_name, suite_version)
     resolved = resolve_config(task_cls, spec, profile, settings)
@@ -298,9 +300,23 @@ def provenance(method: Method) -> dict[str, Any]:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size > 1:  # one run across several processes (torchrun)
         info["world_size"] = world_size
+    info.update(_slurm_job())
     if is_checkout():
         info.update(_git_state())
     return info
+
+
+def _slurm_job() -> dict[str, Any]:
+    """Inside a Slurm job: its id as squeue and `budgetbench jobs` show it (ARRAYID_TASK for a
+    job array) and how often it was requeued."""
+    if "SLURM_JOB_ID" not in os.environ:
+        return {}
+    array_id, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    job_id = f"{array_id}_{task}" if array_id and task else os.environ["SLURM_JOB_ID"]
+    return {
+        "slurm_job_id": job_id,
+        "slurm_restart_count": int(os.environ.get("SLURM_RESTART_COUNT", "0")),
+    }
 
 
 def _user() -> str | None:

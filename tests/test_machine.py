@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+import torch
+from conftest import run_cli
+
 from harness.machine import MachineFingerprint, collect_fingerprint
 
 
@@ -42,3 +46,14 @@ def test_fingerprint_records_cpu_ram_and_versions():
     fingerprint = collect_fingerprint()
     assert fingerprint.hardware["cpu_model"] and fingerprint.hardware["ram_gib"] > 0
     assert fingerprint.software["python"] and fingerprint.software["packages"]["torch"]
+
+
+def test_a_machine_without_a_gpu_has_no_cuda_fields():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    fingerprint = collect_fingerprint()
+    assert fingerprint.hardware["gpus"] == []
+    assert not {"cuda", "cudnn", "gpu_driver"} & set(fingerprint.software)
+    shown = run_cli("machine", check=True).stdout
+    assert "cuda" not in shown.replace(fingerprint.software["packages"]["torch"], "")
+    assert "gpu driver" not in shown

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error, cli_json, run_cli
+from conftest import FAST_PROBE, assert_one_line_error, cli_json, run_cli
 
 SUITE = """
 import time
@@ -94,3 +94,37 @@ def test_bad_pytest_benchmark_files_are_one_line_errors(tmp_path, content, messa
         "import", "--format", "pytest-benchmark", str(path), "--db", str(tmp_path / "s.db")
     )
     assert_one_line_error(result, 2, message)
+
+
+def test_with_budgetbench_installed_a_benchmark_machine_is_the_runs_machine(tmp_path):
+    import importlib.metadata
+
+    root = tmp_path / "suite"
+    root.mkdir()
+    (root / "test_tiny.py").write_text(SUITE)
+    output = root / "results.json"
+    installed = any(
+        e.name == "budgetbench" for e in importlib.metadata.entry_points(group="pytest11")
+    )
+    plugin = [] if installed else ["-p", "harness.pytest_plugin"]  # as the entry point does
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *plugin,
+         str(root / "test_tiny.py"), "--benchmark-only", "--benchmark-max-time=0.01",
+         f"--benchmark-json={output}", "-o", "addopts="],
+        check=True, capture_output=True, cwd=root,
+    )  # fmt: skip
+    db = str(tmp_path / "s.db")
+    import_file(output, db)
+    run_cli("run", "probe", *FAST_PROBE, "--db", db, check=True)
+    runs = cli_json("runs", "--db", db)
+    assert {run["task"] for run in runs} == {"pytest-benchmark", "probe"}
+    assert len({run["hardware_key"] for run in runs}) == 1, "one machine, one history"
+    software = {
+        run["task"]: cli_json("show", run["id"], "--db", db)["machine"]["fingerprint"]["software"]
+        for run in runs
+    }
+    commit = {"project", "commit", "commit_dirty"}
+    assert commit <= set(software["pytest-benchmark"])  # the commit joins the software
+    assert {k: v for k, v in software["pytest-benchmark"].items() if k not in commit} == software[
+        "probe"
+    ]

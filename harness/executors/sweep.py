@@ -13,7 +13,7 @@ from pathlib import Path
 from harness.errors import InputError
 from harness.executors import WorkItem
 from harness.executors.pool import Slot, pool_slots
-from harness.executors.slurm import SlurmOptions
+from harness.executors.slurm import SlurmOptions, require_cluster
 from harness.runner import PreparedRun
 
 EXECUTORS = ("local", "pool", "slurm")
@@ -62,6 +62,7 @@ def plan_sweep(
         slots = pool_slots(options.devices, options.workers, options.nproc_per_node)
         check_devices = sorted({slot.device for slot in slots})
     elif options.executor == "slurm":
+        require_cluster(options.slurm)  # no sbatch: an error now, not a quiet local run
         check_devices = ["cpu"]  # the submitting machine may have no GPU; the job resolves it
     else:
         if options.nproc_per_node > 1:
