@@ -10,6 +10,7 @@ nothing the second time. A run that exists with different content is a conflict,
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -384,3 +385,61 @@ def _run_from_dict(data: dict[str, Any]) -> Run:
     run.curve_points = [CurvePoint(**p) for p in data["curve_points"]]
     run.artifacts = [Artifact(**a) for a in data["artifacts"]]
     return run
+
+
+# Publishing: what leaves the store. The store (and `show`) keeps everything a run recorded;
+# a published bundle, submission or site page leaves out who ran it and where, unless the user
+# opts in (`--include-private`).
+
+PRIVATE_PROVENANCE = ("hostname", "user", "pid", "command")
+"""Provenance keys that name a person, a host or a process: kept in the store, not published."""
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~])(?:[A-Za-z]:)?[/\\](?:[^\s/\\\"'<>:]+[/\\])+")
+
+
+def public_run_dict(run: dict[str, Any]) -> dict[str, Any]:
+    """A run's bundle form without personal data: the private provenance keys dropped, artifact
+    locations reduced to file names, and the run's own host and user name and every directory
+    path scrubbed from the provenance and error texts (tracebacks keep their file names)."""
+    provenance = dict(run["provenance"])
+    names = [str(provenance.get(key) or "") for key in ("hostname", "user")]
+    for key in PRIVATE_PROVENANCE:
+        provenance.pop(key, None)
+    return {
+        **run,
+        "provenance": _scrub_value(provenance, names),
+        "error": None if run["error"] is None else scrub_text(run["error"], names),
+        "gate_reason": scrub_text(run["gate_reason"], names),
+        "artifacts": [
+            {**artifact, "uri": _file_name(artifact["uri"])} for artifact in run["artifacts"]
+        ],
+    }
+
+
+def scrub_text(text: str, names: list[str]) -> str:
+    """`text` with directory paths shortened to `…/` and each of `names` (a host, a user)
+    replaced by `<private>` (names under three characters are left: too common to find)."""
+    text = _ABSOLUTE_PATH.sub("…/", text)
+    for name in names:
+        if len(name) >= 3:
+            text = re.sub(rf"\b{re.escape(name)}\b", "<private>", text)
+    return text
+
+
+def _scrub_value(value: Any, names: list[str]) -> Any:
+    if isinstance(value, str):
+        return scrub_text(value, names)
+    if isinstance(value, list):
+        return [_scrub_value(item, names) for item in value]
+    if isinstance(value, dict):
+        return {key: _scrub_value(item, names) for key, item in value.items()}
+    return value
+
+
+def _file_name(location: str) -> str:
+    return re.split(r"[/\\]", location.rstrip("/\\"))[-1]
+
+
+def public_bundle(bundle: dict[str, Any]) -> dict[str, Any]:
+    """The bundle with every run in its public form (`public_run_dict`), checksum recomputed."""
+    return assemble_bundle(bundle["machines"], [public_run_dict(run) for run in bundle["runs"]])

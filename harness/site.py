@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import hashlib
 import inspect
 import io
 import json
@@ -34,6 +35,8 @@ from harness import __version__
 from harness.bundles import (
     import_validated,
     machine_to_dict,
+    public_bundle,
+    public_run_dict,
     read_bundle,
     run_to_dict,
     validate_bundle,
@@ -168,11 +171,29 @@ def _environment():
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_printable,
     )
     environment.filters["number"] = _number
     environment.filters["when"] = _when
+    environment.globals.update(
+        run_path=run_path,
+        method_path=method_path,
+        machine_path=machine_path,
+        board_path=board_path,
+        methodology_path=methodology_path,
+        submission_path=submission_path,
+    )
     environment.tests["infinite"] = lambda value: isinstance(value, float) and math.isinf(value)
     return environment
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _printable(value: Any) -> Any:
+    """Every printed string without control characters (a NUL in a name is an HTML parse
+    error; the store keeps the name as it came)."""
+    return _CONTROL.sub("\ufffd", value) if isinstance(value, str) else value
 
 
 def _number(value: float | None) -> str:
@@ -187,8 +208,55 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
+SLUG_LIMIT = 64
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a string from the data, used for every path the site writes.
+
+    Letters, digits, `_` and `-` are kept (no dots, so no `..`; no `/`, so one path segment);
+    anything else, or a name over `SLUG_LIMIT` characters, gets a hash of the original appended,
+    so two different names never share a file."""
+    clean = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:SLUG_LIMIT]
+    if clean == text:
+        return clean
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{clean}-{digest[:12]}" if clean else digest[:16]
+
+
+def run_path(run_id: str, suffix: str = ".html") -> str:
+    return f"runs/{slug(run_id)}{suffix}"
+
+
+def method_path(method_hash: str) -> str:
+    return f"methods/{slug(method_hash[:16])}.html"
+
+
+def machine_path(hardware_key: str) -> str:
+    return f"machines/{slug(hardware_key)}.html"
+
+
+def board_path(board: Leaderboard, suffix: str = ".html") -> str:
+    return f"tasks/{slug(board.task)}/{slug(board.slug)}{suffix}"
+
+
+def methodology_path(task: str) -> str:
+    return f"tasks/{slug(task)}/methodology.html"
+
+
+def submission_path(submission: PublishedSubmission, suffix: str = ".html") -> str:
+    return f"submissions/{submission.slug}{suffix}"
+
+
+def _plot_path(directory: str, owner: str, name: str) -> str:
+    return f"{directory}/{slug(owner)}-{slug(name)}.svg"
+
+
 class _Writer:
-    """Writes pages under the output directory and counts them."""
+    """Writes pages under the output directory and counts them.
+
+    Every path is made by the `*_path` functions above from slugs; `text` checks once more that
+    it stays under the output directory, so a crafted bundle can never write elsewhere."""
 
     def __init__(self, root: Path, environment) -> None:
         self.root = root
@@ -205,49 +273,115 @@ class _Writer:
 
     def text(self, path: str, content: str) -> None:
         target = self.root / path
+        parts = Path(path).parts
+        if (
+            "\0" in path
+            or Path(path).is_absolute()
+            or any(part in ("", ".", "..") for part in parts)
+            or not target.resolve().is_relative_to(self.root.resolve())
+        ):
+            raise InputError(f"refusing to write {path!r}: outside the site directory")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content)
+
+
+@dataclass(frozen=True)
+class RejectedFile:
+    """A file under `results/` the site could not use, and why: listed, never fatal."""
+
+    relative_path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PublishedResults:
+    store: Store
+    submissions: list[PublishedSubmission]
+    rejected: list[RejectedFile]
 
 
 @contextlib.contextmanager
 def results_store(
     results_dir: Path | None,
 ) -> Iterator[tuple[Store | None, list[PublishedSubmission]]]:
-    """A temporary store holding everything under `results_dir`, and its submissions.
-
-    `results/<task>/<profile>/<name>.submission.json` are submissions (their runs are imported;
-    `<name>.verification.json` beside each is its report); other `*.json` files directly in
-    `results_dir` are plain bundles. All are validated first and imported all or nothing.
-    Yields (None, []) without a directory, so callers fall back to their database.
-    """
+    """`published_results` as (store, submissions); (None, []) without a directory, so callers
+    fall back to their database."""
     if results_dir is None:
         yield None, []
         return
+    with published_results(results_dir) as results:
+        yield results.store, results.submissions
+
+
+@contextlib.contextmanager
+def published_results(results_dir: Path) -> Iterator[PublishedResults]:
+    """A temporary store holding everything usable under `results_dir`, and its submissions.
+
+    `results/<task>/<profile>/<name>.submission.json` are submissions (their runs are imported;
+    `<name>.verification.json` beside each is its report); other `*.json` files directly in
+    `results_dir` are plain bundles. Each file is validated and imported on its own, in name
+    order: a file that is invalid, conflicts with stored runs, or claims a run id another file
+    already brought is rejected with its reason, and costs only itself.
+    """
     from harness.store import open_store
     from harness.submissions import REPORT_SUFFIX, SUFFIX, read_submission, submission_files
 
     if not results_dir.is_dir():
         raise InputError(f"{results_dir} is not a directory")
-    bundles = [
-        (path, read_bundle(path))
-        for path in sorted(results_dir.glob("*.json"))
+    bundles = sorted(
+        path
+        for path in results_dir.glob("*.json")
         if not path.name.endswith((SUFFIX, REPORT_SUFFIX))
-    ]
-    published = []
-    for path in submission_files(results_dir):
-        submission = read_submission(path)
-        bundles.append((path, validate_bundle(submission.bundle, path)))
-        published.append(_published(results_dir, submission))
+    )
+    published: list[PublishedSubmission] = []
+    rejected: list[RejectedFile] = []
+    claimed: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="budgetbench-results-") as scratch:
         store = open_store(str(Path(scratch) / "results.db"))
         try:
-            import_validated(store, bundles)
-            yield store, published
+            for path in [*bundles, *submission_files(results_dir)]:
+                relative = path.relative_to(results_dir).as_posix()
+                try:
+                    if path.name.endswith(SUFFIX):
+                        submission = read_submission(path)
+                        bundle = validate_bundle(submission.bundle, path)
+                    else:
+                        submission, bundle = None, read_bundle(path)
+                    _claim_runs(claimed, bundle, relative)
+                    _import_one(store, path, bundle)
+                    if submission is not None:
+                        taken = {entry.slug for entry in published}
+                        published.append(_published(results_dir, submission, taken))
+                except InputError as exc:
+                    reason = str(exc).removeprefix(f"{path}: ").removeprefix(f"{path}")
+                    rejected.append(RejectedFile(relative, reason.strip(": ") or str(exc)))
+            yield PublishedResults(store, published, rejected)
         finally:
             store.dispose()
 
 
-def _published(results_dir: Path, submission) -> PublishedSubmission:
+def _claim_runs(claimed: dict[str, str], bundle: dict[str, Any], relative: str) -> None:
+    """Every run belongs to one file: a second file with the same run id is rejected."""
+    for run in bundle["runs"]:
+        owner = claimed.get(run["id"])
+        if owner is not None:
+            raise InputError(f"run {run['id']} is already published by {owner}")
+    for run in bundle["runs"]:
+        claimed[run["id"]] = relative
+
+
+def _import_one(store: Store, path: Path, bundle: dict[str, Any]) -> None:
+    """Import one validated bundle in its own transaction; a database error rejects the file."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        import_validated(store, [(path, bundle)])
+    except SQLAlchemyError as exc:
+        first_line = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+        raise InputError(f"the store refused it: {first_line}") from exc
+
+
+def _published(results_dir: Path, submission, taken: set[str]) -> PublishedSubmission:
     from harness.submissions import report_path
     from harness.verify import read_report
 
@@ -261,15 +395,24 @@ def _published(results_dir: Path, submission) -> PublishedSubmission:
         status = "rejected"
     else:
         status = "verified" if report.get("rerun_seeds") else "checked"
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", relative.removesuffix(".submission.json"))
     return PublishedSubmission(
-        slug=slug,
+        slug=_submission_slug(relative, taken),
         relative_path=relative,
         data=submission.data,
         report=report,
         status=status,
         run_ids=[run["id"] for run in submission.runs],
     )
+
+
+def _submission_slug(relative: str, taken: set[str]) -> str:
+    """`probe/standard/eager-h100.submission.json` -> `probe-standard-eager-h100`: each folder
+    slugged; a name another submission already has gets the hash of its whole path."""
+    parts = relative.removesuffix(".submission.json").split("/")
+    readable = "-".join(slug(part) for part in parts)
+    if readable in taken or len(readable) > 2 * SLUG_LIMIT:
+        return slug(relative)
+    return readable
 
 
 def _finished_runs(session) -> list[Run]:
@@ -324,9 +467,16 @@ def _suite_scores(
 
 
 def build_site(
-    store: Store, out: Path, submissions: list[PublishedSubmission] | None = None
+    store: Store,
+    out: Path,
+    submissions: list[PublishedSubmission] | None = None,
+    rejected: list[RejectedFile] | None = None,
+    include_private: bool = False,
 ) -> SiteSummary:
-    """Render the whole site into `out`, replacing a previous build there."""
+    """Render the whole site into `out`, replacing a previous build there.
+
+    Pages and downloads carry runs in their public form (`public_run_dict`: no host, user,
+    process, command line or directory paths) unless `include_private`."""
     from harness.regressions import find_changes
 
     _check_output_directory(out)
@@ -339,7 +489,10 @@ def build_site(
     try:
         writer = _Writer(staging, _environment())
         shutil.copytree(site_root() / "static", staging / "static")
-        _render(writer, runs, machines, boards, infos, changes, submissions or [])
+        _render(
+            writer, runs, machines, boards, infos, changes, submissions or [], rejected or [],
+            include_private,
+        )  # fmt: skip
         (staging / SITE_MARKER).write_text(f"built by budgetbench {__version__}\n")
         if out.exists():
             shutil.rmtree(out)
@@ -367,6 +520,8 @@ def _render(
     infos,
     changes,
     submissions: list[PublishedSubmission],
+    rejected: list[RejectedFile],
+    include_private: bool,
 ) -> None:
     last_updated = max((r.finished_at or r.started_at for r in runs), default=None)
     tasks = sorted({board.task for board in boards} | set(infos))
@@ -387,23 +542,21 @@ def _render(
             {board.suite_version for board in boards if board.suite_version != "external"}
         ),
         submissions=submissions,
+        rejected=rejected,
     )
     _render_suite_score(writer, boards)
-    _render_submissions(writer, submissions)
+    _render_submissions(writer, submissions, include_private)
     for board in boards:
-        base = f"tasks/{board.task}/{board.slug}"
         records = [row.as_record(board.columns) for row in board.rows]
-        writer.text(f"{base}.json", json.dumps(records, indent=1, default=str) + "\n")
-        writer.text(f"{base}.csv", _csv(records))
+        writer.text(board_path(board, ".json"), json.dumps(records, indent=1, default=str) + "\n")
+        writer.text(board_path(board, ".csv"), _csv(records))
         writer.page(
-            f"{base}.html",
+            board_path(board),
             "leaderboard.html",
             title=f"{board.task} · {board.profile}",
             board=board,
             siblings=boards_by_task[board.task],
             info=infos.get(board.task),
-            csv_name=f"{board.slug}.csv",
-            json_name=f"{board.slug}.json",
             row_submissions={
                 (row.method_hash, row.hardware_key): [
                     sub
@@ -418,14 +571,14 @@ def _render(
     for task in tasks:
         if task in infos:
             writer.page(
-                f"tasks/{task}/methodology.html",
+                methodology_path(task),
                 "methodology.html",
                 title=f"{task} · methodology",
                 info=infos[task],
                 boards=boards_by_task[task],
             )
-    _render_methods(writer, runs, submissions)
-    _render_runs(writer, runs)
+    _render_methods(writer, runs, submissions, include_private)
+    _render_runs(writer, runs, include_private)
     _render_machines(writer, runs, machines, hardware, changes)
     labels = {key: machine.hardware_label for key, machine in hardware.items()}
     records = [_change_record(change) for change in changes]
@@ -466,20 +619,30 @@ def _profile_key(profile: str) -> tuple[int, str]:
     return ({"smoke": 0, "standard": 1, "full": 2}.get(profile, 3), profile)
 
 
-def _render_submissions(writer: _Writer, submissions: list[PublishedSubmission]) -> None:
+def _render_submissions(
+    writer: _Writer, submissions: list[PublishedSubmission], include_private: bool
+) -> None:
+    """A page per submission, with a copy of its file (in public form unless `include_private`:
+    a scrubbed copy's checksums no longer match; the original under `results/` is the one to
+    verify) and its verification report."""
     for submission in submissions:
-        base = f"submissions/{submission.slug}"
-        writer.text(f"{base}.json", json.dumps(submission.data, indent=1, sort_keys=True) + "\n")
+        data = submission.data
+        if not include_private:
+            data = {**data, "bundle": public_bundle(data["bundle"])}
+        writer.text(
+            submission_path(submission, ".json"), json.dumps(data, indent=1, sort_keys=True) + "\n"
+        )
         if submission.report is not None:
             writer.text(
-                f"{base}.verification.json",
+                submission_path(submission, ".verification.json"),
                 json.dumps(submission.report, indent=1, sort_keys=True) + "\n",
             )
         writer.page(
-            f"{base}.html",
+            submission_path(submission),
             "submission.html",
             title=f"submission {submission.data['method']['name']}",
             submission=submission,
+            scrubbed=not include_private,
         )
 
 
@@ -503,10 +666,23 @@ def _when_iso(moment: datetime | None) -> str:
 def _csv(records: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     if records:
-        writer = csv.DictWriter(buffer, fieldnames=list(records[0]))
+        writer = csv.DictWriter(buffer, fieldnames=[csv_cell(name) for name in records[0]])
         writer.writeheader()
-        writer.writerows(records)
+        writer.writerows(
+            {csv_cell(key): csv_cell(value) for key, value in record.items()} for record in records
+        )
     return buffer.getvalue()
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (`=HYPERLINK(…)`, `+`, `-`, `@`, tab,
+    CR first) gets a leading `'`, OWASP's advice; numbers are left as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _latest_machines(machines: list[Machine]) -> dict[str, Machine]:
@@ -518,7 +694,7 @@ def _latest_machines(machines: list[Machine]) -> dict[str, Machine]:
 
 
 def _render_methods(
-    writer: _Writer, runs: list[Run], submissions: list[PublishedSubmission]
+    writer: _Writer, runs: list[Run], submissions: list[PublishedSubmission], include_private: bool
 ) -> None:
     by_method: dict[str, list[Run]] = {}
     for run in runs:
@@ -526,10 +702,13 @@ def _render_methods(
     for method_hash, method_runs in by_method.items():
         latest = method_runs[-1]
         writer.page(
-            f"methods/{method_hash[:16]}.html",
+            method_path(method_hash),
             "method.html",
             title=f"method {latest.method_name}",
             method=latest,
+            sources=(
+                run_to_dict(latest) if include_private else public_run_dict(run_to_dict(latest))
+            )["provenance"].get("method_sources", []),
             runs=list(reversed(method_runs)),
             submissions=[
                 sub for sub in submissions if sub.data["method"]["method_hash"] == method_hash
@@ -537,27 +716,31 @@ def _render_methods(
         )
 
 
-def _render_runs(writer: _Writer, runs: list[Run]) -> None:
+def _render_runs(writer: _Writer, runs: list[Run], include_private: bool) -> None:
     for run in runs:
-        record = {**run_to_dict(run), "machine": machine_to_dict(run.machine)}
-        writer.text(f"runs/{run.id}.json", json.dumps(record, indent=1, sort_keys=True) + "\n")
+        shown = run_to_dict(run) if include_private else public_run_dict(run_to_dict(run))
+        record = {**shown, "machine": machine_to_dict(run.machine)}
+        writer.text(run_path(run.id, ".json"), json.dumps(record, indent=1, sort_keys=True) + "\n")
         curves: dict[str, list] = {}
         for point in run.curve_points:
             curves.setdefault(point.metric, []).append(point)
-        plots = {}
-        for metric, points in curves.items():
+        plots = []
+        for metric, points in sorted(curves.items()):
             line = Line(metric, [p.x for p in points], [p.value for p in points])
-            plots[metric] = line_plot_svg(
+            svg = line_plot_svg(
                 [line], title=metric, x_label=points[0].x_unit, y_label=points[0].unit
             )
-            writer.text(f"runs/{run.id}-{metric}.svg", plots[metric])
+            path = _plot_path("runs", run.id, metric)
+            writer.text(path, svg)
+            plots.append((path, metric))
         writer.page(
-            f"runs/{run.id}.html",
+            run_path(run.id),
             "run.html",
             title=f"run {run.id[:8]}",
             run=run,
-            curves=sorted(curves),
-            error_summary=(run.error or "").split("\n\n", 1)[0],
+            shown=shown,
+            curves=plots,
+            error_summary=(shown["error"] or "").split("\n\n", 1)[0],
         )
 
 
@@ -571,16 +754,18 @@ def _render_machines(
     for hardware_key, machine in latest.items():
         machine_runs = [r for r in runs if r.hardware_key == hardware_key]
         software = [m for m in machines if m.hardware_key == hardware_key]
-        plots = _history_plots(machine_runs)
-        for slug, svg in plots.items():
-            writer.text(f"machines/{hardware_key}-{slug}.svg", svg)
+        plots = []
+        for name, svg in sorted(_history_plots(machine_runs).items()):
+            path = _plot_path("machines", hardware_key, name)
+            writer.text(path, svg)
+            plots.append((path, name))
         writer.page(
-            f"machines/{hardware_key}.html",
+            machine_path(hardware_key),
             "machine.html",
             title=machine.hardware_label,
             machine=machine,
             software_versions=software,
-            plots=sorted(plots),
+            plots=plots,
             runs=list(reversed(machine_runs))[:200],
             changes=[c for c in changes if c.hardware_key == hardware_key],
         )

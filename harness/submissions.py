@@ -336,3 +336,13 @@ def submit(
         machine_id,
     )
     return SubmitResult(data, outcomes)
+
+
+def public_submission(data: dict[str, Any]) -> dict[str, Any]:
+    """The submission with its bundle in public form (`harness.bundles.public_bundle`: no host,
+    user, process id, command line or paths) and its checksum recomputed."""
+    from harness.bundles import public_bundle
+
+    public = {**data, "bundle": public_bundle(data["bundle"])}
+    public["sha256"] = submission_hash(public)
+    return public
