@@ -491,7 +491,7 @@ def submit_command(
     """Run the required seeds of a method on TASK and write one self-contained submission."""
     from harness.report import print_outcome_line, progress_tracker
     from harness.store import open_store
-    from harness.submissions import public_submission, submit, write_submission
+    from harness.submissions import publishable_submission, submit, write_submission
 
     store = open_store(db)
     _install_sigterm_handler()
@@ -505,7 +505,10 @@ def submit_command(
     if result.data is None:
         click.echo(f"budgetbench: no submission written: {result.problem}", err=True)
         sys.exit(EXIT_FAILED)
-    write_submission(result.data if include_private else public_submission(result.data), output)
+    data, left_out = publishable_submission(result.data, include_private)
+    for line in left_out:
+        click.echo(f"budgetbench: not enclosed: {line}", err=True)
+    write_submission(data, output)
     click.echo(
         f"wrote {output}: {len(result.outcomes)} seeds of {result.data['method']['name']}"
         f" ({division} division); check it with `budgetbench verify {output}`"
@@ -755,13 +758,14 @@ def export_command(
     task, method, profile, status, hardware_key, since, output, include_private, db
 ) -> None:
     """Export finished runs with their machines and provenance to a JSON bundle."""
-    from harness.bundles import build_bundle, public_bundle, write_bundle
+    from harness.bundles import build_bundle, publishable_bundle, write_bundle
     from harness.store import open_store
 
     store = open_store(db)
     bundle = build_bundle(store, _run_filter(task, method, profile, status, hardware_key, since))
-    if not include_private:
-        bundle = public_bundle(bundle)
+    bundle, left_out = publishable_bundle(bundle, include_private)
+    for line in left_out:
+        click.echo(f"budgetbench: not enclosed: {line}", err=True)
     write_bundle(bundle, output)
     click.echo(
         f"wrote {len(bundle['runs'])} runs on {len(bundle['machines'])} machines to {output}"

@@ -10,12 +10,14 @@ rendered as text.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import csv
 import dataclasses
-import hashlib
+import functools
 import inspect
 import io
+import itertools
 import json
 import math
 import re
@@ -37,13 +39,14 @@ from harness.bundles import (
     machine_to_dict,
     public_bundle,
     public_run_dict,
+    read_artifact,
     read_bundle,
     run_to_dict,
     validate_bundle,
 )
 from harness.errors import InputError
 from harness.leaderboard import Leaderboard, MetricColumn, PaperReference, build_leaderboards
-from harness.paths import site_root
+from harness.paths import SLUG_LIMIT, site_root, slug
 from harness.plots import Line, line_plot_svg
 from harness.scoring import OLYMPIC_MIN_SEEDS, TAU_MAX, SuiteScore, suite_scores
 from harness.store import Store
@@ -208,22 +211,6 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-SLUG_LIMIT = 64
-
-
-def slug(text: str) -> str:
-    """A file-name-safe form of a string from the data, used for every path the site writes.
-
-    Letters, digits, `_` and `-` are kept (no dots, so no `..`; no `/`, so one path segment);
-    anything else, or a name over `SLUG_LIMIT` characters, gets a hash of the original appended,
-    so two different names never share a file."""
-    clean = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:SLUG_LIMIT]
-    if clean == text:
-        return clean
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{clean}-{digest[:12]}" if clean else digest[:16]
-
-
 def run_path(run_id: str, suffix: str = ".html") -> str:
     return f"runs/{slug(run_id)}{suffix}"
 
@@ -272,6 +259,9 @@ class _Writer:
         self.pages += 1
 
     def text(self, path: str, content: str) -> None:
+        self.bytes(path, content.encode("utf-8"))
+
+    def bytes(self, path: str, content: bytes) -> None:
         target = self.root / path
         parts = Path(path).parts
         if (
@@ -282,7 +272,7 @@ class _Writer:
         ):
             raise InputError(f"refusing to write {path!r}: outside the site directory")
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
+        target.write_bytes(content)
 
 
 @dataclass(frozen=True)
@@ -728,8 +718,9 @@ def _render_runs(writer: _Writer, runs: list[Run], include_private: bool) -> Non
         for metric, points in sorted(curves.items()):
             line = Line(metric, [p.x for p in points], [p.value for p in points])
             svg = line_plot_svg(
-                [line], title=metric, x_label=points[0].x_unit, y_label=points[0].unit
-            )
+                [line], title=metric, x_label=points[0].x_unit, y_label=points[0].unit,
+                y_from_zero=False,
+            )  # fmt: skip
             path = _plot_path("runs", run.id, metric)
             writer.text(path, svg)
             plots.append((path, metric))
@@ -739,9 +730,55 @@ def _render_runs(writer: _Writer, runs: list[Run], include_private: bool) -> Non
             title=f"run {run.id[:8]}",
             run=run,
             shown=shown,
+            artifacts=[_publish_artifact(writer, run.id, artifact) for artifact in run.artifacts],
             curves=plots,
             error_summary=(shown["error"] or "").split("\n\n", 1)[0],
         )
+
+
+_INLINE_IMAGES = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
+_DOWNLOADS = {
+    "application/json": "json",
+    "application/jsonl": "jsonl",
+    "application/x-ndjson": "jsonl",
+    "text/csv": "csv",
+    "text/plain": "txt",
+}
+
+
+@dataclass(frozen=True)
+class ShownArtifact:
+    """An artifact as a run page shows it: an image inline, other files to download."""
+
+    name: str
+    media_type: str
+    size_bytes: int
+    sha256: str
+    kind: str
+    """image, download or missing (the file is not here or no longer matches its sha256)."""
+    src: str = ""
+
+
+def _publish_artifact(writer: _Writer, run_id: str, artifact) -> ShownArtifact:
+    """Copy a run's artifact into the site under a name made of its hash and slug. SVG is
+    shown as a data URI in an <img>, where a hostile file's scripts never run; other types
+    are written with an extension from a fixed list, so a browser never runs them either."""
+    data = read_artifact(artifact)
+    shown = functools.partial(
+        ShownArtifact, artifact.name, artifact.media_type, artifact.size_bytes, artifact.sha256
+    )
+    if data is None:
+        return shown("missing")
+    if artifact.media_type == "image/svg+xml":
+        return shown("image", "data:image/svg+xml;base64," + base64.b64encode(data).decode())
+    image = artifact.media_type in _INLINE_IMAGES
+    extension = _INLINE_IMAGES.get(artifact.media_type) or _DOWNLOADS.get(artifact.media_type)
+    path = (
+        f"artifacts/{slug(run_id)}/{artifact.sha256[:16]}-{slug(artifact.name)}"
+        f".{extension or 'bin'}"
+    )
+    writer.bytes(path, data)
+    return shown("image" if image else "download", path)
 
 
 def _render_machines(
@@ -753,9 +790,11 @@ def _render_machines(
 ) -> None:
     for hardware_key, machine in latest.items():
         machine_runs = [r for r in runs if r.hardware_key == hardware_key]
+        machine_changes = [c for c in changes if c.hardware_key == hardware_key]
         software = [m for m in machines if m.hardware_key == hardware_key]
+        history = _history(machine_runs, machine_changes)
         plots = []
-        for name, svg in sorted(_history_plots(machine_runs).items()):
+        for name, svg in history.plots.items():
             path = _plot_path("machines", hardware_key, name)
             writer.text(path, svg)
             plots.append((path, name))
@@ -766,36 +805,77 @@ def _render_machines(
             machine=machine,
             software_versions=software,
             plots=plots,
+            constant=history.constant,
             runs=list(reversed(machine_runs))[:200],
-            changes=[c for c in changes if c.hardware_key == hardware_key],
+            changes=machine_changes,
         )
 
 
 MAX_PLOTS_PER_MACHINE = 60
 
 
-def _history_plots(runs: list[Run]) -> dict[str, str]:
-    """One SVG per (task, profile, metric) with two or more points, a line per method."""
-    series: dict[tuple[str, str, str, str], dict[str, list[tuple[datetime, float]]]] = {}
+@dataclass(frozen=True)
+class History:
+    """A machine's history: an SVG per varying (task, profile, metric), by name, and the
+    metrics that never changed as (task, profile, metric, value, unit, runs) rows."""
+
+    plots: dict[str, str]
+    constant: list[tuple[str, str, str, float, str, int]]
+
+
+@dataclass
+class _Point:
+    at: datetime
+    value: float
+    low: float
+    high: float
+    software_key: str
+
+
+def _history(runs: list[Run], changes) -> History:
+    """A line per method (with the spread of its repetitions as a band), a mark where the
+    software changed between runs and one where a step was detected; constant metrics are
+    listed rather than plotted, as a flat line says nothing a table does not."""
+    series: dict[tuple[str, str, str, str], dict[str, list[_Point]]] = {}
     for run in runs:
         if run.status != "succeeded":
             continue
-        for measurement in run.measurements:
-            key = (run.task, run.profile, measurement.name, measurement.unit)
-            points = series.setdefault(key, {}).setdefault(run.method_name, [])
-            points.append((run.started_at, measurement.value))
-    plots = {}
+        for m in run.measurements:
+            key = (run.task, run.profile, m.name, m.unit)
+            low, high = (min(m.samples), max(m.samples)) if m.samples else (m.value, m.value)
+            point = _Point(run.started_at, m.value, low, high, run.software_key)
+            series.setdefault(key, {}).setdefault(run.method_name, []).append(point)
+    plots: dict[str, str] = {}
+    constant = []
     for (task, profile, metric, unit), by_method in sorted(series.items()):
-        if max(len(points) for points in by_method.values()) < 2:
+        points = [p for method_points in by_method.values() for p in method_points]
+        if len(points) < 2:
+            continue
+        if len({p.value for p in points}) == 1:
+            constant.append((task, profile, metric, points[0].value, unit, len(points)))
             continue
         if len(plots) == MAX_PLOTS_PER_MACHINE:
-            break
+            continue
         lines = [
-            Line(method, [x for x, _ in points], [y for _, y in points])
-            for method, points in sorted(by_method.items())
+            Line(method, [p.at for p in pts], [p.value for p in pts],
+                 low=[p.low for p in pts], high=[p.high for p in pts])
+            for method, pts in sorted(by_method.items())
+        ]  # fmt: skip
+        markers = _software_marks(sorted(points, key=lambda p: p.at)) + [
+            (c.at, f"step {c.relative_change:+.0%}")
+            for c in changes
+            if (c.task, c.profile, c.metric) == (task, profile, metric)
         ]
-        title = f"{task} · {profile} · {metric}"
         plots[f"{task}-{profile}-{metric}"] = line_plot_svg(
-            lines, title=title, x_label="run started (UTC)", y_label=unit
-        )
-    return plots
+            lines, title=f"{task} · {profile} · {metric}", x_label="run started (UTC)",
+            y_label=unit, vertical_markers=markers,
+        )  # fmt: skip
+    return History(plots, constant)
+
+
+def _software_marks(points: list[_Point]) -> list[tuple[datetime, str]]:
+    return [
+        (after.at, f"software {after.software_key[:6]}")
+        for before, after in itertools.pairwise(points)
+        if after.software_key != before.software_key
+    ]

@@ -338,11 +338,16 @@ def submit(
     return SubmitResult(data, outcomes)
 
 
-def public_submission(data: dict[str, Any]) -> dict[str, Any]:
-    """The submission with its bundle in public form (`harness.bundles.public_bundle`: no host,
-    user, process id, command line or paths) and its checksum recomputed."""
-    from harness.bundles import public_bundle
+def publishable_submission(
+    data: dict[str, Any], include_private: bool = False
+) -> tuple[dict[str, Any], list[str]]:
+    """What `submit` writes: the bundle with its artifacts enclosed and, unless
+    `include_private`, without host, user, process id, command line or paths (see
+    `harness.bundles.publishable_bundle`), the checksum recomputed; and a line per artifact
+    that could not be enclosed."""
+    from harness.bundles import publishable_bundle
 
-    public = {**data, "bundle": public_bundle(data["bundle"])}
-    public["sha256"] = submission_hash(public)
-    return public
+    bundle, left_out = publishable_bundle(data["bundle"], include_private)
+    published = {**data, "bundle": bundle}
+    published["sha256"] = submission_hash(published)
+    return published, left_out
