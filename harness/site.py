@@ -45,7 +45,14 @@ from harness.bundles import (
     validate_bundle,
 )
 from harness.errors import InputError
-from harness.leaderboard import Leaderboard, MetricColumn, PaperReference, build_leaderboards
+from harness.leaderboard import (
+    Leaderboard,
+    MetricColumn,
+    PaperReference,
+    build_leaderboards,
+    machine_details,
+    machine_title,
+)
 from harness.paths import SLUG_LIMIT, site_root, slug
 from harness.plots import Line, line_plot_svg
 from harness.scoring import OLYMPIC_MIN_SEEDS, TAU_MAX, SuiteScore, suite_scores
@@ -178,6 +185,11 @@ def _environment():
     )
     environment.filters["number"] = _number
     environment.filters["when"] = _when
+    environment.filters["when_short"] = lambda moment: (
+        moment.strftime("%Y-%m-%d") if moment else "–"
+    )
+    environment.filters["machine_title"] = machine_title
+    environment.filters["machine_details"] = machine_details
     environment.globals.update(
         run_path=run_path,
         method_path=method_path,
@@ -202,6 +214,8 @@ def _printable(value: Any) -> Any:
 def _number(value: float | None) -> str:
     if value is None:
         return "–"
+    if 1e4 <= abs(value) < 1e12:
+        return f"{value:,.0f}"
     return f"{value:.4g}"
 
 
@@ -452,8 +466,22 @@ def _suite_scores(
     installed = set(task_names())
     tasks = [name for name in spec_task_names(version) if name in installed]
     references = {name: load_task(name).reference_methods[0] for name in tasks}
-    suite_boards = [b for b in boards if b.suite_version == version]
+    suite_boards = [_latest_software(b) for b in boards if b.suite_version == version]
     return suite_scores(suite_boards, profile, tasks, references), tasks
+
+
+def _latest_software(board: Leaderboard) -> Leaderboard:
+    """The board with one row per method and machine (its newest software configuration): the
+    suite score compares methods, not software versions of one method."""
+    newest: dict[tuple[str, str], Any] = {}
+    for row in board.rows:
+        key = (row.method_hash, row.hardware_key)
+        if key not in newest or (row.last_run_at or datetime.min.replace(tzinfo=timezone.utc)) > (
+            newest[key].last_run_at or datetime.min.replace(tzinfo=timezone.utc)
+        ):
+            newest[key] = row
+    kept = set(map(id, newest.values()))
+    return dataclasses.replace(board, rows=[row for row in board.rows if id(row) in kept])
 
 
 def build_site(

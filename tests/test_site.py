@@ -116,7 +116,8 @@ def test_downloads_match_the_leaderboard(site):
     rows = list(csv.DictReader(board.with_suffix(".csv").open()))
     assert len(records) == len(rows) == 3
     eager_here = next(r for r in records if r["method"] == "eager" and "Second" not in r["machine"])
-    assert eager_here["seeds_succeeded"] == 2 and eager_here["ranked"] is True
+    assert eager_here["runs_succeeded"] == 2 and eager_here["distinct_seeds"] == 2
+    assert eager_here["ranked"] is True
     assert [r["method"] for r in records] == [r["method"] for r in rows]
     for record in records:
         assert (
@@ -197,7 +198,7 @@ def test_browse_the_site_in_chromium(site, browser_page, tmp_path):
     assert XSS_NAME in table.inner_text()  # shown as text, never run
 
     headers = [h.split("\n")[0].strip() for h in table.locator("thead th").all_inner_texts()]
-    fp32 = headers.index("matmul_fp32_tflops") + 1
+    fp32 = headers.index("matmul fp32 TFLOP/s") + 1
 
     def fp32_values() -> list[float]:
         cells = rows.locator(f"td:nth-child({fp32})")
