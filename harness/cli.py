@@ -479,20 +479,35 @@ def run_command(
     help="hp.NAME=VALUE sets a hyperparameter; other settings need --division open.",
 )
 @_output_option("Submission file to write (e.g. results/TASK/PROFILE/NAME.submission.json).")
+@click.option(
+    "--submitter", default=None, help="Who submits (a name or handle), shown on the site."
+)
+@click.option("--link", "links", multiple=True, metavar="URL", help="Paper or code (http/https).")
+@click.option(
+    "--suite-entry",
+    default=None,
+    help="The method family this belongs to across tasks; the suite score ranks such families.",
+)
 @_include_private_option
 @device_option
 @suite_option
 @data_dir_option
 @db_option
 def submit_command(
-    task, method_ref, profile, seeds, division, description, overrides, output, include_private,
-    device, suite_version, data_dir, db,
+    task, method_ref, profile, seeds, division, description, overrides, output, submitter, links,
+    suite_entry, include_private, device, suite_version, data_dir, db,
 ) -> None:  # fmt: skip
     """Run the required seeds of a method on TASK and write one self-contained submission."""
     from harness.report import print_outcome_line, progress_tracker
     from harness.store import open_store
-    from harness.submissions import publishable_submission, submit, write_submission
+    from harness.submissions import (
+        publishable_submission,
+        submit,
+        with_submitter,
+        write_submission,
+    )
 
+    with_submitter({}, submitter, list(links), suite_entry)  # bad values fail before any run
     store = open_store(db)
     _install_sigterm_handler()
     with progress_tracker() as tracker:
@@ -505,7 +520,9 @@ def submit_command(
     if result.data is None:
         click.echo(f"budgetbench: no submission written: {result.problem}", err=True)
         sys.exit(EXIT_FAILED)
-    data, left_out = publishable_submission(result.data, include_private)
+    data, left_out = publishable_submission(
+        with_submitter(result.data, submitter, list(links), suite_entry), include_private
+    )
     for line in left_out:
         click.echo(f"budgetbench: not enclosed: {line}", err=True)
     write_submission(data, output)

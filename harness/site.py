@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -52,12 +52,16 @@ from harness.leaderboard import (
     build_leaderboards,
     machine_details,
     machine_title,
+    readable_name,
 )
 from harness.paths import SLUG_LIMIT, site_root, slug
 from harness.plots import Line, line_plot_svg
-from harness.scoring import OLYMPIC_MIN_SEEDS, TAU_MAX, SuiteScore, suite_scores
+from harness.scoring import OLYMPIC_MIN_SEEDS, TAU_MAX, SeedSummary, SuiteScore, suite_scores
 from harness.store import Store
 from harness.store.models import Machine, Run
+
+if TYPE_CHECKING:
+    from markupsafe import Markup
 
 SITE_MARKER = ".budgetbench-site"
 
@@ -189,6 +193,9 @@ def _environment():
         moment.strftime("%Y-%m-%d") if moment else "–"
     )
     environment.filters["machine_title"] = machine_title
+    environment.filters["duration"] = _duration
+    environment.filters["iso_when"] = _iso_when
+    environment.filters["markdown"] = markdown
     environment.filters["machine_details"] = machine_details
     environment.globals.update(
         run_path=run_path,
@@ -208,7 +215,19 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 def _printable(value: Any) -> Any:
     """Every printed string without control characters (a NUL in a name is an HTML parse
     error; the store keeps the name as it came)."""
-    return _CONTROL.sub("\ufffd", value) if isinstance(value, str) else value
+    if not isinstance(value, str) or hasattr(value, "__html__"):  # Markup is already safe
+        return value
+    return _CONTROL.sub("\ufffd", value)
+
+
+def markdown(text: str) -> Markup:
+    """Docstring Markdown as HTML: CommonMark with raw HTML off (a `<script>` in a docstring is
+    shown as text) and markdown-it's link check (no `javascript:` or `data:` links)."""
+    from markdown_it import MarkdownIt
+    from markupsafe import Markup
+
+    renderer = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    return Markup(renderer.render(text))
 
 
 def _number(value: float | None) -> str:
@@ -217,6 +236,14 @@ def _number(value: float | None) -> str:
     if 1e4 <= abs(value) < 1e12:
         return f"{value:,.0f}"
     return f"{value:.4g}"
+
+
+def _iso_when(text: str | None) -> str:
+    """An ISO time from a file, shown like every other time (the text itself if unparsable)."""
+    try:
+        return _when(datetime.fromisoformat(text).astimezone(timezone.utc)) if text else "–"
+    except (TypeError, ValueError):
+        return str(text)
 
 
 def _when(moment: datetime | None) -> str:
@@ -563,7 +590,7 @@ def _render(
         rejected=rejected,
     )
     _render_suite_score(writer, boards)
-    _render_submissions(writer, submissions, include_private)
+    _render_submissions(writer, submissions, include_private, infos)
     for board in boards:
         records = [row.as_record(board.columns) for row in board.rows]
         writer.text(board_path(board, ".json"), json.dumps(records, indent=1, default=str) + "\n")
@@ -596,7 +623,7 @@ def _render(
                 boards=boards_by_task[task],
             )
     _render_methods(writer, runs, submissions, include_private)
-    _render_runs(writer, runs, include_private)
+    _render_runs(writer, runs, include_private, infos)
     _render_machines(writer, runs, machines, hardware, changes)
     labels = {key: machine.hardware_label for key, machine in hardware.items()}
     records = [_change_record(change) for change in changes]
@@ -638,7 +665,10 @@ def _profile_key(profile: str) -> tuple[int, str]:
 
 
 def _render_submissions(
-    writer: _Writer, submissions: list[PublishedSubmission], include_private: bool
+    writer: _Writer,
+    submissions: list[PublishedSubmission],
+    include_private: bool,
+    infos: dict[str, TaskInfo],
 ) -> None:
     """A page per submission, with a copy of its file (in public form unless `include_private`:
     a scrubbed copy's checksums no longer match; the original under `results/` is the one to
@@ -661,7 +691,35 @@ def _render_submissions(
             title=f"submission {submission.data['method']['name']}",
             submission=submission,
             scrubbed=not include_private,
+            scores=_submission_scores(submission, infos.get(submission.data["task"])),
+            machine=next(
+                (
+                    m
+                    for m in submission.data["bundle"]["machines"]
+                    if m["id"] == submission.data["machine_id"]
+                ),
+                None,
+            ),
         )
+
+
+def _submission_scores(submission: PublishedSubmission, info: TaskInfo | None) -> list:
+    """(column, summary over the submitted seeds) per metric, headline metrics first."""
+    values: dict[str, list[float]] = {}
+    units: dict[str, tuple[str, bool]] = {}
+    for run in submission.data["bundle"]["runs"]:
+        if run["status"] != "succeeded":
+            continue
+        for m in run["measurements"]:
+            values.setdefault(m["name"], []).append(m["value"])
+            units[m["name"]] = (m["unit"], m["higher_is_better"])
+    declared = {c.name: c for c in info.metrics} if info else {}
+    order = {name: index for index, name in enumerate(declared)}
+    return [
+        (declared.get(name) or MetricColumn(name, *units[name]), SeedSummary.of(found))
+        for name, found in sorted(values.items(), key=lambda item: (order.get(item[0], 1e9),
+                                                                   item[0]))
+    ]  # fmt: skip
 
 
 def _change_record(change) -> dict[str, Any]:
@@ -734,8 +792,15 @@ def _render_methods(
         )
 
 
-def _render_runs(writer: _Writer, runs: list[Run], include_private: bool) -> None:
+def _render_runs(
+    writer: _Writer, runs: list[Run], include_private: bool, infos: dict[str, TaskInfo]
+) -> None:
     for run in runs:
+        declared = (
+            {column.name: column for column in infos[run.task].metrics}
+            if run.task in (infos)
+            else {}
+        )
         shown = run_to_dict(run) if include_private else public_run_dict(run_to_dict(run))
         record = {**shown, "machine": machine_to_dict(run.machine)}
         writer.text(run_path(run.id, ".json"), json.dumps(record, indent=1, sort_keys=True) + "\n")
@@ -760,6 +825,8 @@ def _render_runs(writer: _Writer, runs: list[Run], include_private: bool) -> Non
             shown=shown,
             artifacts=[_publish_artifact(writer, run.id, artifact) for artifact in run.artifacts],
             curves=plots,
+            groups=metric_groups(run.measurements, declared),
+            budget_s=(run.settings or {}).get("budget_s"),
             error_summary=(shown["error"] or "").split("\n\n", 1)[0],
         )
 
@@ -807,6 +874,53 @@ def _publish_artifact(writer: _Writer, run_id: str, artifact) -> ShownArtifact:
     )
     writer.bytes(path, data)
     return shown("image" if image else "download", path)
+
+
+METRIC_GROUPS = {
+    "quality": "Quality: how good the result is",
+    "speed": "Speed: how fast the work ran",
+    "memory": "Memory and size",
+    "budget": "Budget bookkeeping: what the run spent (no better or worse)",
+}
+_SPEED_UNITS = ("/s", "tflop", "gb/s")
+_BUDGET_NAMES = ("budget", "steps", "parameters", "flops_per_token", "longest_step", "quantize_s")
+
+
+def metric_group(name: str, unit: str) -> str:
+    """quality, speed, memory or budget, from the metric's name and unit."""
+    lowered, unit_lowered = name.lower(), unit.lower()
+    if any(part in lowered for part in _BUDGET_NAMES) and "per_s" not in lowered:
+        return "budget"
+    if "memory" in lowered or unit_lowered in ("mib", "gib", "bytes", "bits"):
+        return "memory"
+    if unit_lowered.endswith(_SPEED_UNITS) or "mfu" in lowered or lowered.endswith("_s"):
+        return "speed"
+    return "quality"
+
+
+def metric_groups(measurements, declared: dict[str, MetricColumn]) -> list[tuple[str, list]]:
+    """A run's measurements by group, in the task's order, each with its description."""
+    order = {name: index for index, name in enumerate(declared)}
+    grouped: dict[str, list] = {group: [] for group in METRIC_GROUPS}
+    for measurement in sorted(measurements, key=lambda m: (order.get(m.name, 1e9), m.name)):
+        column = declared.get(measurement.name)
+        grouped[metric_group(measurement.name, measurement.unit)].append(
+            (measurement, column.description if column else "", readable_name(measurement.name))
+        )
+    return [(METRIC_GROUPS[group], items) for group, items in grouped.items() if items]
+
+
+def _duration(seconds: float | None) -> str:
+    """`0.4 s`, `12.3 s`, `4 min 05 s`, `2 h 03 min`."""
+    if seconds is None:
+        return "–"
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
 
 
 def _render_machines(
