@@ -484,7 +484,10 @@ def compute_suite_scores(
 
 
 def _suite_scores(
-    boards: list[Leaderboard], profile: str, suite_version: str | None
+    boards: list[Leaderboard],
+    profile: str,
+    suite_version: str | None,
+    reference_family: str | None = None,
 ) -> tuple[list[SuiteScore], list[str]]:
     from harness.registry import load_task, task_names
     from harness.spec import latest_suite_version, spec_task_names
@@ -492,7 +495,7 @@ def _suite_scores(
     version = suite_version or latest_suite_version()
     installed = set(task_names())
     tasks = [name for name in spec_task_names(version) if name in installed]
-    references = {name: load_task(name).reference_methods[0] for name in tasks}
+    references = {name: reference_family or load_task(name).reference_methods[0] for name in tasks}
     suite_boards = [_latest_software(b) for b in boards if b.suite_version == version]
     return suite_scores(suite_boards, profile, tasks, references), tasks
 
@@ -589,7 +592,7 @@ def _render(
         submissions=submissions,
         rejected=rejected,
     )
-    _render_suite_score(writer, boards)
+    _render_suite_score(writer, boards, submissions)
     _render_submissions(writer, submissions, include_private, infos)
     for board in boards:
         records = [row.as_record(board.columns) for row in board.rows]
@@ -642,14 +645,38 @@ def _render(
     )
 
 
-def _render_suite_score(writer: _Writer, boards: list[Leaderboard]) -> None:
-    """One section per profile that has standard boards: the scores per machine."""
+REFERENCE_FAMILY = "reference methods"
+
+
+def _render_suite_score(
+    writer: _Writer, boards: list[Leaderboard], submissions: list[PublishedSubmission]
+) -> None:
+    """One section per profile with standard boards. An entry is a method family across tasks:
+    the accepted submissions that declare one `--suite-entry` name, or the tasks' reference
+    methods together. Only entries that cover every task of the suite get a score; the others
+    are listed with the tasks they miss, so an empty table says why it is empty."""
+    from harness.registry import load_task
+
+    families = {
+        (s.data["task"], s.data["method"]["method_hash"], _hardware_key(s)): s.data["suite_entry"]
+        for s in submissions
+        if s.accepted and s.data.get("suite_entry")
+    }
     profiles = sorted({b.profile for b in boards if b.is_standard}, key=_profile_key)
     sections = []
     for profile in profiles:
-        scores, tasks = _suite_scores(boards, profile, None)
-        if scores:
-            sections.append((profile, tasks, scores))
+        reference = {b.task: load_task(b.task).reference_methods[0] for b in boards
+                     if b.task in _installed_tasks()}  # fmt: skip
+        family_boards = [_family_board(b, families, reference) for b in boards]
+        scores, tasks = _suite_scores(family_boards, profile, None, REFERENCE_FAMILY)
+        complete = [
+            dataclasses.replace(score, entries=[e for e in score.entries if not e.tasks_missing])
+            for score in scores
+        ]
+        partial = [
+            (score, entry) for score in scores for entry in score.entries if entry.tasks_missing
+        ]
+        sections.append((profile, tasks, [c for c in complete if c.entries], partial))
     writer.page(
         "suite.html",
         "suite.html",
@@ -657,7 +684,34 @@ def _render_suite_score(writer: _Writer, boards: list[Leaderboard]) -> None:
         sections=sections,
         tau_max=TAU_MAX,
         olympic_min_seeds=OLYMPIC_MIN_SEEDS,
+        reference_family=REFERENCE_FAMILY,
     )
+
+
+def _installed_tasks() -> set[str]:
+    from harness.registry import task_names
+
+    return set(task_names())
+
+
+def _hardware_key(submission: PublishedSubmission) -> str:
+    data = submission.data
+    machine = next((m for m in data["bundle"]["machines"] if m["id"] == data["machine_id"]), {})
+    return machine.get("hardware_key", "")
+
+
+def _family_board(
+    board: Leaderboard, families: dict[tuple[str, str, str], str], reference: dict[str, str]
+) -> Leaderboard:
+    """The board's rows renamed to their method family; rows of no family are left out."""
+    rows = []
+    for row in board.rows:
+        if row.is_reference_method and row.method_name == reference.get(board.task):
+            rows.append(dataclasses.replace(row, method_name=REFERENCE_FAMILY))
+        elif (board.task, row.method_hash, row.hardware_key) in families:
+            family = families[(board.task, row.method_hash, row.hardware_key)]
+            rows.append(dataclasses.replace(row, method_name=family, is_reference_method=False))
+    return dataclasses.replace(board, rows=rows)
 
 
 def _profile_key(profile: str) -> tuple[int, str]:
