@@ -1045,8 +1045,8 @@ def _history(runs: list[Run], changes) -> History:
     constant = []
     for (task, profile, metric, unit), by_method in sorted(series.items()):
         points = [p for method_points in by_method.values() for p in method_points]
-        if len(points) < 2:
-            continue
+        if max(len(method_points) for method_points in by_method.values()) < 2:
+            continue  # no method has a history here yet
         if len({p.value for p in points}) == 1:
             constant.append((task, profile, metric, points[0].value, unit, len(points)))
             continue
