@@ -7,17 +7,19 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
-from conftest import fast_probe_overrides, run_cli
+from conftest import assert_one_line_error, fast_probe_overrides, run_cli
 from helpers import run_probe
 
 from harness.bundles import build_bundle, content_hash, import_validated, validate_bundle
+from harness.errors import InputError
 from harness.site import build_site, csv_cell, published_results, slug
 from harness.store import open_store
 from harness.store.queries import RunFilter
-from harness.submissions import submission_hash, submit, write_submission
+from harness.submissions import submission_hash, submit, with_submitter, write_submission
 
 HOSTILE = [
     "../../escaped",
@@ -216,3 +218,38 @@ def test_published_bundles_and_pages_carry_no_personal_data(tmp_path, monkeypatc
     (failed_run,) = [r for r in json.loads(public)["runs"] if r["status"] == "failed"]
     assert '"…/failing.py"' in failed_run["error"]  # the traceback keeps the file's name
     assert not {"hostname", "user", "pid", "command"} & set(failed_run["provenance"])
+
+
+def test_submission_page_shows_scores_hardware_submitter_and_links(submitted, tmp_path):
+    data = with_submitter(submitted, "Ada Lovelace", ["https://example.org/paper"], "fast-family")
+    results = tmp_path / "results"
+    write_submission(data, results / "probe" / "smoke" / "fast.submission.json")
+    run_cli("site", "build", "--results", str(results), "--out", str(tmp_path / "site"), check=True)
+    page = (tmp_path / "site" / "submissions" / "probe-smoke-fast.html").read_text()
+    expected = ("Ada Lovelace", 'href="https://example.org/paper"', "fast-family",
+                "<h2>Scores</h2>", "matmul fp32 TFLOP/s", "torch ", "open</strong>")  # fmt: skip
+    for text in expected:
+        assert text in page, text
+    assert re.search(r"<strong>[0-9.e+-]+</strong> TFLOP/s</td><td>[0-9.e+-]+–[0-9.e+-]+", page)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--link", "javascript:alert(1)", "does not match"),
+        ("--submitter", "x" * 300, "is too long"),
+        ("--suite-entry", "../escape", "does not match"),
+    ],
+)
+def test_bad_submitter_fields_fail_before_any_run(option, value, message, tmp_path):
+    with pytest.raises(InputError, match=message):
+        key = {"--link": "links", "--submitter": "submitter", "--suite-entry": "suite_entry"}
+        fields = {"submitter": None, "links": [], "suite_entry": None}
+        fields[key[option]] = [value] if option == "--link" else value
+        with_submitter({}, **fields)
+    result = run_cli(
+        "submit", "probe", "--method", "eager", option, value, "-o", str(tmp_path / "s.json"),
+        "--db", str(tmp_path / "s.db"),
+    )  # fmt: skip
+    assert_one_line_error(result, 2, message)
+    assert not (tmp_path / "s.db").exists()  # nothing ran, nothing was stored
