@@ -937,18 +937,18 @@ METRIC_GROUPS = {
     "budget": "Budget bookkeeping: what the run spent (no better or worse)",
 }
 _SPEED_UNITS = ("/s", "tflop", "gb/s")
-_BUDGET_NAMES = ("budget", "steps", "parameters", "flops_per_token", "longest_step", "quantize_s")
+_BUDGET_NAMES = {"steps", "parameters", "flops_per_token", "longest_step_s", "quantize_s"}
 
 
 def metric_group(name: str, unit: str) -> str:
     """quality, speed, memory or budget, from the metric's name and unit."""
     lowered, unit_lowered = name.lower(), unit.lower()
-    if any(part in lowered for part in _BUDGET_NAMES) and "per_s" not in lowered:
+    if lowered.startswith("budget") or lowered in _BUDGET_NAMES:
         return "budget"
+    if unit_lowered.endswith(_SPEED_UNITS) or "mfu" in lowered or lowered.endswith("_s"):
+        return "speed"  # memory bandwidth (GB/s) is a speed
     if "memory" in lowered or unit_lowered in ("mib", "gib", "bytes", "bits"):
         return "memory"
-    if unit_lowered.endswith(_SPEED_UNITS) or "mfu" in lowered or lowered.endswith("_s"):
-        return "speed"
     return "quality"
 
 

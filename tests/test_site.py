@@ -301,3 +301,16 @@ def test_every_page_type_of_the_committed_results_renders(browser_page, tmp_path
 
 def _page_mentioning(directory: Path, word: str) -> Path:
     return next(p for p in sorted(directory.glob("*.html")) if f"<td>{word} · " in p.read_text())
+
+
+@pytest.mark.parametrize(
+    ("name", "unit", "group"),
+    [("memory_bandwidth_gbps", "GB/s", "speed"), ("peak_memory_mib", "MiB", "memory"),
+     ("decode_tokens_per_s", "tokens/s", "speed"), ("budget_used_s", "s", "budget"),
+     ("parameters", "parameters", "budget"), ("steps_to_target", "steps", "quality"),
+     ("kl_mean", "nats", "quality")],
+)  # fmt: skip
+def test_run_pages_group_metrics(name, unit, group):
+    from harness.site import metric_group
+
+    assert metric_group(name, unit) == group
