@@ -253,3 +253,36 @@ def test_bad_submitter_fields_fail_before_any_run(option, value, message, tmp_pa
     )  # fmt: skip
     assert_one_line_error(result, 2, message)
     assert not (tmp_path / "s.db").exists()  # nothing ran, nothing was stored
+
+
+def test_an_entry_covering_every_task_gets_a_suite_score(probe_bundle, tmp_path):
+    """The tasks' reference methods form one entry; given a result on every task of the suite
+    (the real probe run, re-labelled per task: test input only), it is scored."""
+    from harness.registry import load_task, task_names
+    from harness.spec import load_spec, resolve_config, spec_task_names
+
+    tasks = [t for t in spec_task_names("v1") if t in task_names()]
+    template = probe_bundle["runs"][0]
+    runs = []
+    for index, task in enumerate(tasks):
+        task_cls = load_task(task)
+        metric = next(m for m in task_cls.metrics if m.name == (
+            list(task_cls.headline_metrics) or [task_cls.metrics[0].name])[0])  # fmt: skip
+        run = copy.deepcopy(template)
+        run.update(
+            id=f"{index + 1:032x}", task=task, profile="smoke", suite_version="v1",
+            task_spec_hash=resolve_config(task_cls, load_spec(task), "smoke").task_spec_hash,
+            method_name=task_cls.reference_methods[0], method_hash=f"{index:064x}",
+            is_reference_method=True, gate_passed=True,
+            measurements=[{"name": metric.name, "value": 2.0, "unit": metric.unit,
+                           "higher_is_better": metric.higher_is_better, "samples": None}],
+        )  # fmt: skip
+        runs.append(run)
+    bundle = {**probe_bundle, "runs": runs}
+    bundle["sha256"] = content_hash(bundle)
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    import_validated(store, [(Path("all.json"), validate_bundle(bundle, Path("all.json")))])
+    build_site(store, tmp_path / "site")
+    suite = (tmp_path / "site" / "suite.html").read_text()
+    assert "profile score" in suite and "<strong>1.000</strong>" in suite
+    assert "reference methods" in suite and "no entry covers" not in suite.split("<h2>smoke")[1]
