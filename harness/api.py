@@ -10,6 +10,7 @@ before any run starts.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -155,10 +156,19 @@ def show(run_id: str, *, db: str | None = None) -> dict[str, Any]:
         store.dispose()
 
 
-def export(output: str | Path, *, db: str | None = None, **filters: Any) -> tuple[int, int]:
+def export(
+    output: str | Path,
+    *,
+    db: str | None = None,
+    include_private: bool = False,
+    on_left_out: Callable[[str], None] | None = None,
+    **filters: Any,
+) -> tuple[int, int]:
     """Write the finished runs matching `filters` (as `runs`) to a checksummed bundle at
-    `output`; returns (runs, machines). Matching nothing raises InputError and writes nothing."""
-    from harness.bundles import build_bundle, write_bundle
+    `output`, artifacts enclosed and, unless `include_private`, without personal data (host,
+    user, pid, paths, command line); returns (runs, machines). Matching nothing raises InputError
+    and writes nothing. `on_left_out` hears of each artifact that could not be enclosed."""
+    from harness.bundles import build_bundle, publishable_bundle, write_bundle
     from harness.store import open_store
     from harness.store.queries import RunFilter
 
@@ -175,6 +185,10 @@ def export(output: str | Path, *, db: str | None = None, **filters: Any) -> tupl
             matched = ", ".join(f"{k}={v}" for k, v in given.items() if v is not None)
             where = f"match {matched} " if matched else "stored "
             raise InputError(f"no finished runs {where}in {store.display_url}")
+        bundle, left_out = publishable_bundle(bundle, include_private)
+        for line in left_out:
+            if on_left_out is not None:
+                on_left_out(line)
         write_bundle(bundle, Path(output))
         return len(bundle["runs"]), len(bundle["machines"])
     finally:

@@ -9,8 +9,12 @@ nothing the second time. A run that exists with different content is a conflict,
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +25,7 @@ import jsonschema
 from harness import __version__
 from harness.errors import InputError
 from harness.machine import MachineFingerprint
+from harness.paths import slug
 from harness.spec import canonical_json, sha256_hex
 from harness.store import Store
 from harness.store.limits import INT64, check_row
@@ -52,6 +57,11 @@ def _object(properties: dict[str, Any]) -> dict[str, Any]:
         "required": list(properties),
         "additionalProperties": False,
     }
+
+
+def _with_optional(schema: dict[str, Any], **optional: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with extra properties that may be left out."""
+    return {**schema, "properties": {**schema["properties"], **optional}}
 
 
 SCHEMA: dict[str, Any] = _object(
@@ -132,14 +142,17 @@ SCHEMA: dict[str, Any] = _object(
                     },
                     "artifacts": {
                         "type": "array",
-                        "items": _object(
-                            {
-                                "name": _STRING,
-                                "uri": _STRING,
-                                "media_type": _STRING,
-                                "size_bytes": {"type": "integer", "minimum": 0},
-                                "sha256": _STRING,
-                            }
+                        "items": _with_optional(
+                            _object(
+                                {
+                                    "name": _STRING,
+                                    "uri": _STRING,
+                                    "media_type": _STRING,
+                                    "size_bytes": {"type": "integer", "minimum": 0},
+                                    "sha256": _STRING,
+                                }
+                            ),
+                            content={"type": "string", "contentEncoding": "base64"},
                         ),
                     },
                 }
@@ -263,6 +276,7 @@ def validate_bundle(bundle: Any, path: Path, check_checksum: bool = True) -> dic
     if check_checksum and content_hash(bundle) != bundle["sha256"]:
         raise InputError(f"{path}: checksum mismatch: the bundle was modified after export")
     _check_consistency(path, bundle)
+    check_artifact_contents(path, bundle)
     return bundle
 
 
@@ -373,6 +387,7 @@ def import_bundles(store: Store, paths: list[Path]) -> ImportResult:
 def import_validated(store: Store, bundles: list[tuple[Path, dict[str, Any]]]) -> ImportResult:
     """Import bundles that passed `validate_bundle`, in one transaction."""
     added = present = machines_added = 0
+    bundles = [(path, store_artifact_contents(store, bundle)) for path, bundle in bundles]
     with store.session() as session:
         for path, bundle in bundles:
             for machine in bundle["machines"]:
@@ -422,3 +437,181 @@ def _run_from_dict(data: dict[str, Any]) -> Run:
     run.curve_points = [CurvePoint(**p) for p in data["curve_points"]]
     run.artifacts = [Artifact(**a) for a in data["artifacts"]]
     return run
+
+
+# Publishing: what leaves the store. The store (and `show`) keeps everything a run recorded;
+# a published bundle, submission or site page leaves out who ran it and where, unless the user
+# opts in (`--include-private`).
+
+PRIVATE_PROVENANCE = ("hostname", "user", "pid", "command")
+"""Provenance keys that name a person, a host or a process: kept in the store, not published."""
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~])(?:[A-Za-z]:)?[/\\](?:[^\s/\\\"'<>:]+[/\\])+")
+
+
+def public_run_dict(run: dict[str, Any]) -> dict[str, Any]:
+    """A run's bundle form without personal data: the private provenance keys dropped, artifact
+    locations reduced to file names, and the run's own host and user name and every directory
+    path scrubbed from the provenance and error texts (tracebacks keep their file names)."""
+    provenance = dict(run["provenance"])
+    names = [str(provenance.get(key) or "") for key in ("hostname", "user")]
+    for key in PRIVATE_PROVENANCE:
+        provenance.pop(key, None)
+    return {
+        **run,
+        "provenance": _scrub_value(provenance, names),
+        "error": None if run["error"] is None else scrub_text(run["error"], names),
+        "gate_reason": scrub_text(run["gate_reason"], names),
+        "artifacts": [
+            {**artifact, "uri": _file_name(artifact["uri"])} for artifact in run["artifacts"]
+        ],
+    }
+
+
+def scrub_text(text: str, names: list[str]) -> str:
+    """`text` with directory paths shortened to `…/` and each of `names` (a host, a user)
+    replaced by `<private>` (names under three characters are left: too common to find)."""
+    text = _ABSOLUTE_PATH.sub("…/", text)
+    for name in names:
+        if len(name) >= 3:
+            text = re.sub(rf"\b{re.escape(name)}\b", "<private>", text)
+    return text
+
+
+def _scrub_value(value: Any, names: list[str]) -> Any:
+    if isinstance(value, str):
+        return scrub_text(value, names)
+    if isinstance(value, list):
+        return [_scrub_value(item, names) for item in value]
+    if isinstance(value, dict):
+        return {key: _scrub_value(item, names) for key, item in value.items()}
+    return value
+
+
+def _file_name(location: str) -> str:
+    return re.split(r"[/\\]", location.rstrip("/\\"))[-1]
+
+
+def publishable_bundle(
+    bundle: dict[str, Any], include_private: bool = False
+) -> tuple[dict[str, Any], list[str]]:
+    """What `export` and `submit` write: the bundle with its artifacts enclosed and, unless
+    `include_private`, in public form; and a line per artifact that could not be enclosed."""
+    bundle, left_out = with_artifact_contents(bundle)
+    return (bundle if include_private else public_bundle(bundle)), left_out
+
+
+def public_bundle(bundle: dict[str, Any]) -> dict[str, Any]:
+    """The bundle with every run in its public form (`public_run_dict`), checksum recomputed."""
+    return assemble_bundle(bundle["machines"], [public_run_dict(run) for run in bundle["runs"]])
+
+
+# Artifacts travel inside published bundles: each file's bytes as base64 beside its metadata,
+# covered by the bundle's checksum, capped in size, and checked against the stated size and
+# sha256 on import, when they are written under the importing store's artifact root.
+
+ARTIFACT_MAX_BYTES = 8 * 1024 * 1024
+"""The largest artifact a bundle carries (plots, verdict logs; not checkpoints)."""
+BUNDLE_ARTIFACTS_MAX_BYTES = 32 * 1024 * 1024
+"""The most artifact bytes one bundle carries in all (it is meant for a git repository)."""
+
+
+def artifact_path(location: str) -> Path | None:
+    """The local file behind an artifact's uri, if it is a `file://` uri."""
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(location)
+    if parsed.scheme != "file":
+        return None
+    return Path(unquote(parsed.path))
+
+
+def read_artifact(artifact: dict[str, Any] | Artifact) -> bytes | None:
+    """An artifact's bytes from its local file, or None when the file is missing, too large or
+    no longer matches the size and sha256 the run recorded."""
+    keys = ("uri", "size_bytes", "sha256")
+    fields = artifact if isinstance(artifact, dict) else {k: getattr(artifact, k) for k in keys}
+    path = artifact_path(fields["uri"])
+    if path is None or not path.is_file() or path.stat().st_size != fields["size_bytes"]:
+        return None
+    if fields["size_bytes"] > ARTIFACT_MAX_BYTES:
+        return None
+    data = path.read_bytes()
+    return data if hashlib.sha256(data).hexdigest() == fields["sha256"] else None
+
+
+def with_artifact_contents(bundle: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The bundle with each artifact's bytes enclosed (checksum recomputed), and a line for
+    each artifact left out (missing, changed since the run, or over a size cap)."""
+    left_out: list[str] = []
+    total = 0
+    runs = []
+    for run in bundle["runs"]:
+        artifacts = []
+        for artifact in run["artifacts"]:
+            data = read_artifact(artifact)
+            where = f"run {run['id'][:8]} artifact {artifact['name']!r}"
+            if data is None:
+                left_out.append(f"{where}: file missing, changed or over {ARTIFACT_MAX_BYTES} B")
+            elif total + len(data) > BUNDLE_ARTIFACTS_MAX_BYTES:
+                left_out.append(f"{where}: the bundle's {BUNDLE_ARTIFACTS_MAX_BYTES} B are used")
+            else:
+                total += len(data)
+                artifact = {**artifact, "content": base64.b64encode(data).decode("ascii")}
+            artifacts.append(artifact)
+        runs.append({**run, "artifacts": artifacts})
+    return assemble_bundle(bundle["machines"], runs), left_out
+
+
+def check_artifact_contents(path: Path, bundle: dict[str, Any]) -> None:
+    """Enclosed artifact bytes are strict base64, within the caps, and match the stated size
+    and sha256 (a hostile bundle cannot plant other bytes under a trusted checksum)."""
+    total = 0
+    for run in bundle["runs"]:
+        for artifact in run["artifacts"]:
+            if "content" not in artifact:
+                continue
+            where = f"{path}: run {run['id']} artifact {artifact['name']!r}"
+            data = _decode(where, artifact["content"])
+            total += len(data)
+            if len(data) > ARTIFACT_MAX_BYTES or total > BUNDLE_ARTIFACTS_MAX_BYTES:
+                raise InputError(f"{where}: enclosed artifacts exceed the size cap")
+            if len(data) != artifact["size_bytes"]:
+                raise InputError(f"{where}: {len(data)} bytes enclosed, size_bytes says otherwise")
+            if hashlib.sha256(data).hexdigest() != artifact["sha256"]:
+                raise InputError(f"{where}: enclosed bytes do not match its sha256")
+
+
+def _decode(where: str, content: str) -> bytes:
+    if len(content) > (ARTIFACT_MAX_BYTES * 4) // 3 + 4:
+        raise InputError(f"{where}: enclosed artifacts exceed the size cap")
+    try:
+        return base64.b64decode(content, validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError(f"{where}: enclosed content is not base64") from None
+
+
+def store_artifact_contents(store: Store, bundle: dict[str, Any]) -> dict[str, Any]:
+    """Write a validated bundle's enclosed artifacts under the store's artifact root (one
+    folder per run, files named by hash and slug, never by the bundle's strings) and return the
+    bundle as the store records it: each such artifact's uri pointing at its file."""
+    if not any("content" in a for run in bundle["runs"] for a in run["artifacts"]):
+        return bundle
+    runs = []
+    for run in bundle["runs"]:
+        artifacts = []
+        for artifact in run["artifacts"]:
+            if "content" in artifact:
+                artifact = dict(artifact)
+                data = base64.b64decode(artifact.pop("content"), validate=True)
+                folder = store.artifact_root / slug(run["id"])
+                target = folder / f"{artifact['sha256'][:16]}-{slug(artifact['name'])}"
+                if not target.is_file() or target.read_bytes() != data:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    temporary = target.with_name(f".{target.name}.tmp")
+                    temporary.write_bytes(data)
+                    temporary.replace(target)
+                artifact["uri"] = target.as_uri()
+            artifacts.append(artifact)
+        runs.append({**run, "artifacts": artifacts})
+    return {**bundle, "runs": runs}

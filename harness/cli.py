@@ -57,6 +57,15 @@ seeds_option = click.option(
 )
 
 
+def _include_private_option(function):
+    return click.option(
+        "--include-private",
+        is_flag=True,
+        help="Publish the host name, user, process id, command line and paths of each run"
+        " (left out by default; the store keeps them).",
+    )(function)
+
+
 def _output_option(help_text: str):
     return _path_option("-o", "--output", help_text, directory=False, required=True)
 
@@ -563,19 +572,35 @@ def _run_confined(
     help="hp.NAME=VALUE sets a hyperparameter; other settings need --division open.",
 )
 @_output_option("Submission file to write (e.g. results/TASK/PROFILE/NAME.submission.json).")
+@click.option(
+    "--submitter", default=None, help="Who submits (a name or handle), shown on the site."
+)
+@click.option("--link", "links", multiple=True, metavar="URL", help="Paper or code (http/https).")
+@click.option(
+    "--suite-entry",
+    default=None,
+    help="The method family this belongs to across tasks; the suite score ranks such families.",
+)
+@_include_private_option
 @device_option
 @suite_option
 @data_dir_option
 @db_option
 def submit_command(
-    task, method_ref, profile, seeds, division, description, overrides, output, device,
-    suite_version, data_dir, db,
+    task, method_ref, profile, seeds, division, description, overrides, output, submitter, links,
+    suite_entry, include_private, device, suite_version, data_dir, db,
 ) -> None:  # fmt: skip
     """Run the required seeds of a method on TASK and write one self-contained submission."""
     from harness.report import print_outcome_line, progress_tracker
     from harness.store import open_store
-    from harness.submissions import submit, write_submission
+    from harness.submissions import (
+        publishable_submission,
+        submit,
+        with_submitter,
+        write_submission,
+    )
 
+    with_submitter({}, submitter, list(links), suite_entry)  # bad values fail before any run
     store = open_store(db)
     _install_sigterm_handler()
     with progress_tracker() as tracker:
@@ -588,7 +613,12 @@ def submit_command(
     if result.data is None:
         click.echo(f"budgetbench: no submission written: {result.problem}", err=True)
         sys.exit(EXIT_FAILED)
-    write_submission(result.data, output)
+    data, left_out = publishable_submission(
+        with_submitter(result.data, submitter, list(links), suite_entry), include_private
+    )
+    for line in left_out:
+        click.echo(f"budgetbench: not enclosed: {line}", err=True)
+    write_submission(data, output)
     click.echo(
         f"wrote {output}: {len(result.outcomes)} seeds of {result.data['method']['name']}"
         f" ({division} division); check it with `budgetbench verify {output}`"
@@ -923,14 +953,19 @@ def machine_command(as_json: bool) -> None:
 @cli.command("export")
 @_filter_options
 @_output_option("Bundle file to write.")
+@_include_private_option
 @db_option
-def export_command(task, method, profile, status, hardware_key, since, output, db) -> None:
+def export_command(
+    task, method, profile, status, hardware_key, since, output, include_private, db
+) -> None:
     """Export finished runs with their machines and provenance to a JSON bundle."""
     from harness.api import export
 
     runs, machines = export(
         output,
         db=db,
+        include_private=include_private,
+        on_left_out=lambda line: click.echo(f"budgetbench: not enclosed: {line}", err=True),
         task=task,
         method=method,
         profile=profile,
@@ -1095,33 +1130,43 @@ def site_group() -> None:
     help="Build from the bundles in this directory instead of a database.",
 )
 @_results_option("Build from results/: its submissions (with verification status) and bundles.")
+@_include_private_option
 @db_option
 def site_build_command(
-    out: Path, bundle_dir: Path | None, results_dir: Path | None, db: str | None
+    out: Path,
+    bundle_dir: Path | None,
+    results_dir: Path | None,
+    include_private: bool,
+    db: str | None,
 ) -> None:
     """Render leaderboards, method, run and machine pages, and regressions as static HTML."""
     import tempfile
 
     from harness.bundles import bundle_files, import_bundles
     from harness.errors import InputError
-    from harness.site import build_site, results_store
+    from harness.site import build_site, published_results
     from harness.store import open_store
 
     if bundle_dir is not None and results_dir is not None:
         raise InputError("give --bundles or --results, not both")
-    with (
-        tempfile.TemporaryDirectory(prefix="budgetbench-site-") as scratch,
-        results_store(results_dir) as (results, submissions),
-    ):
-        if results is not None:
-            store = results
-        elif bundle_dir is not None:
-            store = open_store(str(Path(scratch) / "bundles.db"))
-            import_bundles(store, bundle_files(bundle_dir))
-        else:
-            store = open_store(db)
-        summary = build_site(store, out, submissions)
-        store.dispose()
+    if results_dir is not None:
+        with published_results(results_dir) as results:
+            summary = build_site(
+                results.store, out, results.submissions, results.rejected, include_private
+            )
+        for item in results.rejected:
+            click.echo(
+                f"budgetbench: rejected results/{item.relative_path}: {item.reason}", err=True
+            )
+    else:
+        with tempfile.TemporaryDirectory(prefix="budgetbench-site-") as scratch:
+            if bundle_dir is not None:
+                store = open_store(str(Path(scratch) / "bundles.db"))
+                import_bundles(store, bundle_files(bundle_dir))
+            else:
+                store = open_store(db)
+            summary = build_site(store, out, include_private=include_private)
+            store.dispose()
     click.echo(
         f"built {summary.pages} pages for {summary.runs} runs on {summary.machines} machines"
         f" ({summary.leaderboards} leaderboards): open {out / 'index.html'}"

@@ -28,6 +28,15 @@ class MetricColumn:
     headline: bool = True
     """Shown as a leaderboard column; every metric is in the downloads either way."""
 
+    @property
+    def title(self) -> str:
+        """The name as a reader says it: `quality_retained` -> `quality retained`."""
+        return readable_name(self.name)
+
+    @property
+    def direction(self) -> str:
+        return "↑ higher is better" if self.higher_is_better else "↓ lower is better"
+
 
 @dataclass(frozen=True)
 class PaperReference:
@@ -47,7 +56,13 @@ class LeaderboardRow:
     hardware_key: str
     hardware_label: str
     devices: list[str]
+    software_key: str = ""
+    hardware: dict[str, Any] = field(default_factory=dict)
+    software: dict[str, Any] = field(default_factory=dict)
+    """The machine's software fingerprint (the row's runs all share it)."""
     run_ids: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    """The distinct seeds of the counted runs (a seed run twice counts once)."""
     succeeded: int = 0
     failed: int = 0
     gate_missed: int = 0
@@ -59,6 +74,14 @@ class LeaderboardRow:
         """Ranked only with at least one succeeded run and no run that missed the gate."""
         return is_ranked(self.succeeded, self.gate_missed)
 
+    @property
+    def torch_version(self) -> str:
+        return str(self.software.get("packages", {}).get("torch") or "–")
+
+    @property
+    def cuda_version(self) -> str:
+        return str(self.software.get("cuda") or "–")
+
     def as_record(self, columns: list[MetricColumn]) -> dict[str, Any]:
         """A flat record for the JSON and CSV downloads."""
         record: dict[str, Any] = {
@@ -68,7 +91,11 @@ class LeaderboardRow:
             "hardware_key": self.hardware_key,
             "machine": self.hardware_label,
             "devices": " ".join(self.devices),
-            "seeds_succeeded": self.succeeded,
+            "torch": self.torch_version,
+            "cuda": self.cuda_version,
+            "software_key": self.software_key,
+            "runs_succeeded": self.succeeded,
+            "distinct_seeds": len(self.seeds),
             "runs_failed": self.failed,
             "runs_missing_gate": self.gate_missed,
             "ranked": self.ranked,
@@ -81,6 +108,9 @@ class LeaderboardRow:
             record[f"{column.name}_max"] = summary.high if summary else None
         record["last_run_at"] = self.last_run_at.isoformat() if self.last_run_at else None
         return record
+
+
+MAX_SHOWN_COLUMNS = 6
 
 
 @dataclass
@@ -104,6 +134,21 @@ class Leaderboard:
         return [column for column in self.columns if column.headline]
 
     @property
+    def shown_columns(self) -> list[MetricColumn]:
+        """The headline columns that fit a screen; every metric is in the downloads."""
+        return self.headline_columns[:MAX_SHOWN_COLUMNS]
+
+    @property
+    def ranking(self) -> list[MetricColumn]:
+        """The columns that order the rows: the first ranks, the next break ties in turn."""
+        return self.headline_columns or self.columns
+
+    @property
+    def is_smoke(self) -> bool:
+        """A smoke profile checks that the pipeline runs; its numbers are not results."""
+        return self.profile == "smoke"
+
+    @property
     def ranked_rows(self) -> list[LeaderboardRow]:
         return [row for row in self.rows if row.ranked]
 
@@ -124,12 +169,13 @@ def build_leaderboards(
     units stored with the measurements); `standard_hashes` maps (task, profile) to the task-spec
     hash of the suite's unmodified profile.
     """
-    groups: dict[tuple[str, str, str, str], dict[tuple[str, str], list[Run]]] = {}
+    groups: dict[tuple[str, str, str, str], dict[tuple[str, str, str], list[Run]]] = {}
     for run in runs:
         if run.status == "running":
             continue
         key = (run.task, run.profile, run.suite_version, run.task_spec_hash)
-        groups.setdefault(key, {}).setdefault((run.method_hash, run.hardware_key), []).append(run)
+        row_key = (run.method_hash, run.hardware_key, run.software_key)
+        groups.setdefault(key, {}).setdefault(row_key, []).append(run)
 
     boards = []
     for (task, profile, suite_version, spec_hash), members in groups.items():
@@ -181,6 +227,9 @@ def _row(runs: list[Run]) -> LeaderboardRow:
         hardware_key=last.hardware_key,
         hardware_label=last.machine.hardware_label,
         devices=sorted({r.device for r in runs}),
+        software_key=last.software_key,
+        hardware=last.machine.fingerprint.get("hardware", {}),
+        software=last.machine.fingerprint.get("software", {}),
         run_ids=[r.id for r in runs],
         last_run_at=last.started_at,
     )
@@ -193,6 +242,8 @@ def _row(runs: list[Run]) -> LeaderboardRow:
         if not run_counts(run.status, run.gate_passed):
             row.gate_missed += 1
             continue
+        if run.seed not in row.seeds:
+            row.seeds.append(run.seed)
         for measurement in run.measurements:
             values.setdefault(measurement.name, []).append(measurement.value)
     row.metrics = {name: SeedSummary.of(v) for name, v in values.items()}
@@ -200,16 +251,54 @@ def _row(runs: list[Run]) -> LeaderboardRow:
 
 
 def _rank(rows: list[LeaderboardRow], columns: list[MetricColumn]) -> None:
-    """Order ranked rows by the first headline column in its better direction; unranked last."""
-    headline = [column for column in columns if column.headline] or columns
-    if not headline:
-        return
-    first = headline[0]
+    """Order ranked rows by the first headline column in its better direction, ties broken by
+    the next headline columns in turn, then by method name; unranked rows last."""
+    ranking = [column for column in columns if column.headline] or columns
 
-    def key(row: LeaderboardRow) -> tuple[int, float]:
-        summary = row.metrics.get(first.name)
-        if not row.ranked or summary is None:
-            return (1, 0.0)
-        return (0, -summary.value if first.higher_is_better else summary.value)
+    def key(row: LeaderboardRow) -> tuple:
+        if not row.ranked:
+            return (1, (), row.method_name)
+        values = []
+        for column in ranking:
+            summary = row.metrics.get(column.name)
+            if summary is None:
+                values.append((1, 0.0))
+            else:
+                values.append((0, -summary.value if column.higher_is_better else summary.value))
+        return (0, tuple(values), row.method_name)
 
     rows.sort(key=key)
+
+
+_WORDS = {"kl": "KL", "ppl": "perplexity", "mfu": "MFU", "mib": "MiB", "gbps": "GB/s",
+          "tflops": "TFLOP/s", "se": "std. error", "h2d": "host→device",
+          "d2h": "device→host", "fp32": "fp32", "bf16": "bf16", "fp16": "fp16", "p90": "p90",
+          "p99": "p99", "p999": "p99.9", "mlm": "MLM", "ln": "ln"}  # fmt: skip
+
+
+def readable_name(name: str) -> str:
+    """A metric name in words: underscores to spaces, known abbreviations spelled out."""
+    words = name.split("_")
+    if len(words) > 2 and words[-2:] == ["per", "s"]:
+        words[-2:] = ["per second"]
+    elif len(words) > 1 and words[-1] == "s":
+        words[-1] = "(s)"
+    return " ".join(_WORDS.get(word, word) for word in words)
+
+
+def machine_title(hardware: dict[str, Any]) -> str:
+    """The accelerator first, as a reader compares machines: `1× NVIDIA H100 80GB HBM3`, or the
+    CPU where there is no GPU."""
+    gpus = hardware.get("gpus") or []
+    if gpus:
+        names = sorted({str(gpu.get("name", "GPU")) for gpu in gpus})
+        return f"{len(gpus)}× {' + '.join(names)}"
+    return f"{hardware.get('cpu_model', 'unknown CPU')} (no GPU)"
+
+
+def machine_details(hardware: dict[str, Any]) -> str:
+    """The rest of the machine in one line: CPU cores and model, memory."""
+    parts = [f"{hardware.get('cpu_logical_cores', '?')}× {hardware.get('cpu_model', '?')}"]
+    if hardware.get("ram_gib"):
+        parts.append(f"{hardware['ram_gib']} GiB RAM")
+    return " · ".join(parts)

@@ -7,7 +7,9 @@ installed budgetbench never picks up an unrelated `suite/` directory beside site
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -65,3 +67,19 @@ def default_db_path() -> Path:
         return CHECKOUT_DIR / "results" / "budgetbench.db"
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data_home) / "budgetbench" / "budgetbench.db"
+
+
+SLUG_LIMIT = 64
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a string from the data, used for every path the site writes.
+
+    Letters, digits, `_` and `-` are kept (no dots, so no `..`; no `/`, so one path segment);
+    anything else, or a name over `SLUG_LIMIT` characters, gets a hash of the original appended,
+    so two different names never share a file."""
+    clean = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:SLUG_LIMIT]
+    if clean == text:
+        return clean
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{clean}-{digest[:12]}" if clean else digest[:16]

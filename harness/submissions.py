@@ -336,3 +336,58 @@ def submit(
         machine_id,
     )
     return SubmitResult(data, outcomes)
+
+
+def publishable_submission(
+    data: dict[str, Any], include_private: bool = False
+) -> tuple[dict[str, Any], list[str]]:
+    """What `submit` writes: the bundle with its artifacts enclosed and, unless
+    `include_private`, without host, user, process id, command line or paths (see
+    `harness.bundles.publishable_bundle`), the checksum recomputed; and a line per artifact
+    that could not be enclosed."""
+    from harness.bundles import publishable_bundle
+
+    bundle, left_out = publishable_bundle(data["bundle"], include_private)
+    published = {**data, "bundle": bundle}
+    published["sha256"] = submission_hash(published)
+    return published, left_out
+
+
+# Optional fields a submitter adds at submit time: who they are, where the paper or code is,
+# and the suite entry (a method family across tasks) the submission belongs to.
+OPTIONAL_FIELDS: dict[str, Any] = {
+    "submitter": {"type": "string", "maxLength": 200},
+    "links": {
+        "type": "array",
+        "maxItems": 5,
+        "items": {"type": "string", "maxLength": 500, "pattern": "^https?://[^\\s]+$"},
+    },
+    "suite_entry": {"type": "string", "maxLength": 100, "pattern": "^[A-Za-z0-9][A-Za-z0-9 ._-]*$"},
+}
+SCHEMA["properties"].update(OPTIONAL_FIELDS)
+
+
+def with_submitter(
+    data: dict[str, Any], submitter: str | None, links: list[str], suite_entry: str | None
+) -> dict[str, Any]:
+    """The submission with the optional fields that were given, checked, checksum recomputed."""
+    import jsonschema
+
+    extra: dict[str, Any] = {}
+    if submitter:
+        extra["submitter"] = submitter
+    if links:
+        extra["links"] = list(links)
+    if suite_entry:
+        extra["suite_entry"] = suite_entry
+    for key, value in extra.items():
+        try:
+            jsonschema.validate(value, OPTIONAL_FIELDS[key])
+        except jsonschema.ValidationError as exc:
+            option = {"links": "--link"}.get(key, f"--{key.replace('_', '-')}")
+            raise InputError(f"{option} {value!r}: {exc.message}") from None
+        if isinstance(value, str) and not value.isprintable():
+            raise InputError(f"--{key.replace('_', '-')} must not hold control characters")
+    updated = {**data, **extra}
+    updated["sha256"] = submission_hash(updated)
+    return updated

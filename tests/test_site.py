@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -116,7 +117,8 @@ def test_downloads_match_the_leaderboard(site):
     rows = list(csv.DictReader(board.with_suffix(".csv").open()))
     assert len(records) == len(rows) == 3
     eager_here = next(r for r in records if r["method"] == "eager" and "Second" not in r["machine"])
-    assert eager_here["seeds_succeeded"] == 2 and eager_here["ranked"] is True
+    assert eager_here["runs_succeeded"] == 2 and eager_here["distinct_seeds"] == 2
+    assert eager_here["ranked"] is True
     assert [r["method"] for r in records] == [r["method"] for r in rows]
     for record in records:
         assert (
@@ -197,7 +199,7 @@ def test_browse_the_site_in_chromium(site, browser_page, tmp_path):
     assert XSS_NAME in table.inner_text()  # shown as text, never run
 
     headers = [h.split("\n")[0].strip() for h in table.locator("thead th").all_inner_texts()]
-    fp32 = headers.index("matmul_fp32_tflops") + 1
+    fp32 = headers.index("matmul fp32 TFLOP/s") + 1
 
     def fp32_values() -> list[float]:
         cells = rows.locator(f"td:nth-child({fp32})")
@@ -232,3 +234,83 @@ def test_browse_the_site_in_chromium(site, browser_page, tmp_path):
     page.goto((site / "tasks" / "probe" / "methodology.html").as_uri())
     assert "matmul(a, b)" in page.content()
     assert problems == []
+
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+_PAGE_CHECKS = """(strict) => {
+  const problems = [];
+  const text = document.body.innerText;
+  for (const raw of ["mathdefault", "{{ ", " }}", "{% ", "undefined", "Traceback"]) {
+    if (text.includes(raw)) problems.push(`unrendered text ${raw}`);
+  }
+  if (document.documentElement.scrollWidth > window.innerWidth + 1) {
+    problems.push(`page ${document.documentElement.scrollWidth}px wide`);
+  }
+  for (const table of document.querySelectorAll("table")) {
+    if (!strict && table.parentElement.classList.contains("scroll")) continue;  // it scrolls
+    const box = table.parentElement.getBoundingClientRect();
+    if (table.getBoundingClientRect().width > box.width + 1) {
+      problems.push(`table overflows: ${table.className || table.id}`);
+    }
+  }
+  for (const img of document.querySelectorAll("img")) {
+    if (!img.complete || img.naturalWidth === 0) problems.push(`image not shown: ${img.alt}`);
+  }
+  return problems;
+}"""
+
+
+def test_every_page_type_of_the_committed_results_renders(browser_page, tmp_path):
+    """Each page type of the site built from `results/`: screenshot, no console error, no
+    unrendered label, no overflowing table (BUDGETBENCH_SCREENSHOT_DIR keeps the pictures)."""
+    out = tmp_path / "site"
+    run_cli("site", "build", "--results", str(RESULTS), "--out", str(out), check=True)
+    shots = Path(os.environ.get("BUDGETBENCH_SCREENSHOT_DIR") or tmp_path / "shots")
+    shots.mkdir(parents=True, exist_ok=True)
+    for svg in out.rglob("*.svg"):
+        visible = re.sub(r"<!--.*?-->", "", svg.read_text(), flags=re.S)
+        assert "mathdefault" not in visible, svg
+    kinds = {
+        "index": out / "index.html",
+        "suite": out / "suite.html",
+        "regressions": out / "regressions.html",
+        **{f"leaderboard-{p.parent.name}-{p.stem}": p
+           for p in sorted((out / "tasks").glob("*/*.html")) if p.stem != "methodology"},
+        "methodology": out / "tasks" / "quant" / "methodology.html",
+        "machine": next((out / "machines").glob("*.html")),
+        "method": next((out / "methods").glob("*.html")),
+        "submission": next((out / "submissions").glob("*.html")),
+        "run-quant": _page_mentioning(out / "runs", "quant"),
+        "run-probe": _page_mentioning(out / "runs", "probe"),
+    }  # fmt: skip
+    page, problems = browser_page
+    for name, path in kinds.items():
+        # A laptop (every table fits), and 200 % zoom of one (wide tables scroll in place).
+        for width in (1280, 640):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(path.as_uri())
+            page.wait_for_load_state("load")
+            found = page.evaluate(_PAGE_CHECKS, width >= 1280)
+            assert found == [], f"{name} at {width}px: {found}"
+            page.screenshot(path=str(shots / f"{name}-{width}.png"), full_page=True)
+    assert problems == []
+    smoke = (out / "tasks" / "quant" / "smoke.html").read_text()
+    assert "pipeline check, not a benchmark result" in smoke
+    assert "Ranked by" in smoke and "rank-col" in smoke
+
+
+def _page_mentioning(directory: Path, word: str) -> Path:
+    return next(p for p in sorted(directory.glob("*.html")) if f"<td>{word} · " in p.read_text())
+
+
+@pytest.mark.parametrize(
+    ("name", "unit", "group"),
+    [("memory_bandwidth_gbps", "GB/s", "speed"), ("peak_memory_mib", "MiB", "memory"),
+     ("decode_tokens_per_s", "tokens/s", "speed"), ("budget_used_s", "s", "budget"),
+     ("parameters", "parameters", "budget"), ("steps_to_target", "steps", "quality"),
+     ("kl_mean", "nats", "quality")],
+)  # fmt: skip
+def test_run_pages_group_metrics(name, unit, group):
+    from harness.site import metric_group
+
+    assert metric_group(name, unit) == group
