@@ -202,11 +202,11 @@ class QuantTask(Task):
             raise ValueError("BITS_PER_WEIGHT must be a number of bits between 0 and 32")
 
     def check_inputs(self, config: Any, data_dir: Path | None) -> None:
-        from tasks.quant.models import SMOKE_MODEL, require_model
+        from tasks.quant.models import SMOKE_MODEL, require_model, require_quantizable
 
         if config.model != SMOKE_MODEL:
             try:
-                require_model(config.model, data_dir)
+                require_quantizable(require_model(config.model, data_dir))
             except Exception as exc:
                 raise ValueError(str(exc)) from exc
         if data_dir is not None and config.corpus != "python-docstrings":

@@ -1,0 +1,114 @@
+"""Task `quant` on every common causal-LM architecture: a tiny model of each family, made with
+`save_pretrained`, runs end to end with a 4-bit format; a model with nothing to quantize is refused
+before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from quant_tiny import run_quant, scalars, tiny_tokenizer, write_mirror
+
+from harness.errors import InputError
+from harness.runner import prepare
+
+
+def _config(family: str, vocab: int):
+    import transformers as t
+
+    common = {"vocab_size": vocab, "pad_token_id": 1, "eos_token_id": 2, "bos_token_id": 3}
+    if family == "gpt2":  # Conv1D projections, fused c_attn
+        return t.GPT2Config(n_embd=64, n_layer=2, n_head=2, n_positions=64, **common)
+    if family == "gpt-neox":  # Pythia: fused query_key_value
+        return t.GPTNeoXConfig(
+            hidden_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=128,
+            max_position_embeddings=64,
+            **common,
+        )
+    if family == "opt":
+        return t.OPTConfig(
+            hidden_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            ffn_dim=128,
+            word_embed_proj_dim=64,
+            max_position_embeddings=64,
+            **common,
+        )
+    if family == "falcon":  # FalconLinear, fused query_key_value
+        return t.FalconConfig(
+            hidden_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            new_decoder_architecture=False,
+            **common,
+        )
+    raise ValueError(family)
+
+
+# Llama is tests/test_quant.py's model. (Qwen2 is left out: transformers loads a saved tokenizer
+# next to a Qwen2 config as its own Qwen2Tokenizer, which the tiny word-level vocabulary is not.)
+FAMILIES = ("gpt2", "gpt-neox", "opt", "falcon")
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory) -> Path:
+    return write_mirror(tmp_path_factory.mktemp("mirror"))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_tiny_model_of_each_family_runs_bnb_nf4_end_to_end(family, mirror, tmp_path, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = tiny_tokenizer()
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(_config(family, len(tokenizer)))
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    outcome = run_quant(tmp_path / "model", mirror, tmp_path, "bnb-nf4", monkeypatch,
+                        ["sensitivity_max_layers=2"])  # fmt: skip
+    assert outcome.status == "succeeded", outcome.error
+    nf4 = scalars(outcome)
+    assert 4.0 < nf4["measured_bits_per_weight"] < 5.0
+    assert nf4["kl_mean"] > 0 and nf4["layers_probed"] == 2
+
+
+def test_gpt2_conv1d_projections_become_equivalent_linears():
+    from transformers import GPT2LMHeadModel
+
+    from tasks.quant.formats import linear_projections, quantizable_linears
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(_config("gpt2", 70)).eval()
+    tokens = torch.randint(0, 70, (2, 12))
+    with torch.no_grad():
+        before = model(input_ids=tokens).logits
+        after = linear_projections(model)(input_ids=tokens).logits
+    assert torch.allclose(before, after, atol=1e-5)
+    assert len(quantizable_linears(model)) == 8  # c_attn, c_proj, c_fc, mlp.c_proj per block
+
+
+def test_a_model_with_nothing_to_quantize_is_an_input_error_before_the_run(tmp_path):
+    from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
+
+    class EmbeddingOnlyConfig(PretrainedConfig):
+        model_type = "budgetbench-embedding-only"
+
+    class EmbeddingOnlyLM(PreTrainedModel):
+        config_class = EmbeddingOnlyConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.embed = torch.nn.Embedding(70, 70)
+
+    AutoConfig.register("budgetbench-embedding-only", EmbeddingOnlyConfig)
+    AutoModelForCausalLM.register(EmbeddingOnlyConfig, EmbeddingOnlyLM)
+    EmbeddingOnlyLM(EmbeddingOnlyConfig()).save_pretrained(tmp_path / "model")
+    with pytest.raises(InputError) as raised:
+        prepare("quant", "bnb-nf4", "smoke", "cpu", [f"model={tmp_path / 'model'}"])
+    message = str(raised.value)
+    assert "has no linear layer to quantize" in message and "\n" not in message
