@@ -4,6 +4,7 @@ before anything runs."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,25 @@ def test_a_model_with_nothing_to_quantize_is_an_input_error_before_the_run(tmp_p
         prepare("quant", "bnb-nf4", "smoke", "cpu", [f"model={tmp_path / 'model'}"])
     message = str(raised.value)
     assert "has no linear layer to quantize" in message and "\n" not in message
+
+
+def test_bits_per_weight_count_packed_codes_scales_and_only_real_zero_points():
+    from tasks.quant.formats import torchao
+    from tasks.quant.speed import bits_per_weight
+
+    def measured(config) -> float:
+        base = torch.nn.Sequential(torch.nn.Linear(64, 128))
+        quantized = torchao(copy.deepcopy(base), ["0"], config)
+        return bits_per_weight(base, quantized, ["0"])
+
+    from torchao.quantization import Int8WeightOnlyConfig, IntxWeightOnlyConfig, PerGroup
+    from torchao.quantization.quant_primitives import MappingType
+
+    # int4 codes kept one per int8 count 4 bits; a float32 scale per 32 weights adds 1.
+    int4 = IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(32))
+    assert measured(int4) == pytest.approx(4 + 32 / 32)
+    assert measured(Int8WeightOnlyConfig()) == pytest.approx(8 + 32 / 64)  # per-row scale
+    asymmetric = IntxWeightOnlyConfig(
+        weight_dtype=torch.int4, granularity=PerGroup(32), mapping_type=MappingType.ASYMMETRIC
+    )
+    assert measured(asymmetric) == pytest.approx(4 + 32 / 32 + 4 / 32)  # a 4-bit zero point

@@ -38,7 +38,7 @@ from tasks.quant.sampling import (
     sampling_grid,
 )
 from tasks.quant.sensitivity import layer_sensitivity, layers_to_probe
-from tasks.quant.speed import measure_speed, state_bytes, tensor_bytes
+from tasks.quant.speed import bits_per_weight, measure_speed, state_bytes
 
 
 class BrokenModel(RuntimeError):
@@ -85,7 +85,7 @@ def run_quant(ctx: RunContext, method: Method) -> None:
     _check_model(quantized, data, device)
     bits = float(method.module.BITS_PER_WEIGHT)
     ctx.record("bits_per_weight", bits)
-    ctx.record("measured_bits_per_weight", _measured_bits(base, quantized, names))
+    ctx.record("measured_bits_per_weight", bits_per_weight(base, quantized, names))
 
     work_dir = ctx.artifact_dir
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -155,19 +155,6 @@ def _check_model(model, data: EvalData, device: torch.device) -> None:
         raise BrokenModel(f"the quantized model returned logits of shape {tuple(logits.shape)}")
     if not torch.isfinite(logits).all():
         raise BrokenModel("the quantized model returned non-finite logits (NaN or inf)")
-
-
-def _measured_bits(base, quantized, names: list[str]) -> float:
-    weights = sum(base.get_submodule(name).weight.numel() for name in names)
-    stored = 0
-    for name in names:
-        module = quantized.get_submodule(name)
-        stored += sum(
-            tensor_bytes(value)
-            for key, value in module.state_dict(keep_vars=True).items()
-            if isinstance(value, torch.Tensor) and key != "bias"
-        )
-    return 8.0 * stored / weights
 
 
 def _batches(tensor: torch.Tensor, size: int):
