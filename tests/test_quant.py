@@ -189,3 +189,14 @@ def test_speed_times_each_decode_step_and_counts_tied_weights_once():
     result = measure_speed(model, torch.randint(3, 63, (1, 8)), decode_tokens=4, repeats=2)
     assert 0 < result.decode_tokens_per_s < 1e6 and 0 < result.prefill_tokens_per_s < 1e7
     assert len(result.ttft_samples) == 2 and result.time_to_first_token_s > 0
+
+
+def test_the_reference_is_fp32_and_named_so_bf16_is_measured_not_zero(
+    tiny_dir, mirror, tmp_path, monkeypatch
+):
+    outcome = _run(tiny_dir, mirror, tmp_path, "bf16", monkeypatch)
+    assert outcome.status == "succeeded", outcome.error
+    bf16 = scalars(outcome)
+    assert bf16["kl_mean"] > 0 and bf16["measured_bits_per_weight"] == 16.0
+    shown = run_cli("show", outcome.run_id, "--json", "--db", f"sqlite:///{tmp_path / 's.db'}")
+    assert '"reference": "fp32: the same model in torch.float32"' in shown.stdout
