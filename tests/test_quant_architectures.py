@@ -61,8 +61,12 @@ def mirror(tmp_path_factory) -> Path:
     return write_mirror(tmp_path_factory.mktemp("mirror"))
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_a_tiny_model_of_each_family_runs_bnb_nf4_end_to_end(family, mirror, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("family", "method"), [*((family, "bnb-nf4") for family in FAMILIES), ("gpt-neox", "hqq-4bit")]
+)
+def test_a_tiny_model_of_each_family_runs_a_4bit_format_end_to_end(
+    family, method, mirror, tmp_path, monkeypatch
+):
     from transformers import AutoModelForCausalLM
 
     tokenizer = tiny_tokenizer()
@@ -70,12 +74,12 @@ def test_a_tiny_model_of_each_family_runs_bnb_nf4_end_to_end(family, mirror, tmp
     model = AutoModelForCausalLM.from_config(_config(family, len(tokenizer)))
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
-    outcome = run_quant(tmp_path / "model", mirror, tmp_path, "bnb-nf4", monkeypatch,
+    outcome = run_quant(tmp_path / "model", mirror, tmp_path, method, monkeypatch,
                         ["sensitivity_max_layers=2"])  # fmt: skip
     assert outcome.status == "succeeded", outcome.error
-    nf4 = scalars(outcome)
-    assert 4.0 < nf4["measured_bits_per_weight"] < 5.0
-    assert nf4["kl_mean"] > 0 and nf4["layers_probed"] == 2
+    measured = scalars(outcome)
+    assert 4.0 < measured["measured_bits_per_weight"] < 5.1  # HQQ's float32 scales: 5.0x
+    assert measured["kl_mean"] > 0 and measured["layers_probed"] == 2
 
 
 def test_gpt2_conv1d_projections_become_equivalent_linears():
@@ -135,3 +139,20 @@ def test_bits_per_weight_count_packed_codes_scales_and_only_real_zero_points():
         weight_dtype=torch.int4, granularity=PerGroup(32), mapping_type=MappingType.ASYMMETRIC
     )
     assert measured(asymmetric) == pytest.approx(4 + 32 / 32 + 4 / 32)  # a 4-bit zero point
+
+
+def test_hqq_4bit_quantizes_on_a_cpu_with_its_packed_bits_counted():
+    from tasks.quant.formats import hqq
+    from tasks.quant.speed import bits_per_weight
+
+    torch.manual_seed(0)
+    base = torch.nn.Sequential(torch.nn.Linear(256, 512))
+    quantized = hqq(copy.deepcopy(base), ["0"], nbits=4, group_size=64)
+    assert type(quantized[0]).__name__ == "HQQLinear"
+    x = torch.randn(4, 256)
+    with torch.no_grad():
+        error = (quantized(x) - base(x)).abs().mean() / base(x).abs().mean()
+    assert 0 < error < 0.2  # a 4-bit approximation, not a copy and not noise
+    # packed 4-bit codes + float32 scale and zero per 64 weights = 5.0, plus HQQ's few bytes of
+    # per-layer metadata (shape, packing names)
+    assert 5.0 <= bits_per_weight(base, quantized, ["0"]) < 5.01

@@ -66,6 +66,7 @@ REFERENCE_METHODS = (
     "torchao-int8-dynamic",
     "torchao-fp8-weight-only",
     "torchao-int4-weight-only",
+    "hqq-4bit",
 )
 
 

@@ -1,8 +1,9 @@
 """The library calls the reference methods use to put linear layers into a quantized format.
 
 Nothing here quantizes by hand: bitsandbytes' own modules (`Linear4bit` with `Params4bit`,
-`Linear8bitLt` with `Int8Params`) quantize their weights when moved to their device, and torchao's
-`quantize_` swaps the weights of the selected modules for its quantized tensor subclasses.
+`Linear8bitLt` with `Int8Params`) quantize their weights when moved to their device, torchao's
+`quantize_` swaps the weights of the selected modules for its quantized tensor subclasses, and
+HQQ's `HQQLinear` quantizes the linear layer it is given.
 
 Compute precision follows the device: float32 on a CPU, bfloat16 on CUDA.
 
@@ -142,6 +143,27 @@ def bitsandbytes_int8(
         return layer
 
     return _swap_linears(model, modules, build)
+
+
+def hqq(
+    model: torch.nn.Module, modules: Collection[str], nbits: int, group_size: int
+) -> torch.nn.Module:
+    """Swap `modules` for `hqq.core.quantize.HQQLinear` (Half-Quadratic Quantization: `nbits`
+    codes packed into uint8, a float scale and a float zero point per `group_size` weights, found
+    by HQQ's own optimizer without calibration data); it runs on a CPU and on CUDA."""
+    from hqq.core.quantize import BaseQuantizeConfig, HQQLinear
+
+    dtype = compute_dtype(model)
+    device = next(model.parameters()).device
+    model.to(dtype)
+    config = BaseQuantizeConfig(nbits=nbits, group_size=group_size)
+    for name in modules:
+        linear = model.get_submodule(name)
+        if not isinstance(linear, torch.nn.Linear):
+            raise TypeError(f"{name} is a {type(linear).__name__}, not a torch.nn.Linear")
+        layer = HQQLinear(linear, quant_config=config, compute_dtype=dtype, device=str(device))
+        _replace(model, name, layer)
+    return model
 
 
 def torchao(model: torch.nn.Module, modules: Collection[str], config) -> torch.nn.Module:
