@@ -19,7 +19,9 @@ is pure sampling noise, and the largest |departure| over the grid, F, is what ta
 over that many cells gives by chance. A method's headline is max |departure| - F, its *departure
 beyond the floor*. Intervals come from a bootstrap over prompts (the unit that is sampled: each
 resample draws prompts with replacement and takes the same ones in all three grids, recomputing
-every cell, F and the headline); 95% percentile intervals. A cell departs significantly when the
+every cell, F and the headline); 95% percentile intervals. The method's grid uses the
+reference's own seeds, so a nearly exact format starts from the reference's very generations and
+its noise is at most the floor's: judging it against F is conservative. A cell departs significantly when the
 low end of its |departure| - F interval is above zero; the temperatures of those cells are the
 band where the method departs (the anchor paper found 0.5 to 0.8 for 4-bit formats).
 """
