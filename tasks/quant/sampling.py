@@ -21,9 +21,10 @@ beyond the floor*. Intervals come from a bootstrap over prompts (the unit that i
 resample draws prompts with replacement and takes the same ones in all three grids, recomputing
 every cell, F and the headline); 95% percentile intervals. The method's grid uses the
 reference's own seeds, so a nearly exact format starts from the reference's very generations and
-its noise is at most the floor's: judging it against F is conservative. A cell departs significantly when the
-low end of its |departure| - F interval is above zero; the temperatures of those cells are the
-band where the method departs (the anchor paper found 0.5 to 0.8 for 4-bit formats).
+its noise is at most the floor's: judging it against F is conservative. A cell departs
+significantly when the low end of its |departure| - F interval is above zero; the temperatures of
+those cells are the band where the method departs (the anchor paper found 0.5 to 0.8 for 4-bit
+formats).
 """
 
 from __future__ import annotations
