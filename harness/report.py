@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from harness.errors import InputError
 from harness.runner import RunOutcome, Tracker
 from harness.scoring import aggregate_seeds, seed_rule
 from harness.store.models import Run
@@ -316,6 +317,7 @@ def print_run(run: Run) -> None:
                 str(len(samples)) if samples else "-", spread,
             )  # fmt: skip
         console.print(table)
+        _print_task_report(run)
     curves: dict[str, list[Any]] = {}
     for point in run.curve_points:
         curves.setdefault(point.metric, []).append(point)
@@ -341,6 +343,19 @@ def print_run(run: Run) -> None:
                 _artifact_path(artifact.uri),
             )  # fmt: skip
         console.print(table)
+
+
+def _print_task_report(run: Run) -> None:
+    """The task's own summary of the run's scalars (e.g. quant's llama.cpp-style table)."""
+    from harness.registry import load_task
+
+    try:
+        task = load_task(run.task)()
+    except InputError:  # a run of a task this installation does not have
+        return
+    lines = task.report_lines({m.name: m.value for m in run.measurements})
+    if lines:
+        console.print(Text("\n".join(lines)))
 
 
 MAX_SWEEP_POINTS = 16

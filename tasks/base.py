@@ -262,6 +262,11 @@ class Task(abc.ABC):
         """Judge a finished run from its scalar measurements; the default accepts every run."""
         return GateResult(passed=True)
 
+    def report_lines(self, scalars: Mapping[str, float]) -> list[str]:
+        """Extra lines `show` prints after a run's measurements, laid out as the task's anchor
+        prints them (quant: llama.cpp's KL summary). The default prints nothing."""
+        return []
+
     @abc.abstractmethod
     def run(self, ctx: RunContext, method: Method) -> None:
         """Execute the workload once with `method`, recording measurements through `ctx`."""

@@ -10,46 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import assert_one_line_error, run_cli
+from quant_tiny import WORDS, run_quant, scalars, tiny_model, tiny_tokenizer, write_mirror
 
-from harness.machine import collect_fingerprint
-from harness.runner import RunOutcome, execute, prepare, save_machine
-from harness.store import open_store
+from harness.runner import RunOutcome
 from tasks.quant.compare import compare_logits, scored_slice, summarize
 from tasks.quant.data import choice_items
 from tasks.quant.downstream import evaluate_choices, flip_rate, write_task
-
-WORDS = [f"w{i}" for i in range(60)]
-
-# Settings that make a run over the tiny model take seconds.
-TINY = ("--set", "context_len=16", "--set", "eval_windows=4", "--set", "calibration_windows=1",
-        "--set", "batch_size=4", "--set", "choice_items=8", "--set", "choice_context_words=6",
-        "--set", "choice_continuation_words=3", "--set", "prompts=2", "--set", "prompt_len=4",
-        "--set", "temperatures=[0.0, 0.8]", "--set", "top_ks=[0]", "--set", "max_new_tokens=[4]",
-        "--set", "generation_seeds=1", "--set", "sensitivity_windows=2",
-        "--set", "speed_prompt_len=8", "--set", "speed_decode_tokens=2",
-        "--set", "speed_repeats=1")  # fmt: skip
-
-
-def tiny_tokenizer():
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {w: i for i, w in enumerate(["[UNK]", "[PAD]", "[SEP]", *WORDS])}
-    words = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    words.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=words, unk_token="[UNK]", pad_token="[PAD]", eos_token="[SEP]"
-    )
-
-
-def tiny_model(vocab_size: int):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-                         pad_token_id=1, eos_token_id=2)  # fmt: skip
-    return LlamaForCausalLM(config).eval()
 
 
 @pytest.fixture(scope="module")
@@ -62,35 +28,35 @@ def tiny_dir(tmp_path_factory) -> Path:
     return directory
 
 
-def test_second_half_scoring_uses_the_logits_that_predict_the_second_half():
-    assert scored_slice(8) == slice(3, 7)  # logits 3..6 predict tokens 4..7
+def test_second_half_scoring_uses_the_logits_llama_cpp_scores():
+    assert scored_slice(8) == slice(4, 7)  # llama.cpp: logits first=4..6 predict tokens 5..7
+    assert scored_slice(512) == slice(256, 511)  # 255 tokens a window at llama.cpp's default
     tokens = torch.tensor([[0, 1, 2, 3, 0, 1, 2, 3]])
     reference = torch.zeros(1, 8, 4)
     quantized = torch.zeros(1, 8, 4)
-    quantized[0, :3] = torch.tensor([100.0, 0, 0, 0])  # first half: ignored however wrong
+    quantized[0, :4] = torch.tensor([100.0, 0, 0, 0])  # first half: ignored however wrong
     stats = compare_logits(reference, quantized, tokens)
-    assert stats.kl.numel() == 4 and float(stats.kl.abs().max()) < 1e-12
+    assert stats.kl.numel() == 3 and float(stats.kl.abs().max()) < 1e-12
 
 
 def test_kl_ppl_and_probability_changes_match_hand_computed_values():
-    # Two scored tokens (context 4: logits 1 and 2 predict tokens 2 and 3), vocabulary of 2.
-    tokens = torch.tensor([[0, 0, 0, 1]])
-    reference = torch.zeros(1, 4, 2)  # p = (0.5, 0.5) everywhere
-    quantized = torch.zeros(1, 4, 2)
-    quantized[0, 1] = torch.tensor([math.log(3.0), 0.0])  # q = (0.75, 0.25): true token 0
-    quantized[0, 2] = torch.tensor([0.0, math.log(3.0)])  # q = (0.25, 0.75): true token 1
+    # Two scored tokens (context 6: logits 3 and 4 predict tokens 4 and 5), vocabulary of 2.
+    tokens = torch.tensor([[0, 0, 0, 0, 0, 1]])
+    reference = torch.zeros(1, 6, 2)  # p = (0.5, 0.5) everywhere
+    quantized = torch.zeros(1, 6, 2)
+    quantized[0, 3] = torch.tensor([math.log(3.0), 0.0])  # q = (0.75, 0.25): true token 0
+    quantized[0, 4] = torch.tensor([0.0, math.log(3.0)])  # q = (0.25, 0.75): true token 1
     summary = summarize([compare_logits(reference, quantized, tokens)])
     kl = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
-    assert summary.tokens == 2
-    assert summary.kl_mean == pytest.approx(kl) and summary.kl_max == pytest.approx(kl)
-    assert summary.kl_mean_se == pytest.approx(0.0, abs=1e-12)
-    assert summary.ppl_reference == pytest.approx(2.0)
-    assert summary.ppl == pytest.approx(1 / 0.75)
-    assert summary.ln_ppl_ratio == pytest.approx(math.log(0.5 / 0.75))
-    assert summary.delta_p_mean == pytest.approx(0.25) and summary.delta_p_rms == pytest.approx(
-        0.25
-    )
-    assert summary.same_top1 == pytest.approx(50.0)  # the reference's argmax is a tie: token 0
+    assert summary["scored_tokens"] == 2
+    assert summary["kl_mean"] == pytest.approx(kl) and summary["kl_max"] == pytest.approx(kl)
+    assert summary["kl_mean_se"] == 0.0  # llama.cpp gives no error for 10 tokens or fewer
+    assert summary["ppl_reference"] == pytest.approx(2.0)
+    assert summary["ppl"] == pytest.approx(1 / 0.75)
+    assert summary["ln_ppl_ratio"] == pytest.approx(math.log(0.5 / 0.75))
+    assert summary["delta_p_mean"] == pytest.approx(25.0)
+    assert summary["delta_p_rms"] == pytest.approx(25.0)
+    assert summary["same_top1"] == pytest.approx(50.0)  # the reference's argmax is a tie: 0
 
 
 def test_non_finite_or_misshapen_logits_are_refused():
@@ -119,28 +85,11 @@ def test_lm_eval_scores_choice_items_offline_and_flips_count_changed_answers(tmp
 
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory) -> Path:
-    """A text 'corpus' the tiny tokenizer knows, as a wikitext-2 mirror."""
-    root = tmp_path_factory.mktemp("mirror")
-    directory = root / "wikitext-2-raw"
-    directory.mkdir(parents=True)
-    article = " = {title} = \n {text} \n"
-    text = lambda i: " ".join(WORDS[(i * 11 + j * 3) % 60] for j in range(40))  # noqa: E731
-    (directory / "train.txt").write_text("".join(article.format(title="w1", text=text(i))
-                                                 for i in range(10)))  # fmt: skip
-    (directory / "valid.txt").write_text("".join(article.format(title="w2", text=text(i + 50))
-                                                 for i in range(12)))  # fmt: skip
-    return root
+    return write_mirror(tmp_path_factory.mktemp("mirror"))
 
 
 def _run(tiny_dir: Path, mirror: Path, tmp_path: Path, method: str, monkeypatch) -> RunOutcome:
-    """One run through the real runner and store, in this process (imports are paid once)."""
-    monkeypatch.setenv("BUDGETBENCH_CACHE_DIR", str(tmp_path.parent / "quant-cache"))
-    overrides = [f"model={tiny_dir}", "corpus=wikitext-2-raw",
-                 *(TINY[i + 1] for i in range(0, len(TINY), 2))]  # fmt: skip
-    prepared = prepare("quant", method, "smoke", "cpu", overrides, data_dir=mirror)
-    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
-    (outcome,) = execute(store, prepared, [0], save_machine(store, collect_fingerprint()))
-    return outcome
+    return run_quant(tiny_dir, mirror, tmp_path, method, monkeypatch)
 
 
 def test_a_saved_model_runs_fp32_and_bnb_nf4_and_stores_all_measurements(
@@ -148,14 +97,18 @@ def test_a_saved_model_runs_fp32_and_bnb_nf4_and_stores_all_measurements(
 ):
     outcome = _run(tiny_dir, mirror, tmp_path, "fp32", monkeypatch)
     assert outcome.status == "succeeded", outcome.error
-    fp32 = {name: value for name, (value, _unit) in outcome.scalars.items()}
+    fp32 = scalars(outcome)
     assert fp32["kl_mean"] == pytest.approx(0.0, abs=1e-9) and fp32["same_top1"] == 100.0
     assert fp32["quality_retained"] == pytest.approx(100.0) and fp32["choice_flip_rate"] == 0.0
     assert "layer_kl_max" not in fp32  # nothing to quantize layer by layer
+    # Same seeds, same model: no departure; other seeds (the floor): some.
+    assert fp32["sampling_departure_max"] == 0.0 and fp32["sampling_floor_max"] > 0
+    assert fp32["sampling_beyond_floor"] == pytest.approx(-fp32["sampling_floor_max"])
+    assert fp32["sampling_significant_cells"] == 0 and "sampling_band_low" not in fp32
 
     outcome = _run(tiny_dir, mirror, tmp_path, "bnb-nf4", monkeypatch)
     assert outcome.status == "succeeded", outcome.error
-    nf4 = {name: value for name, (value, _unit) in outcome.scalars.items()}
+    nf4 = scalars(outcome)
     assert nf4["kl_mean"] > 0 and nf4["kl_max"] >= nf4["kl_p99"] >= nf4["kl_median"] >= 0
     assert nf4["ppl_reference"] == pytest.approx(fp32["ppl_reference"], rel=1e-6)
     assert 4.0 < nf4["measured_bits_per_weight"] < 5.0 and nf4["weight_mib"] < fp32["weight_mib"]
@@ -163,6 +116,12 @@ def test_a_saved_model_runs_fp32_and_bnb_nf4_and_stores_all_measurements(
     for name in ("decode_tokens_per_s", "prefill_tokens_per_s", "sampling_departure_max",
                  "choice_accuracy", "ln_ppl_ratio_se", "peak_memory_mib"):  # fmt: skip
         assert name in nf4
+    assert nf4["sampling_floor_max"] == pytest.approx(fp32["sampling_floor_max"])  # cached
+    assert nf4["sampling_beyond_floor"] == pytest.approx(
+        nf4["sampling_departure_max"] - nf4["sampling_floor_max"]
+    )
+    low, high = nf4["sampling_beyond_floor_low"], nf4["sampling_beyond_floor_high"]
+    assert low <= high
     with sqlite3.connect(tmp_path / "s.db") as connection:
         curve = connection.execute(
             "SELECT x FROM curve_points WHERE run_id = ? AND metric = 'sampling_nll' ORDER BY x",
@@ -175,6 +134,7 @@ def test_a_saved_model_runs_fp32_and_bnb_nf4_and_stores_all_measurements(
     assert [name for (name,) in artifacts] == [
         "layer-sensitivity.json",
         "layer-sensitivity.svg",
+        "sampling-departure.svg",
         "sampling-grid.json",
         "sampling-sensitivity.svg",
     ]
@@ -229,3 +189,14 @@ def test_speed_times_each_decode_step_and_counts_tied_weights_once():
     result = measure_speed(model, torch.randint(3, 63, (1, 8)), decode_tokens=4, repeats=2)
     assert 0 < result.decode_tokens_per_s < 1e6 and 0 < result.prefill_tokens_per_s < 1e7
     assert len(result.ttft_samples) == 2 and result.time_to_first_token_s > 0
+
+
+def test_the_reference_is_fp32_and_named_so_bf16_is_measured_not_zero(
+    tiny_dir, mirror, tmp_path, monkeypatch
+):
+    outcome = _run(tiny_dir, mirror, tmp_path, "bf16", monkeypatch)
+    assert outcome.status == "succeeded", outcome.error
+    bf16 = scalars(outcome)
+    assert bf16["kl_mean"] > 0 and bf16["measured_bits_per_weight"] == 16.0
+    shown = run_cli("show", outcome.run_id, "--json", "--db", f"sqlite:///{tmp_path / 's.db'}")
+    assert '"reference": "fp32: the same model in torch.float32"' in shown.stdout

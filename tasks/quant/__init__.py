@@ -5,19 +5,34 @@ After llama.cpp's `perplexity --kl-divergence` report, Dutta et al. "Accuracy is
 Models" (bitsandbytes formats, sampling sensitivity, speed and memory) and MLPerf Inference (a
 quantized model keeps 99% of the reference quality).
 
-One run compares one method's model against the reference, the same model in the device's
-reference precision (float32 on a CPU, bfloat16 on CUDA), on the same tokens:
-- token level (`tasks.quant.compare`): perplexity, ln(PPL_q/PPL_ref) with its standard error,
-  KL(reference || quantized) per token (mean with standard error, median, p90, p99, p99.9, max),
-  mean and RMS change of the true token's probability, same-top-1 rate; second half of each
-  held-out window only;
-- downstream (`tasks.quant.downstream`): lm-evaluation-harness accuracy on a multiple-choice
-  task built from held-out text, and the flip rate against the reference;
-- sampling sensitivity (`tasks.quant.sampling`): a temperature x top-k x max-new-tokens grid;
+One run compares one method's model against the reference, the same model in a fixed, named
+precision (`reference`: float32 by default on every device, bfloat16 on request), on the same
+tokens:
+- token level (`tasks.quant.compare`, data in `tasks.quant.data`): llama.cpp's protocol by default
+  at standard and full (`protocol = "llama.cpp"`: raw WikiText-2 test text, windows of n_ctx with
+  BOS at position 0 where the tokenizer adds one, second half of each window scored) and
+  llama.cpp's whole KL summary: PPL of both models, Cor(ln PPL_Q, ln PPL_base),
+  ln(PPL_Q/PPL_base), PPL ratio and difference, the KLD mean and percentile ladder, the Δp mean,
+  ladder and RMS, the same-top share, each with llama.cpp's standard errors; `show` prints them
+  laid out as llama.cpp does;
+- downstream (`tasks.quant.downstream`): lm-evaluation-harness accuracy on a *synthetic*
+  multiple-choice task built from held-out text (pick a passage's true continuation), and the
+  flip rate against the reference; it is an offline check, not a published benchmark;
+- sampling sensitivity (`tasks.quant.sampling`): a temperature x top-k x max-new-tokens grid,
+  each cell's departure from the reference with a bootstrap interval, against a noise floor (the
+  reference against itself with other seeds);
 - per-layer sensitivity (`tasks.quant.sensitivity`): one layer quantized at a time;
 - speed and memory (`tasks.quant.speed`).
-The reference's own results (sampling grid, downstream answers) are cached on disk, keyed by the
-model's files, the data and the settings, so a sweep computes them once.
+The reference's own results (sampling grid and floor, downstream answers) are cached on disk,
+keyed by the model's files, the data and the settings, so a sweep computes them once.
+
+Deviations from llama.cpp that remain: the models run in PyTorch through transformers (not GGUF
+and ggml kernels), so the formats are the libraries' (bitsandbytes, torchao), not llama.cpp's
+k-quants; the reference's log-probabilities are exact (llama.cpp keeps 16-bit codes of them and
+drops entries below -16 from the KL sum); tokenization is the Hugging Face tokenizer's, which can
+differ from llama.cpp's own for the same vocabulary; `eval_windows` may cap the windows (as
+`--chunks` does; 0 takes them all). The smoke profile keeps `protocol = "articles"` (validation
+articles of its own corpus, no BOS), which no published table uses.
 
 Primary quality score: exp(-mean NLL) of the held-out scored tokens, i.e. 1/perplexity.
 `quality_retained` = PPL_ref / PPL_q in percent; the quality gate asks for at least 99
@@ -51,6 +66,7 @@ REFERENCE_METHODS = (
     "torchao-int8-dynamic",
     "torchao-fp8-weight-only",
     "torchao-int4-weight-only",
+    "hqq-4bit",
 )
 
 
@@ -82,6 +98,12 @@ class QuantConfig:
     speed_decode_tokens: int
     speed_repeats: int
     quality_threshold: float = 0.99
+    protocol: str = "llama.cpp"
+    """How held-out text is windowed: "llama.cpp" (raw test text, BOS) or "articles"."""
+    reference: str = "fp32"
+    """The reference's precision, the same on every device: "fp32" or "bf16"."""
+    floor_bootstrap: int = 1000
+    """Bootstrap resamples for the sampling grid's intervals."""
     smoke_vocab_size: int = 4096
     smoke_hidden_size: int = 128
     smoke_layers: int = 2
@@ -95,13 +117,22 @@ class QuantConfig:
     def __post_init__(self) -> None:
         if self.context_len < 8 or self.context_len % 2:
             raise TypeError("context_len must be an even number of at least 8 tokens")
-        positive = ("eval_windows", "calibration_windows", "batch_size", "prompts", "prompt_len",
-                    "generation_seeds", "sensitivity_windows", "speed_repeats")  # fmt: skip
+        positive = ("calibration_windows", "batch_size", "prompts", "prompt_len",
+                    "generation_seeds", "sensitivity_windows", "speed_repeats",
+                    "floor_bootstrap")  # fmt: skip
         for name in positive:
             if getattr(self, name) < 1:
                 raise TypeError(f"{name} must be at least 1")
-        if self.sensitivity_windows > self.eval_windows or self.prompts > self.eval_windows:
+        if self.eval_windows < 0:
+            raise TypeError("eval_windows must be at least 0 (0: every window)")
+        if self.eval_windows and max(self.sensitivity_windows, self.prompts) > self.eval_windows:
             raise TypeError("sensitivity_windows and prompts must not exceed eval_windows")
+        if self.protocol not in ("llama.cpp", "articles"):
+            raise TypeError('protocol must be "llama.cpp" or "articles"')
+        if self.protocol == "llama.cpp" and self.corpus == "python-docstrings":
+            raise TypeError('protocol "llama.cpp" needs a WikiText corpus (it has a test split)')
+        if self.reference not in ("fp32", "bf16"):
+            raise TypeError('reference must be "fp32" or "bf16"')
         if self.prompt_len >= self.context_len:
             raise TypeError("prompt_len must be shorter than context_len")
         if self.choice_count < 2 or self.choice_items < self.choice_count:
@@ -122,6 +153,70 @@ def _m(name: str, unit: str, higher: bool, text: str, x_unit: str | None = None)
     return Metric(name, unit, higher, text, x_unit)
 
 
+def _percent_label(name: str) -> str:
+    digits = name[1:]
+    return f"{int(digits) / 10 ** max(len(digits) - 2, 0):g}th percentile"
+
+
+def token_metrics() -> tuple[Metric, ...]:
+    """llama.cpp's `--kl-divergence` summary, one metric per printed number."""
+    from tasks.quant.compare import DELTA_P_LADDER, KL_LADDER
+
+    se = "standard error of "
+    metrics = [
+        _m("ppl", "ppl", False, "PPL(Q): perplexity of the method's model on the scored tokens"),
+        _m("ppl_se", "ppl", False, se + "PPL(Q)"),
+        _m("ppl_reference", "ppl", False, "PPL(base): the reference's perplexity, same tokens"),
+        _m("ppl_reference_se", "ppl", False, se + "PPL(base)"),
+        _m("ln_ppl_correlation", "%", True, "Cor(ln PPL(Q), ln PPL(base)) as llama.cpp"),
+        _m("ln_ppl_ratio", "nats", False, "ln(PPL(Q)/PPL(base)) = mean NLL difference"),
+        _m("ln_ppl_ratio_se", "nats", False, se + "ln(PPL(Q)/PPL(base))"),
+        _m("ppl_ratio", "ratio", False, "PPL(Q)/PPL(base)"),
+        _m("ppl_ratio_se", "ratio", False, se + "PPL(Q)/PPL(base)"),
+        _m("ppl_diff", "ppl", False, "PPL(Q) - PPL(base)"),
+        _m("ppl_diff_se", "ppl", False, se + "PPL(Q) - PPL(base)"),
+        _m("kl_mean", "nats", False, "mean KL(reference || quantized) per scored token"),
+        _m("kl_mean_se", "nats", False, se + "the mean KL"),
+        _m("kl_max", "nats", False, "largest per-token KL"),
+        *(_m(f"kl_{name}", "nats", False,
+             f"{'median' if name == 'median' else _percent_label(name)} of per-token KL")
+          for name, _ in KL_LADDER),
+        _m("kl_min", "nats", False, "smallest per-token KL"),
+        _m("delta_p_mean", "%", True, "mean Δp: change of the true token's probability (points)"),
+        _m("delta_p_mean_se", "%", False, se + "the mean Δp"),
+        _m("delta_p_max", "%", True, "largest Δp"),
+        *(_m(f"delta_p_{name}", "%", True,
+             f"{'median' if name == 'median' else _percent_label(name)} of Δp")
+          for name, _ in DELTA_P_LADDER),
+        _m("delta_p_min", "%", True, "smallest (most negative) Δp"),
+        _m("delta_p_rms", "%", False, "RMS Δp (points)"),
+        _m("delta_p_rms_se", "%", False, se + "RMS Δp"),
+        _m("same_top1", "%", True, "same top p: tokens where both models' top-1 tokens agree"),
+        _m("same_top1_se", "%", False, se + "the same-top share"),
+        _m("scored_tokens", "tokens", True, "held-out tokens scored (second halves of windows)"),
+    ]  # fmt: skip
+    return tuple(metrics)
+
+
+def sampling_metrics() -> tuple[Metric, ...]:
+    """The sampling grid against its noise floor (see tasks.quant.sampling)."""
+    return (
+        _m("sampling_departure_mean", "nats", False, "mean |NLL_q - NLL_ref| over the grid"),
+        _m("sampling_departure_max", "nats", False, "largest |NLL_q - NLL_ref| of a grid cell"),
+        _m("sampling_floor_max", "nats", False,
+           "noise floor: largest |NLL_ref' - NLL_ref| of the reference with other seeds"),
+        _m("sampling_beyond_floor", "nats", False,
+           "largest departure beyond the floor: max|NLL_q - NLL_ref| - floor"),
+        _m("sampling_beyond_floor_low", "nats", False, "its 95% bootstrap interval, low end"),
+        _m("sampling_beyond_floor_high", "nats", False, "its 95% bootstrap interval, high end"),
+        _m("sampling_significant_cells", "cells", False,
+           "grid cells whose departure's 95% interval lies beyond the floor"),
+        _m("sampling_worst_temperature", "T", False, "temperature of the most departing cell"),
+        _m("sampling_band_low", "T", False, "lowest temperature of a significant cell"),
+        _m("sampling_band_high", "T", False, "highest temperature of a significant cell"),
+    )  # fmt: skip
+
+
 class QuantTask(Task):
     name = "quant"
     description = (
@@ -136,37 +231,27 @@ class QuantTask(Task):
         "ln_ppl_ratio",
         "same_top1",
         "choice_flip_rate",
-        "sampling_departure_max",
+        "sampling_beyond_floor",
         "decode_tokens_per_s",
         "weight_mib",
     )
     metrics = (
         _m("quality_retained", "%", True, "PPL_ref / PPL_q (primary score exp(-mean NLL) kept)"),
-        _m("ppl", "ppl", False, "perplexity of the method's model on the scored tokens"),
-        _m("ppl_se", "ppl", False, "standard error of the perplexity"),
-        _m("ppl_reference", "ppl", False, "perplexity of the reference on the same tokens"),
-        _m("ln_ppl_ratio", "nats", False, "ln(PPL_q / PPL_ref) = mean NLL difference"),
-        _m("ln_ppl_ratio_se", "nats", False, "standard error of ln(PPL_q / PPL_ref)"),
-        _m("kl_mean", "nats", False, "mean KL(reference || quantized) per scored token"),
-        _m("kl_mean_se", "nats", False, "standard error of the mean KL"),
-        _m("kl_median", "nats", False, "median per-token KL"),
-        _m("kl_p90", "nats", False, "90th percentile of per-token KL"),
-        _m("kl_p99", "nats", False, "99th percentile of per-token KL"),
-        _m("kl_p999", "nats", False, "99.9th percentile of per-token KL"),
-        _m("kl_max", "nats", False, "largest per-token KL"),
-        _m("delta_p_mean", "%", True, "mean change of the true token's probability (points)"),
-        _m("delta_p_rms", "%", False, "RMS change of the true token's probability (points)"),
-        _m("same_top1", "%", True, "tokens where both models' most likely token agree"),
-        _m("scored_tokens", "tokens", True, "held-out tokens scored (second halves of windows)"),
+        *token_metrics(),
         _m("choice_accuracy", "%", True, "lm-eval continuation-choice accuracy"),
         _m("choice_accuracy_reference", "%", True, "the reference's accuracy on the same items"),
         _m("choice_flip_rate", "%", False, "items whose correctness differs from the reference"),
-        _m("sampling_departure_mean", "nats", False, "mean |NLL_q - NLL_ref| over the grid"),
-        _m("sampling_departure_max", "nats", False, "largest |NLL_q - NLL_ref| of a grid cell"),
-        _m("sampling_worst_temperature", "T", False, "temperature of the most departing cell"),
+        *sampling_metrics(),
         _m("sampling_nll", "nats", False, "generations' NLL under the reference", "T"),
         _m("sampling_reference_nll", "nats", False, "the reference's own generations", "T"),
         _m("sampling_nll_departure", "nats", False, "NLL_q - NLL_ref by temperature", "T"),
+        _m(
+            "sampling_floor_departure",
+            "nats",
+            False,
+            "NLL_ref' - NLL_ref: the reference with other seeds, by temperature",
+            "T",
+        ),
         _m("sampling_distinct_2", "ratio", True, "distinct token bigrams per bigram", "T"),
         _m("sampling_repetition", "ratio", False, "seq-rep-4 of the generations", "T"),
         _m("layer_kl_max", "nats", False, "KL of the most sensitive single layer"),
@@ -179,7 +264,12 @@ class QuantTask(Task):
         _m("weight_mib", "MiB", False, "the model's state dict as stored"),
         _m("peak_memory_mib", "MiB", False, "weights plus the inference benchmark's peak extra"),
         _m("bits_per_weight", "bits", False, "the method's declared bits per linear weight"),
-        _m("measured_bits_per_weight", "bits", False, "stored bits per quantized linear weight"),
+        _m(
+            "measured_bits_per_weight",
+            "bits",
+            False,
+            "bits per quantized linear weight as the format packs them (codes, scales, zeros)",
+        ),
         _m("quantize_s", "s", False, "seconds the method's quantize() took"),
         _m("parameters", "parameters", False, "parameters of the full-precision model"),
     )
@@ -202,15 +292,18 @@ class QuantTask(Task):
             raise ValueError("BITS_PER_WEIGHT must be a number of bits between 0 and 32")
 
     def check_inputs(self, config: Any, data_dir: Path | None) -> None:
-        from tasks.quant.models import SMOKE_MODEL, require_model
+        from tasks.quant.models import SMOKE_MODEL, require_model, require_quantizable
 
         if config.model != SMOKE_MODEL:
             try:
-                require_model(config.model, data_dir)
+                require_quantizable(require_model(config.model, data_dir))
             except Exception as exc:
                 raise ValueError(str(exc)) from exc
         if data_dir is not None and config.corpus != "python-docstrings":
-            needed = [data_dir / config.corpus / f"{split}.txt" for split in ("train", "valid")]
+            splits = (
+                ("train", "valid", "test") if config.protocol == "llama.cpp" else ("train", "valid")
+            )
+            needed = [data_dir / config.corpus / f"{split}.txt" for split in splits]
             missing = [str(path) for path in needed if not path.is_file()]
             if missing:
                 raise ValueError(f"the data mirror lacks {missing[0]}")
@@ -226,6 +319,11 @@ class QuantTask(Task):
                 f" below {100 * config.quality_threshold:g}%",
             )
         return GateResult(True)
+
+    def report_lines(self, scalars: Mapping[str, float]) -> list[str]:
+        from tasks.quant.compare import llama_cpp_report
+
+        return llama_cpp_report(dict(scalars))
 
     def run(self, ctx: RunContext, method: Method) -> None:
         from tasks.quant.workload import run_quant

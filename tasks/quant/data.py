@@ -1,9 +1,17 @@
 """The frozen evaluation data: held-out windows, the calibration split, prompts and the
 multiple-choice items, all cut from the profile's corpus with the model's own tokenizer.
 
-- Held-out windows: the corpus's validation split as one token stream (documents joined by the
-  tokenizer's end-of-sequence token when it has one), cut into non-overlapping windows of
-  `context_len` tokens; the first `eval_windows` are used.
+- Held-out windows, `protocol = "llama.cpp"` (standard, full): llama.cpp's `perplexity` on
+  `wiki.test.raw`. The corpus's raw *test* text (`DATA_DIR/<corpus>/test.txt` read as bytes, or
+  the hub's test split with its lines joined back as they were in the file) is tokenized in one
+  piece, with BOS first when the tokenizer adds one (llama.cpp's `add_bos` of the vocabulary),
+  cut into non-overlapping windows of `context_len` (n_ctx) tokens, and in every window the first
+  token is replaced by BOS when the tokenizer adds one, as llama.cpp does for each chunk.
+  `eval_windows` is llama.cpp's `--chunks` (0: every whole window of the text).
+- Held-out windows, `protocol = "articles"` (smoke, and any corpus without a test split): the
+  corpus's validation split as one token stream (documents joined by the tokenizer's
+  end-of-sequence token when it has one), cut into non-overlapping windows of `context_len`
+  tokens, no BOS; the first `eval_windows` are used (0: every whole window).
 - Calibration: the same cut of the *training* split, so it never overlaps the held-out text; it is
   all a method may look at.
 - Prompts for generation: the first `prompt_len` tokens of held-out windows spread evenly over
@@ -46,9 +54,38 @@ class EvalData:
         return digest.hexdigest()
 
 
+def bos_token(tokenizer) -> int | None:
+    """The BOS id the tokenizer puts before a text by itself (Llama's do, GPT-2's do not)."""
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    special = tokenizer("a", add_special_tokens=True)["input_ids"]
+    bos = tokenizer.bos_token_id
+    added = len(special) > len(plain) and special[0] == bos
+    return bos if bos is not None and added else None
+
+
+def llama_cpp_windows(tokenizer, text: str, context_len: int, count: int) -> torch.Tensor:
+    """llama.cpp's perplexity chunks of `text` (see the module docstring); `count` 0: all."""
+    bos = bos_token(tokenizer)
+    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+    if bos is not None:
+        ids = [bos, *ids]
+    available = len(ids) // context_len
+    if available < max(count, 2):  # llama.cpp asks for at least 2 * n_ctx tokens
+        raise ValueError(
+            f"the test text gives {len(ids)} tokens, fewer than {max(count, 2)} windows of"
+            f" {context_len}"
+        )
+    windows = count or available
+    tokens = torch.tensor(ids[: windows * context_len], dtype=torch.long)
+    tokens = tokens.view(windows, context_len).clone()
+    if bos is not None:
+        tokens[:, 0] = bos
+    return tokens
+
+
 def token_windows(tokenizer, documents: list[str], context_len: int, count: int) -> torch.Tensor:
-    """The first `count` windows of `context_len` tokens of the documents' token stream."""
-    needed = context_len * count
+    """The first `count` windows (0: all) of `context_len` tokens of the documents' stream."""
+    needed = context_len * count if count else None
     stream: list[int] = []
     separator = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     for start in range(0, len(documents), 64):
@@ -56,13 +93,14 @@ def token_windows(tokenizer, documents: list[str], context_len: int, count: int)
         for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
             stream.extend(ids)
             stream.extend(separator)
-        if len(stream) >= needed:
+        if needed is not None and len(stream) >= needed:
             break
-    if len(stream) < needed:
+    count = count or len(stream) // context_len
+    if count == 0 or len(stream) < context_len * count:
         raise ValueError(
-            f"the text gives {len(stream)} tokens, fewer than {count} windows of {context_len}"
+            f"the text gives {len(stream)} tokens, fewer than {count or 1} windows of {context_len}"
         )
-    return torch.tensor(stream[:needed], dtype=torch.long).view(count, context_len)
+    return torch.tensor(stream[: context_len * count], dtype=torch.long).view(count, context_len)
 
 
 def choice_items(
@@ -91,10 +129,23 @@ def choice_items(
     return items
 
 
-def prepare_data(tokenizer, train: list[str], validation: list[str], config) -> EvalData:
-    heldout = token_windows(tokenizer, validation, config.context_len, config.eval_windows)
+def prepare_data(
+    tokenizer, train: list[str], validation: list[str], test_text: str | None, config
+) -> EvalData:
+    """The run's data; `test_text` is the raw test text the llama.cpp protocol scores."""
+    if config.protocol == "llama.cpp":
+        if test_text is None:
+            raise ValueError("the llama.cpp protocol needs the corpus's raw test text")
+        heldout = llama_cpp_windows(tokenizer, test_text, config.context_len, config.eval_windows)
+    else:
+        heldout = token_windows(tokenizer, validation, config.context_len, config.eval_windows)
+    if max(config.prompts, config.sensitivity_windows) > heldout.shape[0]:
+        raise ValueError(
+            f"prompts and sensitivity_windows must not exceed the {heldout.shape[0]} held-out"
+            " windows"
+        )
     calibration = token_windows(tokenizer, train, config.context_len, config.calibration_windows)
-    rows = torch.linspace(0, config.eval_windows - 1, config.prompts).round().long()
+    rows = torch.linspace(0, heldout.shape[0] - 1, config.prompts).round().long()
     prompts = heldout[rows, : config.prompt_len].clone()
     items = choice_items(
         validation,
@@ -104,3 +155,28 @@ def prepare_data(tokenizer, train: list[str], validation: list[str], config) -> 
         config.choice_continuation_words,
     )
     return EvalData(heldout, calibration, prompts, items)
+
+
+def raw_test_text(corpus: str, data_dir) -> tuple[str, str]:
+    """The corpus's test split as llama.cpp reads `wiki.test.raw`, and where it came from."""
+    from harness.errors import InputError
+    from tasks.cramming.corpus import HUB_CORPORA
+
+    if corpus not in HUB_CORPORA:
+        raise InputError(f"the llama.cpp protocol needs a WikiText corpus, not {corpus!r}")
+    if data_dir is not None:
+        path = data_dir / corpus / "test.txt"
+        if not path.is_file():
+            raise InputError(f"corpus {corpus!r}: missing {path} in the data mirror")
+        return path.read_bytes().decode("utf-8"), f"mirror {path}"
+    import datasets
+
+    name, config = HUB_CORPORA[corpus]
+    try:
+        lines = datasets.load_dataset(name, config, split="test")["text"]
+    except Exception as exc:  # offline, or the hub is unreachable
+        raise InputError(
+            f"corpus {corpus!r}: could not load the test split of {name}/{config} from the hub"
+            f" ({type(exc).__name__}); on an offline machine pass --data-dir with a mirror"
+        ) from exc
+    return "".join(lines), f"hub {name}/{config} test split"

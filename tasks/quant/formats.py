@@ -1,10 +1,16 @@
 """The library calls the reference methods use to put linear layers into a quantized format.
 
 Nothing here quantizes by hand: bitsandbytes' own modules (`Linear4bit` with `Params4bit`,
-`Linear8bitLt` with `Int8Params`) quantize their weights when moved to their device, and torchao's
-`quantize_` swaps the weights of the selected modules for its quantized tensor subclasses.
+`Linear8bitLt` with `Int8Params`) quantize their weights when moved to their device, torchao's
+`quantize_` swaps the weights of the selected modules for its quantized tensor subclasses, and
+HQQ's `HQQLinear` quantizes the linear layer it is given.
 
-Compute precision follows the device, like the reference: float32 on a CPU, bfloat16 on CUDA.
+Compute precision follows the device: float32 on a CPU, bfloat16 on CUDA.
+
+Architectures: the layers quantized are the model's `nn.Linear` modules (subclasses included:
+Falcon's `FalconLinear`), which covers Llama, GPT-NeoX/Pythia, OPT and fused projections such as
+Falcon's `query_key_value`; GPT-2's `Conv1D` projections are first converted to `nn.Linear`
+(`linear_projections`), because no quantization library handles `Conv1D`.
 
 Device support (bitsandbytes 0.50, torchao 0.18, checked on a CPU): bitsandbytes' 4-bit (NF4, FP4,
 with and without double quantization) and 8-bit (LLM.int8) layers run on the CPU and on CUDA;
@@ -27,6 +33,28 @@ def compute_dtype(model: torch.nn.Module) -> torch.dtype:
     """float32 on a CPU, bfloat16 on CUDA: the precision the reference runs in."""
     device = next(model.parameters()).device
     return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def linear_projections(model: torch.nn.Module) -> torch.nn.Module:
+    """Replace transformers' `Conv1D` projections (GPT-2 family: `x @ W + b` with W stored as
+    (in, out)) by the equivalent `nn.Linear` (W transposed), in place, so that every library's
+    linear-layer quantizer applies to them. The function computed is the same; only the order of
+    the floating-point sums inside the matmul may differ."""
+    from transformers.pytorch_utils import Conv1D
+
+    for name, module in list(model.named_modules()):
+        if isinstance(module, Conv1D):
+            inputs, outputs = module.weight.shape
+            linear = torch.nn.Linear(
+                inputs, outputs, bias=module.bias is not None, device=module.weight.device,
+                dtype=module.weight.dtype,
+            )  # fmt: skip
+            with torch.no_grad():
+                linear.weight.copy_(module.weight.t())
+                if module.bias is not None:
+                    linear.bias.copy_(module.bias)
+            _replace(model, name, linear)
+    return model
 
 
 def quantizable_linears(model: torch.nn.Module) -> list[str]:
@@ -115,6 +143,27 @@ def bitsandbytes_int8(
         return layer
 
     return _swap_linears(model, modules, build)
+
+
+def hqq(
+    model: torch.nn.Module, modules: Collection[str], nbits: int, group_size: int
+) -> torch.nn.Module:
+    """Swap `modules` for `hqq.core.quantize.HQQLinear` (Half-Quadratic Quantization: `nbits`
+    codes packed into uint8, a float scale and a float zero point per `group_size` weights, found
+    by HQQ's own optimizer without calibration data); it runs on a CPU and on CUDA."""
+    from hqq.core.quantize import BaseQuantizeConfig, HQQLinear
+
+    dtype = compute_dtype(model)
+    device = next(model.parameters()).device
+    model.to(dtype)
+    config = BaseQuantizeConfig(nbits=nbits, group_size=group_size)
+    for name in modules:
+        linear = model.get_submodule(name)
+        if not isinstance(linear, torch.nn.Linear):
+            raise TypeError(f"{name} is a {type(linear).__name__}, not a torch.nn.Linear")
+        layer = HQQLinear(linear, quant_config=config, compute_dtype=dtype, device=str(device))
+        _replace(model, name, layer)
+    return model
 
 
 def torchao(model: torch.nn.Module, modules: Collection[str], config) -> torch.nn.Module:

@@ -77,9 +77,12 @@ def require_model(name: str, data_dir: Path | None) -> Path:
 
 
 def load_model(directory: Path, device: str):
-    """The model in float32 on `device`, in eval mode, and its tokenizer."""
+    """The model in float32 on `device`, in eval mode (GPT-2-style `Conv1D` projections turned
+    into `nn.Linear`, see `tasks.quant.formats.linear_projections`), and its tokenizer."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tasks.quant.formats import linear_projections
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
@@ -89,7 +92,29 @@ def load_model(directory: Path, device: str):
     except (OSError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"could not load a causal LM from {directory}: {first}") from exc
-    return model.to(device).eval(), tokenizer
+    return linear_projections(model).to(device).eval(), tokenizer
+
+
+def require_quantizable(directory: Path) -> None:
+    """Refuse, before anything runs, a model with no linear layer to quantize. The model is
+    built from its config on the meta device (no weights are read)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from tasks.quant.formats import linear_projections, quantizable_linears
+
+    try:
+        config = AutoConfig.from_pretrained(directory, local_files_only=True)
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config)
+    except (OSError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"could not build a causal LM from {directory}: {first}") from exc
+    if not quantizable_linears(linear_projections(model)):
+        raise InputError(
+            f"model {directory} ({type(model).__name__}) has no linear layer to quantize"
+            " (only nn.Linear and GPT-2-style Conv1D projections are quantized)"
+        )
 
 
 def model_digest(directory: Path) -> str:

@@ -1,6 +1,7 @@
-"""The run's two figures, written as SVG files with matplotlib (Agg): the per-layer sensitivity
-heatmap (block x module type) and the sampling-sensitivity curves (mean NLL under the reference
-against temperature, reference and method, one panel per max-new-tokens length)."""
+"""The run's figures, written as SVG files with matplotlib (Agg): the per-layer sensitivity
+heatmap (block x module type), the sampling-sensitivity curves (mean NLL under the reference
+against temperature, reference and method, one panel per max-new-tokens length) and the sampling
+departure heat map (temperature x top-k and length) with the noise floor marked."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 from pathlib import Path
 
 from harness.plots import _STYLE
-from tasks.quant.sampling import Cell
+from tasks.quant.sampling import Cell, FloorAnalysis
 from tasks.quant.sensitivity import LayerSensitivity
 
 
@@ -70,6 +71,48 @@ def sampling_curves(reference: list[Cell], quantized: list[Cell], method: str, p
             axis.set_xlabel("temperature")
             axis.set_ylabel("NLL under the reference (nats/token)")
         axes[0][0].legend(fontsize=6)
+        figure.savefig(path, format="svg", metadata={"Date": None})
+        plt.close(figure)
+    return path
+
+
+def departure_heatmap(analysis: FloorAnalysis, method: str, path: Path) -> Path:
+    """|NLL_q - NLL_ref| per cell; the colour scale is centred on the noise floor F (white), so
+    red cells depart more than the reference does from itself; a star marks a cell whose 95%
+    interval of |departure| - F lies above zero."""
+    matplotlib, plt = _pyplot()
+    from matplotlib.colors import TwoSlopeNorm
+
+    temperatures = sorted({c.temperature for c in analysis.cells})
+    columns = sorted({(c.top_k, c.max_new_tokens) for c in analysis.cells})
+    grid = [[math.nan] * len(columns) for _ in temperatures]
+    marks = []
+    for cell in analysis.cells:
+        row = temperatures.index(cell.temperature)
+        column = columns.index((cell.top_k, cell.max_new_tokens))
+        grid[row][column] = abs(cell.departure)
+        marks.append((row, column, f"{cell.departure:+.3f}{'*' if cell.significant else ''}"))
+    top = max(max(abs(c.departure) for c in analysis.cells), 2 * analysis.floor, 1e-9)
+    norm = TwoSlopeNorm(vmin=0.0, vcenter=max(analysis.floor, top * 1e-6), vmax=top)
+    with matplotlib.rc_context({**_STYLE, "axes.grid": False}):
+        figure, axes = plt.subplots(
+            figsize=(2.5 + 1.1 * len(columns), 1.6 + 0.45 * len(temperatures)),
+            layout="constrained",
+        )
+        image = axes.imshow(grid, aspect="auto", cmap="RdBu_r", norm=norm)
+        for row, column, text in marks:
+            axes.text(column, row, text, ha="center", va="center", fontsize=7)
+        labels = [f"k {k or 'off'}, {n} tok" for k, n in columns]
+        axes.set_xticks(range(len(columns)), labels, rotation=45, ha="right")
+        axes.set_yticks(range(len(temperatures)), [f"T {t:g}" for t in temperatures])
+        axes.set_title(
+            f"{method}: NLL_q - NLL_ref per cell; floor F = {analysis.floor:.3f} (white);"
+            f" * beyond F (95%)",
+            loc="left",
+            fontsize=8,
+        )
+        bar = figure.colorbar(image, ax=axes, label="|departure| (nats/token)")
+        bar.ax.axhline(analysis.floor, color="black", linewidth=1.5)
         figure.savefig(path, format="svg", metadata={"Date": None})
         plt.close(figure)
     return path

@@ -43,6 +43,58 @@ def tensor_bytes(tensor: torch.Tensor) -> int:
     return tensor.numel() * tensor.element_size()
 
 
+_NARROW_INTEGERS = {
+    getattr(torch, f"{kind}{bits}"): bits
+    for kind in ("int", "uint")
+    for bits in range(1, 8)
+    if hasattr(torch, f"{kind}{bits}")
+}
+
+
+def _dtype_bits(dtype: torch.dtype) -> int:
+    return _NARROW_INTEGERS.get(dtype, dtype.itemsize * 8)
+
+
+def format_bits(tensor: torch.Tensor) -> int:
+    """Bits a weight takes in its format's packed form, which can be less than it occupies in
+    memory: a torchao tensor that keeps its int4 codes one per int8 (`IntxUnpackedToInt8Tensor`)
+    counts 4 bits a code; scales count at their dtype; zero points count at the codes' width,
+    or nothing when they are all zero (a symmetric format has none; torchao stores zeros)."""
+    if type(tensor) in (torch.Tensor, torch.nn.Parameter) or not hasattr(
+        tensor, "__tensor_flatten__"
+    ):
+        return tensor.numel() * tensor.element_size() * 8
+    names, _ = tensor.__tensor_flatten__()
+    qdata = getattr(tensor, "qdata", None)
+    code_dtype = getattr(tensor, "target_dtype", None) or getattr(qdata, "dtype", None)
+    code_bits = _dtype_bits(code_dtype) if code_dtype is not None else None
+    total = 0
+    for name in names:
+        inner = getattr(tensor, name)
+        if name == "qdata" and code_bits is not None:
+            total += inner.numel() * code_bits
+        elif name == "zero_point" and code_bits is not None:
+            total += inner.numel() * code_bits if bool(inner.any()) else 0
+        else:
+            total += format_bits(inner)
+    return total
+
+
+def bits_per_weight(base: torch.nn.Module, quantized: torch.nn.Module, names: list[str]) -> float:
+    """Bits per weight of the quantized linear layers `names` as their format packs them (codes,
+    scales, zero points and, for bitsandbytes, the stored quantization state; biases excluded)."""
+    weights = sum(base.get_submodule(name).weight.numel() for name in names)
+    stored = 0
+    for name in names:
+        module = quantized.get_submodule(name)
+        stored += sum(
+            format_bits(value)
+            for key, value in module.state_dict(keep_vars=True).items()
+            if isinstance(value, torch.Tensor) and key != "bias"
+        )
+    return stored / weights
+
+
 def state_bytes(module: torch.nn.Module) -> int:
     """Bytes of a module's state dict: weights as stored, with bitsandbytes' quantization state;
     a tensor shared under two names (tied embeddings) counts once."""

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import torch
 
+from harness.errors import InputError
 from tasks.base import Method, RunContext
 from tasks.quant import plots
 from tasks.quant.compare import compare_logits, summarize
-from tasks.quant.data import EvalData, prepare_data
+from tasks.quant.data import EvalData, bos_token, prepare_data, raw_test_text
 from tasks.quant.downstream import evaluate_choices, flip_rate, write_task
 from tasks.quant.formats import quantizable_linears
 from tasks.quant.models import (
@@ -30,14 +31,14 @@ from tasks.quant.models import (
     train_smoke_model,
 )
 from tasks.quant.sampling import (
+    against_floor,
     cells_from_json,
     cells_json,
-    departure,
     grid_settings,
     sampling_grid,
 )
 from tasks.quant.sensitivity import layer_sensitivity, layers_to_probe
-from tasks.quant.speed import measure_speed, state_bytes, tensor_bytes
+from tasks.quant.speed import bits_per_weight, measure_speed, state_bytes
 
 
 class BrokenModel(RuntimeError):
@@ -56,15 +57,26 @@ def run_quant(ctx: RunContext, method: Method) -> None:
     ctx.note("model", {"path": str(directory), "sha256": digest})
 
     base, tokenizer = load_model(directory, ctx.device)
-    data = prepare_data(tokenizer, corpus.train, corpus.validation, config)
+    test_text = None
+    if config.protocol == "llama.cpp":
+        test_text, source = raw_test_text(config.corpus, ctx.data_dir)
+        ctx.note("test_text", {"source": source, "characters": len(test_text)})
+    data = prepare_data(tokenizer, corpus.train, corpus.validation, test_text, config)
     ctx.note("data_sha256", data.sha256)
+    ctx.note(
+        "protocol",
+        {"name": config.protocol, "windows": data.heldout.shape[0], "n_ctx": config.context_len,
+         "bos": bos_token(tokenizer) if config.protocol == "llama.cpp" else None},
+    )  # fmt: skip
     ctx.record("parameters", sum(p.numel() for p in base.parameters()))
-    reference_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    reference_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[config.reference]
     reference = (
         base if reference_dtype == torch.float32 else copy.deepcopy(base).to(reference_dtype)
     )
-    ctx.note("reference", f"the same model in {reference_dtype} on {device.type}")
+    ctx.note("reference", f"{config.reference}: the same model in {reference_dtype}")
     names = quantizable_linears(base)
+    if not names:
+        raise InputError(f"model {directory} has no linear layer to quantize")
     calibration = data.calibration.to(device)
 
     started = time.perf_counter()
@@ -73,7 +85,7 @@ def run_quant(ctx: RunContext, method: Method) -> None:
     _check_model(quantized, data, device)
     bits = float(method.module.BITS_PER_WEIGHT)
     ctx.record("bits_per_weight", bits)
-    ctx.record("measured_bits_per_weight", _measured_bits(base, quantized, names))
+    ctx.record("measured_bits_per_weight", bits_per_weight(base, quantized, names))
 
     work_dir = ctx.artifact_dir
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -145,19 +157,6 @@ def _check_model(model, data: EvalData, device: torch.device) -> None:
         raise BrokenModel("the quantized model returned non-finite logits (NaN or inf)")
 
 
-def _measured_bits(base, quantized, names: list[str]) -> float:
-    weights = sum(base.get_submodule(name).weight.numel() for name in names)
-    stored = 0
-    for name in names:
-        module = quantized.get_submodule(name)
-        stored += sum(
-            tensor_bytes(value)
-            for key, value in module.state_dict(keep_vars=True).items()
-            if isinstance(value, torch.Tensor) and key != "bias"
-        )
-    return 8.0 * stored / weights
-
-
 def _batches(tensor: torch.Tensor, size: int):
     for start in range(0, tensor.shape[0], size):
         yield tensor[start : start + size]
@@ -175,14 +174,10 @@ def _token_level(ctx: RunContext, reference, quantized, data: EvalData, device) 
         batch = batch.to(device)
         stats.append(compare_logits(_logits(reference, batch), _logits(quantized, batch), batch))
     summary = summarize(stats)
-    ctx.record("quality_retained", 100.0 * math.exp(-summary.ln_ppl_ratio))
-    for name in ("ppl", "ppl_se", "ppl_reference", "ln_ppl_ratio", "ln_ppl_ratio_se", "kl_mean",
-                 "kl_mean_se", "kl_median", "kl_p90", "kl_p99", "kl_p999", "kl_max",
-                 "same_top1"):  # fmt: skip
-        ctx.record(name, getattr(summary, name))
-    ctx.record("delta_p_mean", 100.0 * summary.delta_p_mean)
-    ctx.record("delta_p_rms", 100.0 * summary.delta_p_rms)
-    ctx.record("scored_tokens", summary.tokens)
+    ctx.record("quality_retained", 100.0 * math.exp(-summary["ln_ppl_ratio"]))
+    for name, value in summary.items():
+        if not math.isnan(value):  # the correlation is undefined when an error is zero
+            ctx.record(name, value)
 
 
 def _reference_results(ctx: RunContext, reference, tokenizer, data, digest, dtype) -> dict:
@@ -195,7 +190,7 @@ def _reference_results(ctx: RunContext, reference, tokenizer, data, digest, dtyp
         for name in ("temperatures", "top_ks", "max_new_tokens", "generation_seeds", "batch_size")
     }
     key_text = json.dumps(
-        [digest, data.sha256, settings, str(dtype), ctx.device, torch.__version__,
+        ["v2", digest, data.sha256, settings, str(dtype), ctx.device, torch.__version__,
          transformers.__version__],
         sort_keys=True,
     )  # fmt: skip
@@ -209,10 +204,12 @@ def _reference_results(ctx: RunContext, reference, tokenizer, data, digest, dtyp
         choices = evaluate_choices(reference, tokenizer, task_dir, config.batch_size)
     prompts = data.prompts.to(next(reference.parameters()).device)
     cells = sampling_grid(reference, reference, prompts, config)
+    floor = sampling_grid(reference, reference, prompts, config, config.generation_seeds)
     results = {
         "choice_accuracy": choices.accuracy,
         "choice_correct": choices.correct,
         "sampling": cells_json(cells),
+        "floor": cells_json(floor),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".tmp-{time.time_ns()}")
@@ -239,31 +236,58 @@ def _downstream(ctx: RunContext, quantized, tokenizer, data, cached: dict) -> No
 
 def _sampling(ctx, method, reference, quantized, data, device, cached, work_dir: Path) -> None:
     reference_cells = cells_from_json(cached["sampling"])
+    floor_cells = cells_from_json(cached["floor"])
     cells = sampling_grid(quantized, reference, data.prompts.to(device), ctx.config)
-    gap = departure(reference_cells, cells)
-    ctx.record("sampling_departure_mean", gap.mean_abs)
-    ctx.record("sampling_departure_max", gap.max_abs)
-    ctx.record("sampling_worst_temperature", gap.worst.temperature)
-    ctx.note("sampling_worst_cell", asdict(gap.worst))
+    analysis = against_floor(reference_cells, floor_cells, cells, ctx.config.floor_bootstrap)
+    ctx.record("sampling_departure_mean", analysis.mean_abs)
+    ctx.record("sampling_departure_max", analysis.max_abs)
+    ctx.record("sampling_floor_max", analysis.floor)
+    ctx.record("sampling_beyond_floor", analysis.beyond)
+    ctx.record("sampling_beyond_floor_low", analysis.beyond_low)
+    ctx.record("sampling_beyond_floor_high", analysis.beyond_high)
+    ctx.record("sampling_significant_cells", sum(c.significant for c in analysis.cells))
+    ctx.record("sampling_worst_temperature", analysis.worst.temperature)
+    if analysis.band is not None:
+        ctx.record("sampling_band_low", analysis.band[0])
+        ctx.record("sampling_band_high", analysis.band[1])
+    ctx.note("sampling_worst_cell", asdict(analysis.worst))
+    ctx.note(
+        "sampling_floor",
+        f"the reference against itself with seeds {ctx.config.generation_seeds}.."
+        f"{2 * ctx.config.generation_seeds - 1}; intervals: {ctx.config.floor_bootstrap}"
+        f" bootstrap resamples of the {data.prompts.shape[0]} prompts",
+    )
     temperatures = sorted({t for t, _ in grid_settings(ctx.config.temperatures, ctx.config.top_ks)})
     for temperature in temperatures:
         mine = [c for c in cells if c.temperature == temperature]
         theirs = [c for c in reference_cells if c.temperature == temperature]
+        again = [c for c in floor_cells if c.temperature == temperature]
         mean = lambda rows, field: sum(getattr(c, field) for c in rows) / len(rows)  # noqa: E731
         ctx.record_point("sampling_nll", temperature, mean(mine, "nll"))
         ctx.record_point("sampling_reference_nll", temperature, mean(theirs, "nll"))
         ctx.record_point(
             "sampling_nll_departure", temperature, mean(mine, "nll") - mean(theirs, "nll")
         )
+        ctx.record_point(
+            "sampling_floor_departure", temperature, mean(again, "nll") - mean(theirs, "nll")
+        )
         ctx.record_point("sampling_distinct_2", temperature, mean(mine, "distinct_2"))
         ctx.record_point("sampling_repetition", temperature, mean(mine, "repetition"))
     grid = work_dir / "sampling-grid.json"
     grid.write_text(
-        json.dumps({"reference": cached["sampling"], method.name: cells_json(cells)}, indent=1)
-    )
+        json.dumps(
+            {"reference": cached["sampling"], "floor": cached["floor"],
+             method.name: cells_json(cells),
+             "departures": [asdict(c) | {"significant": c.significant} for c in analysis.cells],
+             "floor_max": analysis.floor},
+            indent=1,
+        )
+    )  # fmt: skip
     _save(ctx, "sampling-grid.json", grid, "application/json")
     figure = plots.sampling_curves(reference_cells, cells, method.name, work_dir / "sampling.svg")
     _save(ctx, "sampling-sensitivity.svg", figure, "image/svg+xml")
+    figure = plots.departure_heatmap(analysis, method.name, work_dir / "departure.svg")
+    _save(ctx, "sampling-departure.svg", figure, "image/svg+xml")
 
 
 def _per_layer(ctx, method, base, reference, calibration, data, device, names, work_dir) -> None:
