@@ -31,8 +31,18 @@ HOSTILE = [
     "C:\\windows\\escape",
     '=HYPERLINK("http://evil")',
 ]
-# Every field of a run that names a file of the site (run ids are 32 hex digits by schema).
-FIELDS = ("task", "profile", "suite_version", "task_spec_hash", "method_hash", "metric", "curve")
+# Every field of a run that names a file of the site (run ids are 32 hex digits by schema), with
+# the length the store holds: longer names and control characters never get into a store (a
+# one-line refusal on import, see test_hostile_input.py), so the site sees the longest and
+# nastiest names the store admits.
+FIELDS = {"task": 64, "profile": 64, "suite_version": 16, "task_spec_hash": 64,
+          "method_hash": 64, "metric": 128, "curve": 128}  # fmt: skip
+STORABLE = [
+    (field, value[:length])
+    for field, length in FIELDS.items()
+    for value in HOSTILE
+    if "\x00" not in value
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +57,7 @@ def _hostile_bundle(bundle: dict) -> dict:
     """One copy of the probe run per (field, hostile value), each with its own run id."""
     template = bundle["runs"][0]
     runs = []
-    for index, (field, value) in enumerate((field, value) for field in FIELDS for value in HOSTILE):
+    for index, (field, value) in enumerate(STORABLE):
         run = copy.deepcopy(template)
         run["id"] = f"{index + 1:032x}"
         if field == "metric":
@@ -84,7 +94,7 @@ def test_hostile_names_never_leave_the_output_directory(probe_bundle, tmp_path):
     outer.mkdir()
     before = {p for p in tmp_path.rglob("*")}
     summary = build_site(store, out)
-    assert summary.runs == len(FIELDS) * len(HOSTILE)
+    assert summary.runs == len(STORABLE)
     created = {p for p in tmp_path.rglob("*")} - before
     assert created, "nothing was built"
     for path in created:
