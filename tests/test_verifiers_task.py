@@ -146,3 +146,58 @@ def test_samples_file_method_and_setting_go_together(tmp_path):
     path.write_text(json.dumps({"task_id": "HumanEval/0", "completion": "    return True\n"}))
     with pytest.raises(InputError, match="scored by the samples-file method only"):
         prepare("verifiers", "mutants", "smoke", "cpu", [f"samples={path}"])
+
+
+def _canonical_lines(task_ids: list[str], copies: int = 2) -> str:
+    humaneval = {p.task_id: p for p in problems.load_humaneval()}
+    return "".join(
+        json.dumps({"task_id": t, "solution": humaneval[t].canonical_program}) + "\n"
+        for t in task_ids
+        for _ in range(copies)
+    )
+
+
+def test_a_samples_file_missing_a_problem_is_refused_or_scored_as_failures(
+    sqlite_url, tmp_path, monkeypatch
+):
+    path = tmp_path / "partial.jsonl"
+    path.write_text(_canonical_lines(["HumanEval/0"]))
+    with pytest.raises(InputError, match=r"lacks 1 of the profile's 2 problems \(HumanEval/1\)"):
+        prepare("verifiers", None, "smoke", "cpu", [f"samples={path}", "problems=2"])
+    overrides = [f"samples={path}", "problems=2", "permutations=10", "missing_problems=fail"]
+    _, outcome = _run(sqlite_url, overrides, tmp_path, monkeypatch)
+    scalars = {name: value for name, (value, _unit) in outcome.scalars.items()}
+    assert scalars["pass_at_1_strong"] == pytest.approx(0.5)  # the missing one scores 0
+    assert scalars["problems_not_covered"] == 1
+    assert outcome.gate_passed is False and "not scored from samples" in outcome.gate_reason
+
+
+def test_the_samples_files_content_not_its_path_makes_the_task_spec(tmp_path):
+    """New content at the same path is a new task spec (so --resume does not skip it); the
+    same content elsewhere, or gzip-compressed as .jsonl.gz, is read the same."""
+    import gzip
+
+    def spec_hash(path: Path, *extra: str) -> str:
+        prepared = prepare(
+            "verifiers", None, "smoke", "cpu", [f"samples={path}", "problems=1", *extra]
+        )
+        return prepared.resolved.task_spec_hash
+
+    path = tmp_path / "s.jsonl"
+    path.write_text(_canonical_lines(["HumanEval/0"]))
+    first = spec_hash(path)
+    elsewhere = tmp_path / "copy" / "s.jsonl"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(path.read_bytes())
+    assert spec_hash(elsewhere) == first
+    path.write_text(_canonical_lines(["HumanEval/0"], copies=3))
+    assert spec_hash(path) != first
+    compressed = tmp_path / "s.jsonl.gz"
+    compressed.write_bytes(gzip.compress(path.read_bytes()))
+    read = samples.read_samples(compressed, {"HumanEval/0": ""})
+    assert len(read.programs["HumanEval/0"]) == 3 and read.missing == []
+    with pytest.raises(InputError, match="not the pinned samples_sha256"):
+        spec_hash(path, "samples_sha256=" + "0" * 64)
+    (tmp_path / "broken.jsonl.gz").write_bytes(b"not gzip")
+    with pytest.raises(InputError, match="not readable gzip"):
+        spec_hash(tmp_path / "broken.jsonl.gz")

@@ -212,34 +212,109 @@ def _hide_directories(libc, hidden: list[str], keep: list[str]) -> None:
 
 
 def run_job(job: dict, results) -> None:
-    """Run the candidate on every input, writing one JSON line per input to `results`."""
+    """Run the candidate on every input, writing one JSON line per input to `results`:
+    [kind, payload, seconds the call took]. With `time_limits` (one per input, EvalPlus's
+    max(floor, factor x the canonical solution's time)), a call that runs past its limit is
+    interrupted (SIGALRM, as EvalPlus's `time_limit`) and reported as ["timeout", "", seconds].
+    The child never sees expected outputs: the harness judges each line as it arrives and stops
+    the job at the first failure (`Job.judge`)."""
     import json
+    import signal
+    import sys
+    import time
 
-    write, encode, dumps = results.write, encode_value, json.dumps
+    sys.set_int_max_str_digits(0)  # EvalPlus compares ints of any size (HumanEval/83, /139)
+    write, encode, dumps, clock = results.write, encode_value, json.dumps, time.perf_counter
     inputs = [parse_value(text) for text in job["inputs"]]
+    limits = job.get("time_limits") or [0.0] * len(inputs)
+
+    class TimeLimit(BaseException):
+        pass
+
+    def alarm(_signum, _frame):
+        raise TimeLimit
+
+    signal.signal(signal.SIGALRM, alarm)
     namespace: dict = {"__name__": "__candidate__"}
     try:
-        exec(compile(job["code"], "<candidate>", "exec"), namespace)
+        # dont_inherit: this file's `from __future__ import annotations` must not reach the
+        # candidate (it would let `List` without an import pass, as it does not in EvalPlus).
+        exec(compile(job["code"], "<candidate>", "exec", dont_inherit=True), namespace)
         function = namespace[job["entry_point"]]
         if job["mode"] == "record":  # the harness's own tests: log check()'s inputs
-            exec(compile(job["test"], "<test>", "exec"), namespace)
+            exec(compile(job["test"], "<test>", "exec", dont_inherit=True), namespace)
             namespace["check"](_recorder(function, write, encode, dumps))
             write(dumps(["done", ""]) + "\n")
             return
     except BaseException as exc:
         write(dumps(["error", f"{type(exc).__name__} while loading"]) + "\n")
         return
-    for arguments in inputs:
+    for arguments, limit in zip(inputs, limits, strict=True):
+        started = clock()
         try:
-            value = function(*arguments)
-        except BaseException as exc:
-            write(dumps(["raised", type(exc).__name__]) + "\n")
+            signal.setitimer(signal.ITIMER_REAL, limit)
+            try:
+                value = function(*arguments)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except TimeLimit:
+            write(dumps(["timeout", "", clock() - started]) + "\n")
             continue
+        except BaseException as exc:
+            write(dumps(["raised", type(exc).__name__, clock() - started]) + "\n")
+            continue
+        seconds = clock() - started
         try:
-            write(dumps(["ok", encode(value)]) + "\n")
+            text = encode(value)
+            if len(text) > DIGEST_ABOVE:  # e.g. HumanEval/130's million-item lists
+                text = digest_value(value) or text
+            write(dumps(["ok", text, seconds]) + "\n")
         except (TypeError, ValueError, RecursionError) as exc:
-            write(dumps(["raised", f"unserializable result: {exc}"[:200]]) + "\n")
+            write(dumps(["raised", f"unserializable result: {exc}"[:200], seconds]) + "\n")
     write(dumps(["done", ""]) + "\n")
+
+
+DIGEST_ABOVE = 1 << 18
+
+
+def digest_value(value) -> str | None:
+    """ "H" + the SHA-256 of a form that equal values share under `==` (bools and integral
+    floats as ints, dict items and set members sorted), for a value too large to send whole
+    (over DIGEST_ABOVE characters in that form); None when the value is small or holds a
+    non-integral float (which a tolerance may have to judge)."""
+    import hashlib
+
+    try:
+        text = repr(_normal_form(value, 0))
+    except (TypeError, ValueError, RecursionError):
+        return None
+    if len(text) <= DIGEST_ABOVE:
+        return None
+    return "H" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _normal_form(value, depth: int):
+    kind = type(value)
+    if depth > 50:
+        raise RecursionError
+    if kind is bool:
+        return int(value)
+    if kind is float:
+        if not value.is_integer():
+            raise ValueError("non-integral float")
+        return int(value)
+    if kind in (int, str, bytes, type(None)):
+        return value
+    if kind is list or kind is tuple:
+        return kind(_normal_form(item, depth + 1) for item in value)
+    if kind is set or kind is frozenset:
+        return ("set", sorted(repr(_normal_form(item, depth + 1)) for item in value))
+    if kind is dict:
+        items = (
+            (repr(_normal_form(k, depth + 1)), _normal_form(v, depth + 1)) for k, v in value.items()
+        )
+        return ("dict", sorted(items, key=lambda item: item[0]))
+    raise TypeError(kind.__name__)
 
 
 def serve(socket_fd: int, settings: dict) -> None:

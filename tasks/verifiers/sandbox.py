@@ -45,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +109,11 @@ class Job:
     test: str = ""
     timeout_s: float | None = None
     """Overrides `Limits.timeout_s` for this job (e.g. a problem with many large inputs)."""
+    time_limits: tuple[float, ...] = ()
+    """Per-input wall seconds, enforced inside the child (`_child.run_job`); empty: none."""
+    judge: Callable[[list], bool] | None = field(default=None, compare=False)
+    """Called with each result line as it arrives; returning True stops the job there (the
+    first-failure stop: the rest of the inputs need not run)."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,7 @@ class _Collected:
     results: bytearray = field(default_factory=bytearray)
     output: bytearray = field(default_factory=bytearray)
     done: bool = False
+    judged: int = 0
 
 
 class Sandbox:
@@ -205,6 +211,7 @@ class Sandbox:
             "inputs": list(job.inputs),
             "mode": job.mode,
             "test": job.test,
+            "time_limits": list(job.time_limits),
             "limits": self.limits.as_child_limits(timeout_s),
             "uid": uid,
             "gid": uid,
@@ -225,7 +232,7 @@ class Sandbox:
         os.close(output_write)
         os.close(result_write)
         try:
-            collected, timed_out = self._collect(pid, output_read, result_read, deadline)
+            collected, timed_out = self._collect(pid, output_read, result_read, deadline, job.judge)
         finally:
             returncode = self._kill(zygote, pid, uid)
             os.close(output_read)
@@ -235,7 +242,12 @@ class Sandbox:
         return _execution(collected, timed_out, returncode, time.perf_counter() - started)
 
     def _collect(
-        self, pid: int, output_fd: int, read_fd: int, deadline: float
+        self,
+        pid: int,
+        output_fd: int,
+        read_fd: int,
+        deadline: float,
+        judge: Callable[[list], bool] | None = None,
     ) -> tuple[_Collected, bool]:
         """Read results and output until the results are complete, the pipes close, the child
         exits, or the deadline passes (True)."""
@@ -262,6 +274,8 @@ class Sandbox:
                     elif fd == read_fd:
                         collected.results += chunk
                         collected.done = b'["done"' in collected.results[-200:]
+                        if judge is not None and _judge_says_stop(collected, judge):
+                            collected.done = True
                         if len(collected.results) > RESULT_BYTES_CAP:
                             return collected, False
                     else:  # output beyond the cap is read and dropped
@@ -409,7 +423,7 @@ def _execution(
     detail = ""
     for line in collected.results.decode("utf-8", "replace").splitlines():
         try:
-            kind, payload = json.loads(line)
+            kind, payload = json.loads(line)[:2]
         except (ValueError, TypeError):
             detail = "unreadable result line"
             break
@@ -427,6 +441,23 @@ def _execution(
         if not detail:
             detail = _exit_reason(returncode)
     return Execution(status, tuple(results), detail, output, wall_s)
+
+
+def _judge_says_stop(collected: _Collected, judge: Callable[[list], bool]) -> bool:
+    """Hand the complete result lines not yet judged to `judge`; True when it says stop."""
+    end = collected.results.rfind(b"\n") + 1
+    if end <= collected.judged:
+        return False
+    lines = bytes(collected.results[collected.judged : end]).splitlines()
+    collected.judged = end
+    for line in lines:
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            return False  # _execution reports the unreadable line
+        if judge(parsed):
+            return True
+    return False
 
 
 def _exit_reason(returncode: int | None) -> str:

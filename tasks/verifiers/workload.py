@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from concurrent.futures import as_completed
@@ -11,11 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from tasks.base import Method, RunContext
-from tasks.verifiers import analysis, problems, samples, verdicts
+from tasks.verifiers import analysis, file_sha256, problems, samples, verdicts
 from tasks.verifiers.plots import save_line_plot
 from tasks.verifiers.sandbox import Job, Limits, Sandbox
-
-CANONICAL_TIME_FACTOR = 5.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +31,7 @@ def run_workload(ctx: RunContext, method: Method) -> None:
     label = "SYNTHETIC samples (mutation sampler)" if synthetic else f"samples of {method.name}"
     ctx.note("sample_source", label + (f": {config.samples}" if config.samples else ""))
     problem_list = _load_problems(ctx)
+    profile = problem_list
     limits = Limits(timeout_s=config.timeout_s, memory_mb=config.memory_mb)
     hidden = [p for p in (ctx.cache_dir, ctx.data_dir, ctx.artifact_dir.parent) if p]
     with Sandbox(limits, config.workers, hidden) as sandbox:
@@ -42,13 +40,19 @@ def run_workload(ctx: RunContext, method: Method) -> None:
         )
         _note_preparation(ctx, prepared)
         problem_list = [p for p in problem_list if p.task_id in prepared.suites]
-        programs, n = _samples(ctx, method, problem_list)
+        programs, n, missing = _samples(ctx, method, problem_list, profile)
+        programs = {t: codes for t, codes in programs.items() if t in prepared.suites}
         problem_list = [p for p in problem_list if p.task_id in programs]
         started = time.perf_counter()
         scored = _verify(ctx, sandbox, prepared.suites, programs)
         elapsed = time.perf_counter() - started
         ctx.note("sandbox_isolation", sandbox.isolation)
     ctx.record("programs_per_s", len(scored) / elapsed if elapsed > 0 else 0.0)
+    ctx.record("problems_not_covered", len(profile) - len(programs))
+    no_sample = verdicts.Verdict(False, False, "failed", "no sample in the samples file")
+    scored += [
+        Scored(t, i, "", no_sample) for t in missing if t in prepared.suites for i in range(n)
+    ]
     by_task: dict[str, list[Scored]] = {}
     for item in sorted(scored, key=lambda s: (s.task_id, s.index)):
         by_task.setdefault(item.task_id, []).append(item)
@@ -74,11 +78,11 @@ def _load_problems(ctx: RunContext) -> list[problems.Problem]:
 
         base = mbpp.base_path(config.dataset, ctx.data_dir)
         if base is not None and base.is_file():
-            ctx.note("dataset_file", {"path": str(base), "sha256": _sha256(base)})
+            ctx.note("dataset_file", {"path": str(base), "sha256": file_sha256(base)})
         ctx.note("problems_not_loaded", unloadable)
     path = problems.strong_tests_path(config, ctx.data_dir)
     if path is not None:
-        ctx.note("strong_tests_file", {"path": str(path), "sha256": _sha256(path)})
+        ctx.note("strong_tests_file", {"path": str(path), "sha256": file_sha256(path)})
     return problem_list
 
 
@@ -96,25 +100,36 @@ def _note_preparation(ctx: RunContext, prepared: problems.Preparation) -> None:
 
 
 def _samples(
-    ctx: RunContext, method: Method, problem_list: list[problems.Problem]
-) -> tuple[dict[str, list[str]], int]:
+    ctx: RunContext,
+    method: Method,
+    problem_list: list[problems.Problem],
+    profile: list[problems.Problem],
+) -> tuple[dict[str, list[str]], int, list[str]]:
+    """Programs per problem (a samples file's for every problem of the `profile`; a method's
+    for `problem_list`, those with tests), n, and the problems a samples file lacks."""
     config = ctx.config
     if config.samples:
         path = Path(config.samples)
-        read = samples.read_samples(path, {p.task_id: p.prompt for p in problem_list})
+        read = samples.read_samples(path, {p.task_id: p.prompt for p in profile})
+        digest = file_sha256(path)
+        if digest != config.samples_sha256:  # changed between resolving and reading
+            raise ValueError(f"samples file {path} changed while the run was starting")
+        if read.missing and config.missing_problems != "fail":
+            raise ValueError(f"samples file {path} lacks {len(read.missing)} problems")
         ctx.note(
             "samples_file",
             {
                 "path": str(path),
-                "sha256": _sha256(path),
+                "sha256": digest,
                 "lines": read.lines,
                 "skipped_lines": read.skipped,
                 "skipped_examples": read.problems,
+                "missing_problems": read.missing,
             },
         )
         programs, n = samples.equal_counts(read.programs)
         ctx.note("samples_file_cut_to", n)
-        return programs, n
+        return programs, n, read.missing
     n = config.samples_per_problem
     generated = method.module.generate(problem_list, n, ctx.seed)
     programs: dict[str, list[str]] = {}
@@ -125,7 +140,7 @@ def _samples(
         if not all(isinstance(code, str) for code in codes):
             raise ValueError(f"generate() returned a non-string program for {problem.task_id}")
         programs[problem.task_id] = codes
-    return programs, n
+    return programs, n, []
 
 
 def _verify(
@@ -134,19 +149,23 @@ def _verify(
     suites: dict[str, problems.TestSuite],
     programs: dict[str, list[str]],
 ) -> list[Scored]:
-    timeout = ctx.config.timeout_s
+    config = ctx.config
+    limits = verdicts.TimeLimits(
+        config.min_time_limit_s, config.time_limit_factor, config.timeout_s
+    )
     pending = {}
     for task_id, codes in programs.items():
         suite = suites[task_id]
-        limit = max(timeout, CANONICAL_TIME_FACTOR * suite.canonical_s)
+        per_input, deadline = limits.per_input(suite), limits.job_s(suite)
         for index, code in enumerate(codes):
-            job = Job(code, suite.entry_point, suite.inputs, timeout_s=limit)
-            pending[sandbox.submit(job)] = (task_id, index, code)
+            judge = verdicts.Judge(suite, config.find_zero)
+            job = Job(code, suite.entry_point, suite.inputs, timeout_s=deadline,
+                      time_limits=per_input, judge=judge)  # fmt: skip
+            pending[sandbox.submit(job)] = (task_id, index, code, judge)
     scored = []
     for future in ctx.track(as_completed(pending), "verifying samples", len(pending)):
-        task_id, index, code = pending[future]
-        verdict = verdicts.judge(suites[task_id], future.result())
-        scored.append(Scored(task_id, index, code, verdict))
+        task_id, index, code, judge = pending[future]
+        scored.append(Scored(task_id, index, code, judge.verdict(future.result())))
     return scored
 
 
@@ -294,11 +313,3 @@ def _save_verdicts(ctx: RunContext, scored: list[Scored]) -> None:
             }
             out.write(json.dumps(record) + "\n")
     ctx.save_artifact("verdicts", path, "application/jsonl")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
