@@ -81,6 +81,8 @@ class VerifiersConfig:
     costs: list[float] = field(default_factory=lambda: list(COSTS))
     stronger_source_pass_at_1: float = 0.0
     """A stronger source's single-sample accuracy drawn on the accuracy plot (0: none)."""
+    bootstrap: int = 1000
+    """Bootstrap replicates (over tasks, and samples within a task) for the 95 % intervals."""
 
     def __post_init__(self) -> None:
         from tasks.verifiers.problems import STRONG_TESTS
@@ -96,6 +98,8 @@ class VerifiersConfig:
             raise TypeError("split_fraction must be between 0 and 1")
         if self.samples_per_problem < 1 or self.problems < 0 or self.workers < 1:
             raise TypeError("samples_per_problem and workers must be positive, problems >= 0")
+        if self.bootstrap < 10:
+            raise TypeError("bootstrap must be at least 10 replicates")
         if self.timeout_s <= 0 or self.memory_mb < 64 or self.permutations < 1:
             raise TypeError("timeout_s must be positive, memory_mb >= 64, permutations >= 1")
         unknown = [c for c in self.costs if c not in COSTS]
@@ -137,6 +141,25 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+_INTERVAL_METRICS = (
+    ("pass_at_1_strong", "fraction", True),
+    ("pass_at_1_weak", "fraction", True),
+    ("pass_at_n_strong", "fraction", True),
+    ("resampling_ceiling", "fraction", True),
+    ("paper_conditional_accuracy", "fraction", True),
+    *(
+        (f"{prefix}{what}_cost_{_cost_name(c)}", unit, higher)
+        for c in COSTS
+        for prefix in ("", "paper_")
+        for what, unit, higher in (
+            ("optimal_k", "samples", False),
+            ("utility_at_optimal_k", "reward/task", True),
+        )
+    ),
+)
+"""Scalars recorded with a 95 % bootstrap interval (`<name>_lo`, `<name>_hi`)."""
+
+
 def _metrics() -> tuple[Metric, ...]:
     src = "of the run's sample source (SYNTHETIC when it is the mutation sampler)"
     scalars = (
@@ -148,7 +171,39 @@ def _metrics() -> tuple[Metric, ...]:
             "false_positive_rate",
             "fraction",
             False,
-            f"P(fails strong | passes weak) over all weak-passing samples, {src}",
+            f"worst case: P(fails strong | passes weak) pooled over weak-passing samples, {src}",
+        ),
+        *(
+            Metric(f"pass_at_{k}_{v}", "fraction", True, f"pass@{k}, {v} tests (when n >= {k})")
+            for k in (10, 100)
+            for v in ("strong", "weak")
+        ),
+        Metric(
+            "paper_conditional_accuracy",
+            "fraction",
+            True,
+            f"paper: mean P(strong | weak) over tasks with a weak pass, FN-filtered, {src}",
+        ),
+        Metric(
+            "paper_false_positive_rate_by_task",
+            "fraction",
+            False,
+            f"paper: mean over tasks of P(fails strong | passes weak), FN-filtered, {src}",
+        ),
+        Metric(
+            "paper_false_negative_tasks_dropped",
+            "tasks",
+            False,
+            "paper: tasks its false-negative filter removed (its 14 HumanEval ids)",
+        ),
+        Metric(
+            "optimal_k_capped_at_n",
+            "costs",
+            False,
+            "costs whose worst-case k* equals n (the optimum may lie beyond the samples drawn)",
+        ),
+        Metric(
+            "samples_file_skipped_lines", "lines", False, "samples-file lines skipped as unusable"
         ),
         Metric(
             "resampling_ceiling",
@@ -183,6 +238,28 @@ def _metrics() -> tuple[Metric, ...]:
                 f"utility at k* with false-positive cost {c:g}, {src}",
             )
             for c in COSTS
+        ),
+        *(
+            Metric(
+                f"paper_{what}_cost_{_cost_name(c)}",
+                unit,
+                higher,
+                f"paper: {text} with false-positive cost {c:g} (0: abstain), FN-filtered, {src}",
+            )
+            for c in COSTS
+            for what, unit, higher, text in (
+                ("optimal_k", "samples", False, "k*"),
+                ("utility_at_optimal_k", "reward/task", True, "utility at k*"),
+                ("two_type_optimal_k", "samples", False, "the two-type model's k*"),
+                ("two_type_utility_at_optimal_k", "reward/task", True, "two-type utility at k*"),
+            )
+        ),
+        *(
+            Metric(
+                f"{name}_{end}", unit, higher, f"{name}: {end} end of its 95 % bootstrap interval"
+            )
+            for name, unit, higher in _INTERVAL_METRICS
+            for end in ("lo", "hi")
         ),
         Metric(
             "method_verifier_agreement",
@@ -233,6 +310,30 @@ def _metrics() -> tuple[Metric, ...]:
             "fraction",
             True,
             f"resampling accuracy of the fitted two-type model, {src}",
+            "samples",
+        ),
+        *(
+            Metric(
+                f"resampling_accuracy_{end}",
+                "fraction",
+                True,
+                f"resampling accuracy: {end} end of its 95 % bootstrap interval, {src}",
+                "samples",
+            )
+            for end in ("lo", "hi")
+        ),
+        Metric(
+            "paper_false_positive_rate_by_k",
+            "fraction",
+            False,
+            f"paper: FPR of the first weak pass at position K, mean over tasks, {src}",
+            "samples",
+        ),
+        Metric(
+            "paper_two_type_accuracy",
+            "fraction",
+            True,
+            f"paper's two-type model as written: accuracy (utility at cost 0) vs k, {src}",
             "samples",
         ),
         *(

@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tasks.base import Method, RunContext
-from tasks.verifiers import analysis, file_sha256, problems, samples, verdicts
+from tasks.verifiers import analysis, file_sha256, paper, problems, samples, verdicts
+from tasks.verifiers.bootstrap import Bootstrap
 from tasks.verifiers.plots import save_line_plot
 from tasks.verifiers.sandbox import Job, Limits, Sandbox
 
@@ -129,6 +132,7 @@ def _samples(
         )
         programs, n = samples.equal_counts(read.programs)
         ctx.note("samples_file_cut_to", n)
+        ctx.record("samples_file_skipped_lines", read.skipped)
         return programs, n, read.missing
     n = config.samples_per_problem
     generated = method.module.generate(problem_list, n, ctx.seed)
@@ -180,6 +184,10 @@ def _record_analysis(
     ctx.record("pass_at_1_weak", analysis.mean_pass_at_k(counts, 1, strong=False))
     ctx.record("pass_at_n_strong", analysis.mean_pass_at_k(counts, n, strong=True))
     ctx.record("pass_at_n_weak", analysis.mean_pass_at_k(counts, n, strong=False))
+    for k in (10, 100):
+        if n >= k:
+            ctx.record(f"pass_at_{k}_strong", analysis.mean_pass_at_k(counts, k, strong=True))
+            ctx.record(f"pass_at_{k}_weak", analysis.mean_pass_at_k(counts, k, strong=False))
     weak_passes = sum(t.weak_passes for t in counts)
     false_positives = sum(t.weak_passes - t.both for t in counts)
     ctx.record("false_positive_rate", false_positives / weak_passes if weak_passes else 0.0)
@@ -214,6 +222,7 @@ def _record_analysis(
         ctx.record_point("resampling_accuracy_simulated", k, s)
         ctx.record_point("two_type_model_accuracy", k, m)
     utilities = {}
+    capped = 0
     for cost in config.costs:
         name = f"{cost:g}"
         utilities[name] = [analysis.utility(counts, k, cost) for k in ks]
@@ -222,8 +231,73 @@ def _record_analysis(
         best_k, best = analysis.optimal_k(counts, cost, n)
         ctx.record(f"optimal_k_cost_{name}", best_k)
         ctx.record(f"utility_at_optimal_k_cost_{name}", best)
+        capped += best_k == n
+    ctx.record("optimal_k_capped_at_n", capped)
+    _record_paper(ctx, counts, ks)
+    band = _record_intervals(ctx, counts, n)
     pass_1 = analysis.mean_pass_at_k(counts, 1, strong=True)
-    _plots(ctx, label, ks, closed, simulated, model, ceiling, pass_1, utilities)
+    _plots(ctx, label, ks, closed, simulated, model, ceiling, pass_1, utilities, band)
+
+
+def _record_paper(ctx: RunContext, counts: list[analysis.TaskCounts], ks: list[int]) -> None:
+    """The paper's conventions (`paper.py`), labelled paper_*."""
+    kept = paper.false_negative_filter(counts)
+    n = ks[-1]
+    ctx.record("paper_false_negative_tasks_dropped", len(counts) - len(kept))
+    ctx.record("paper_conditional_accuracy", paper.conditional_accuracy(kept))
+    ctx.record("paper_false_positive_rate_by_task", paper.false_positive_rate_by_task(kept))
+    for k, value in zip(ks, paper.false_positive_rate_by_k(kept, ks), strict=True):
+        if np.isfinite(value):
+            ctx.record_point("paper_false_positive_rate_by_k", k, value)
+    model = paper.fit_paper_two_types(counts)
+    ctx.note("paper_two_type_model", model.__dict__)
+    for k, value in zip(ks, paper.paper_two_type_utilities(model, 0.0, n), strict=True):
+        ctx.record_point("paper_two_type_accuracy", k, value)
+    for cost in ctx.config.costs:
+        name = f"{cost:g}"
+        best_k, best = paper.optimal_k_with_abstention(kept, cost, n)
+        ctx.record(f"paper_optimal_k_cost_{name}", best_k)
+        ctx.record(f"paper_utility_at_optimal_k_cost_{name}", best)
+        best_k, best = paper.paper_two_type_optimal_k(model, cost, n)
+        ctx.record(f"paper_two_type_optimal_k_cost_{name}", best_k)
+        ctx.record(f"paper_two_type_utility_at_optimal_k_cost_{name}", best)
+
+
+def _record_intervals(
+    ctx: RunContext, counts: list[analysis.TaskCounts], n: int
+) -> tuple[list[float], list[float]]:
+    """95 % bootstrap intervals (`bootstrap.py`) as <metric>_lo / <metric>_hi; returns the
+    resampling accuracy's band for the plot."""
+    replicates, seed = ctx.config.bootstrap, ctx.seed
+    boot = Bootstrap(counts, replicates, seed)
+    kept = paper.false_negative_filter(counts)
+    paper_boot = Bootstrap(kept, replicates, seed) if kept else boot
+    per_replicate = {
+        "pass_at_1_strong": boot.pass_at_k(1, strong=True),
+        "pass_at_1_weak": boot.pass_at_k(1, strong=False),
+        "pass_at_n_strong": boot.pass_at_k(n, strong=True),
+        "resampling_ceiling": boot.ceiling(),
+        "paper_conditional_accuracy": paper_boot.conditional_accuracy(),
+    }
+    for cost in ctx.config.costs:
+        name = f"{cost:g}"
+        for prefix, source, abstain in (("", boot, False), ("paper_", paper_boot, True)):
+            k, value = source.optimal_k(cost, abstain)
+            per_replicate[f"{prefix}optimal_k_cost_{name}"] = k
+            per_replicate[f"{prefix}utility_at_optimal_k_cost_{name}"] = value
+    for metric, values in per_replicate.items():
+        interval = boot.interval(values)
+        ctx.record(f"{metric}_lo", interval.low)
+        ctx.record(f"{metric}_hi", interval.high)
+    accuracy = boot.resampling_accuracy()
+    low, high = [], []
+    for k in range(1, n + 1):
+        interval = boot.interval(accuracy[:, k - 1])
+        ctx.record_point("resampling_accuracy_lo", k, interval.low)
+        ctx.record_point("resampling_accuracy_hi", k, interval.high)
+        low.append(interval.low)
+        high.append(interval.high)
+    return low, high
 
 
 def _plots(
@@ -236,6 +310,7 @@ def _plots(
     ceiling: float,
     pass_1: float,
     utilities: dict[str, list[float]],
+    band: tuple[list[float], list[float]],
 ) -> None:
     ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
     horizontal = [(ceiling, "ceiling (k -> inf)"), (pass_1, "pass@1 of this source")]
@@ -253,6 +328,7 @@ def _plots(
         y_label="accuracy (strong tests)",
         log_x=True,
         horizontal=horizontal,
+        bands=[("resampling, 95 % bootstrap interval", ks, *band)],
     )
     ctx.save_artifact("accuracy_vs_k", accuracy, "image/svg+xml")
     utility = save_line_plot(
