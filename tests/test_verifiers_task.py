@@ -201,3 +201,31 @@ def test_the_samples_files_content_not_its_path_makes_the_task_spec(tmp_path):
     (tmp_path / "broken.jsonl.gz").write_bytes(b"not gzip")
     with pytest.raises(InputError, match="not readable gzip"):
         spec_hash(tmp_path / "broken.jsonl.gz")
+
+
+def test_evalplus_results_are_imported_without_running_programs(sqlite_url, tmp_path, monkeypatch):
+    def record(base: str, plus: str | None) -> dict:
+        return {"task_id": "x", "solution": "", "base_status": base, "plus_status": plus}
+
+    results = {"eval": {
+        "HumanEval/0": [record("pass", "pass"), record("pass", "fail")],
+        "HumanEval/1": [record("fail", "pass"), record("pass", "pass"), record("pass", "pass")],
+        "HumanEval/7": [record("pass", "pass")],
+    }}  # fmt: skip
+    path = tmp_path / "eval_results.json"
+    path.write_text(json.dumps(results))
+    overrides = [f"samples={path}", "problems=2", "permutations=10"]
+    prepared, outcome = _run(sqlite_url, overrides, tmp_path, monkeypatch)
+    assert prepared.method.name == "evalplus-results"
+    assert outcome.status == "succeeded", outcome.error
+    scalars = {name: value for name, (value, _unit) in outcome.scalars.items()}
+    assert scalars["samples_per_problem"] == 2  # every task cut to the smallest count
+    assert scalars["pass_at_1_weak"] == pytest.approx((1.0 + 0.5) / 2)
+    assert scalars["pass_at_1_strong"] == pytest.approx((0.5 + 0.5) / 2)
+    assert "programs_per_s" not in scalars
+    path.write_text('{"eval": [1, 2]}')
+    with pytest.raises(InputError, match=r"is not an EvalPlus eval_results\.json"):
+        prepare("verifiers", None, "smoke", "cpu", overrides)
+    path.write_text(json.dumps({"eval": {"HumanEval/0": [record("pass", "pass")]}}))
+    with pytest.raises(InputError, match="lacks 1 of the profile's 2 problems"):
+        prepare("verifiers", None, "smoke", "cpu", overrides)

@@ -381,7 +381,10 @@ class VerifiersTask(Task):
     def default_method(cls, config: Any) -> str:
         """A samples file is scored by the samples-file method; otherwise the mutants."""
         if getattr(config, "samples", ""):
-            return str(cls.methods_dir() / "samples_file.py")
+            imported = str(config.samples).endswith(".json")
+            return str(
+                cls.methods_dir() / ("evalplus_results.py" if imported else "samples_file.py")
+            )
         return cls.reference_methods[0]
 
     def check_method(self, method: Method, config: Any) -> None:
@@ -390,6 +393,12 @@ class VerifiersTask(Task):
             raise ValueError("--set samples=FILE is scored by the samples-file method only")
         if reads_file and not config.samples:
             raise ValueError("needs a samples file: --set samples=FILE.jsonl")
+        imports = bool(getattr(method.module, "IMPORTS_STATUSES", False))
+        if reads_file and imports != str(config.samples).endswith(".json"):
+            raise ValueError(
+                "an EvalPlus eval_results .json file is read by the evalplus-results method,"
+                " a samples .jsonl[.gz] file by the samples-file method"
+            )
 
     def check_inputs(self, config: Any, data_dir: Path | None) -> None:
         from tasks.verifiers import problems
@@ -431,8 +440,12 @@ def _check_samples(config: Any, data_dir: Path | None) -> None:
     from tasks.verifiers import problems, samples
 
     prompts = {p.task_id: p.prompt for p in problems.load(config, data_dir)[0]}
+    path = Path(config.samples)
     try:
-        read = samples.read_samples(Path(config.samples), prompts)
+        if samples.is_evalplus_results(path):
+            read = samples.read_evalplus_results(path, list(prompts))
+        else:
+            read = samples.read_samples(path, prompts)
     except samples.SamplesError as exc:
         raise ValueError(str(exc)) from exc
     if read.missing and config.missing_problems == "refuse":

@@ -104,3 +104,45 @@ def equal_counts(programs: dict[str, list[str]]) -> tuple[dict[str, list[str]], 
     """Every task cut to the smallest sample count; returns the programs and that count."""
     n = min(len(codes) for codes in programs.values())
     return {task_id: codes[:n] for task_id, codes in programs.items()}, n
+
+
+def is_evalplus_results(path: Path) -> bool:
+    """An EvalPlus `eval_results.json` (statuses already computed) rather than samples."""
+    return path.suffix == ".json"
+
+
+@dataclass
+class ImportedStatuses:
+    """Per task, each sample's (base passed, base and plus passed) from EvalPlus's results."""
+
+    statuses: dict[str, list[tuple[bool, bool]]]
+    missing: list[str] = field(default_factory=list)
+    unknown: int = 0
+    """Tasks in the file that are not problems of the run (left out)."""
+
+
+def read_evalplus_results(path: Path, task_ids: list[str]) -> ImportedStatuses:
+    """Statuses from `evalplus.evaluate`'s `eval_results.json`: base passes when its
+    base_status is "pass", strong when base_status == plus_status == "pass" (EvalPlus's own
+    "base + extra tests" count). A file that is not such JSON is a `SamplesError`."""
+    if not path.is_file():
+        raise SamplesError(f"EvalPlus results file {path} does not exist")
+    try:
+        data = json.loads(path.read_bytes())
+        evaluated = data["eval"]
+        statuses = {
+            str(task_id): [
+                (r["base_status"] == "pass", r["base_status"] == r.get("plus_status") == "pass")
+                for r in records
+            ]
+            for task_id, records in evaluated.items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise SamplesError(f"{path} is not an EvalPlus eval_results.json ({exc!r:.80})") from None
+    known = set(task_ids)
+    result = ImportedStatuses({t: s for t, s in statuses.items() if t in known and s})
+    result.unknown = sum(1 for t in statuses if t not in known)
+    result.missing = [t for t in task_ids if t not in result.statuses]
+    if not result.statuses:
+        raise SamplesError(f"EvalPlus results file {path} has no task of the run")
+    return result

@@ -35,6 +35,10 @@ def run_workload(ctx: RunContext, method: Method) -> None:
     ctx.note("sample_source", label + (f": {config.samples}" if config.samples else ""))
     problem_list = _load_problems(ctx)
     profile = problem_list
+    if getattr(method.module, "IMPORTS_STATUSES", False):
+        scored, n = _imported(ctx, profile)
+        _analyse(ctx, method, [], scored, n, label + " (EvalPlus's statuses, not re-run)")
+        return
     limits = Limits(timeout_s=config.timeout_s, memory_mb=config.memory_mb)
     hidden = [p for p in (ctx.cache_dir, ctx.data_dir, ctx.artifact_dir.parent) if p]
     with Sandbox(limits, config.workers, hidden) as sandbox:
@@ -56,6 +60,17 @@ def run_workload(ctx: RunContext, method: Method) -> None:
     scored += [
         Scored(t, i, "", no_sample) for t in missing if t in prepared.suites for i in range(n)
     ]
+    _analyse(ctx, method, problem_list, scored, n, label)
+
+
+def _analyse(
+    ctx: RunContext,
+    method: Method,
+    problem_list: list[problems.Problem],
+    scored: list[Scored],
+    n: int,
+    label: str,
+) -> None:
     by_task: dict[str, list[Scored]] = {}
     for item in sorted(scored, key=lambda s: (s.task_id, s.index)):
         by_task.setdefault(item.task_id, []).append(item)
@@ -71,6 +86,32 @@ def run_workload(ctx: RunContext, method: Method) -> None:
     _record_outcomes(ctx, scored)
     _method_verifier(ctx, method, problem_list, by_task)
     _save_verdicts(ctx, scored)
+
+
+def _imported(ctx: RunContext, profile: list[problems.Problem]) -> tuple[list[Scored], int]:
+    """Verdicts from an EvalPlus eval_results.json (`samples.read_evalplus_results`), every
+    task cut to the smallest sample count; missing problems as the samples file's are."""
+    config = ctx.config
+    path = Path(config.samples)
+    read = samples.read_evalplus_results(path, [p.task_id for p in profile])
+    if read.missing and config.missing_problems != "fail":
+        raise ValueError(f"EvalPlus results file {path} lacks {len(read.missing)} problems")
+    digest = file_sha256(path)
+    if digest != config.samples_sha256:
+        raise ValueError(f"EvalPlus results file {path} changed while the run was starting")
+    n = min(len(s) for s in read.statuses.values())
+    ctx.note("evalplus_results_file", {"path": str(path), "sha256": digest,
+             "tasks_not_in_profile": read.unknown, "missing_problems": read.missing})  # fmt: skip
+    ctx.note("samples_file_cut_to", n)
+    ctx.record("problems_not_covered", len(read.missing))
+    scored = []
+    for task_id, statuses in read.statuses.items():
+        for index, (weak, strong) in enumerate(statuses[:n]):
+            outcome = "passed" if strong else "failed"
+            scored.append(Scored(task_id, index, "", verdicts.Verdict(weak, strong, outcome)))
+    no_sample = verdicts.Verdict(False, False, "failed", "no sample in the results file")
+    scored += [Scored(t, i, "", no_sample) for t in read.missing for i in range(n)]
+    return scored, n
 
 
 def _load_problems(ctx: RunContext) -> list[problems.Problem]:
