@@ -114,6 +114,13 @@ def test_large_outputs_compare_by_digest_as_equal_values_do(sandbox):
                       (0.0,))  # fmt: skip
     assert _ours(sandbox, _program("return list(range(x))"), suite).strong
     assert not _ours(sandbox, _program("return list(range(1, x + 1))"), suite).strong
+    # ints too long to print in linear time (HumanEval/83's 18 * 10 ** (n - 2), n up to 10**6)
+    huge = sandbox.run(Job(_program("return 18 * 10 ** (x - 2)"), "f", (encode_value([10**5]),)))
+    assert huge.results[0][1].startswith("H")
+    suite = TestSuite("huge", "f", (encode_value([10**5]),), (huge.results[0][1],),
+                      (huge.results[0][1],), 0.0, 0.0, (0.0,))  # fmt: skip
+    assert _ours(sandbox, _program("return int('18' + '0' * (x - 2))"), suite).strong
+    assert not _ours(sandbox, _program("return 18 * 10 ** (x - 2) + 1"), suite).strong
 
 
 def test_crosscheck_lists_every_disagreement_with_both_reasons(tmp_path):

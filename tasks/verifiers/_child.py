@@ -265,9 +265,9 @@ def run_job(job: dict, results) -> None:
             continue
         seconds = clock() - started
         try:
-            text = encode(value)
-            if len(text) > DIGEST_ABOVE:  # e.g. HumanEval/130's million-item lists
-                text = digest_value(value) or text
+            # A large value (HumanEval/130's million-item lists, /83's million-digit ints)
+            # travels as a digest; everything else as its encoding.
+            text = digest_value(value) or encode(value)
             write(dumps(["ok", text, seconds]) + "\n")
         except (TypeError, ValueError, RecursionError) as exc:
             write(dumps(["raised", f"unserializable result: {exc}"[:200], seconds]) + "\n")
@@ -275,28 +275,56 @@ def run_job(job: dict, results) -> None:
 
 
 DIGEST_ABOVE = 1 << 18
+BIG_INT_BITS = 1 << 14
 
 
-def digest_value(value) -> str | None:
+def digest_value(value, force: bool = False) -> str | None:
     """ "H" + the SHA-256 of a form that equal values share under `==` (bools and integral
-    floats as ints, dict items and set members sorted), for a value too large to send whole
-    (over DIGEST_ABOVE characters in that form); None when the value is small or holds a
-    non-integral float (which a tolerance may have to judge)."""
+    floats as ints, ints over BIG_INT_BITS by a hash of their bytes, dict items and set members
+    sorted), for a value too large to send whole (an estimated DIGEST_ABOVE characters, or an
+    int over BIG_INT_BITS: printing one in decimal takes quadratic time) or when `force`d;
+    None otherwise, or when the value holds a non-integral float (a tolerance may judge it)."""
     import hashlib
 
+    if not force and _estimated_size(value, 0) <= DIGEST_ABOVE:
+        return None
     try:
         text = repr(_normal_form(value, 0))
     except (TypeError, ValueError, RecursionError):
         return None
-    if len(text) <= DIGEST_ABOVE:
-        return None
     return "H" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _estimated_size(value, depth: int) -> int:
+    """About how many characters `encode_value` would write (an int over BIG_INT_BITS counts
+    as more than DIGEST_ABOVE), without writing them."""
+    kind = type(value)
+    if kind is int:
+        bits = value.bit_length()
+        return DIGEST_ABOVE + 1 if bits > BIG_INT_BITS else bits // 3 + 2
+    if kind in (str, bytes):
+        return len(value) + 2
+    if depth > 50:
+        return 0
+    if kind in (list, tuple, set, frozenset):
+        return sum(_estimated_size(item, depth + 1) + 2 for item in value) + 2
+    if kind is dict:
+        return sum(
+            _estimated_size(k, depth + 1) + _estimated_size(v, depth + 1) + 4
+            for k, v in value.items()
+        )
+    return 24
+
+
 def _normal_form(value, depth: int):
+    import hashlib
+
     kind = type(value)
     if depth > 50:
         raise RecursionError
+    if kind is int and value.bit_length() > BIG_INT_BITS:
+        size = (value.bit_length() + 8) // 8
+        return ("int", hashlib.sha256(value.to_bytes(size, "little", signed=True)).hexdigest())
     if kind is bool:
         return int(value)
     if kind is float:

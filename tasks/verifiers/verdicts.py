@@ -220,7 +220,7 @@ def _digest(payload: str) -> str | None:
     if payload.startswith("H"):
         return payload
     got = _parse(payload)
-    return None if got is _WRONG else digest_value(got)
+    return None if got is _WRONG else digest_value(got, force=True)
 
 
 @functools.lru_cache(maxsize=1024)
