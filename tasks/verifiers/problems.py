@@ -40,7 +40,7 @@ PLUS_FILES = {
 }
 STRONG_TESTS = ("split", *PLUS_FILES, "mbpp-plus")
 PREPARATION_TIMEOUT_S = 120.0
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 
 
 @dataclass(frozen=True)
