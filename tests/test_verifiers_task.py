@@ -38,12 +38,19 @@ def test_smoke_sized_run_stores_measurements_curves_and_plots(sqlite_url, tmp_pa
     assert scalars["programs_per_s"] > 0
     from harness.store.queries import get_run
 
+    from tasks.verifiers import compare
+
     with open_store(sqlite_url).session() as session:
         run = get_run(session, outcome.run_id)
         curves = {point.metric for point in run.curve_points}
         artifacts = {artifact.name for artifact in run.artifacts}
         notes = run.provenance["task_notes"]
+        plot = compare.draw([run], tmp_path / "compare.svg").read_text()
+    assert "95 % interval" in plot and "pass@1 (single sample)" in plot
     assert {"pass_at_k_strong", "resampling_accuracy", "utility_cost_8"} <= curves
+    assert {"resampling_accuracy_lo", "paper_two_type_accuracy"} <= curves
+    assert scalars["pass_at_1_strong_lo"] <= scalars["pass_at_1_strong"]
+    assert scalars["pass_at_1_strong"] <= scalars["pass_at_1_strong_hi"]
     assert artifacts == {"accuracy_vs_k", "utility_vs_k", "verdicts"}
     assert notes["sample_source"].startswith("SYNTHETIC")
 
