@@ -37,7 +37,6 @@ def test_smoke_sized_run_stores_measurements_curves_and_plots(sqlite_url, tmp_pa
     assert scalars["resampling_accuracy_at_n"] == pytest.approx(scalars["resampling_ceiling"])
     assert scalars["programs_per_s"] > 0
     from harness.store.queries import get_run
-
     from tasks.verifiers import compare
 
     with open_store(sqlite_url).session() as session:
