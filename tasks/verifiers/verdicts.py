@@ -206,6 +206,16 @@ class Judge:
         return Verdict(weak, False, status, execution.detail or "stopped before every input")
 
 
+def judge(suite: TestSuite, execution: Execution, find_zero: str = FIND_ZERO_ORACLES[0]) -> Verdict:
+    """The verdict on a finished execution, its result lines judged in order afterwards (the
+    same rules as the live `Judge`, without the early stop)."""
+    live = Judge(suite, find_zero)
+    for kind, payload in execution.results:
+        if live([kind, payload]):
+            break
+    return live.verdict(execution)
+
+
 _WRONG = object()
 
 
