@@ -328,8 +328,9 @@ def _record_intervals(
             per_replicate[f"{prefix}utility_at_optimal_k_cost_{name}"] = value
     for metric, values in per_replicate.items():
         interval = boot.interval(values)
-        ctx.record(f"{metric}_lo", interval.low)
-        ctx.record(f"{metric}_hi", interval.high)
+        if np.isfinite(interval.low):  # not when no replicate defines it (no weak pass at all)
+            ctx.record(f"{metric}_lo", interval.low)
+            ctx.record(f"{metric}_hi", interval.high)
     accuracy = boot.resampling_accuracy()
     low, high = [], []
     for k in range(1, n + 1):
