@@ -223,7 +223,9 @@ def resolve_config(
         "suite_version": spec.suite_version,
         "spec_version": spec.version,
         "profile": profile,
-        "settings": settings,
+        # A field marked metadata={"identity": False} (e.g. a file's path, when its content
+        # hash is another field) is recorded but does not make runs incomparable.
+        "settings": {k: v for k, v in settings.items() if fields[k].metadata.get("identity", True)},
     }
     return ResolvedConfig(profile, config, settings, sha256_hex(canonical_json(identity)))
 

@@ -88,3 +88,67 @@ def test_two_type_model_fits_its_own_ceiling():
     assert values == sorted(values)
     assert values[-1] == pytest.approx(analysis.two_type_ceiling(types), abs=1e-9)
     assert analysis.two_type_ceiling(types) < 1.0
+
+
+def _task(name: str, pairs: str) -> TaskCounts:
+    """pairs: one of "b" (both pass), "w" (weak only), "s" (strong only), "-" per sample."""
+    return TaskCounts(name, tuple(p in "bw" for p in pairs), tuple(p in "bs" for p in pairs))
+
+
+def test_paper_conventions_beside_the_worst_case_ones():
+    from tasks.verifiers import paper
+
+    tasks = [
+        _task("HumanEval/0", "bw--"),
+        _task("HumanEval/1", "----"),
+        _task("HumanEval/20", "ww--"),
+    ]
+    kept = paper.false_negative_filter(tasks)
+    assert [t.task_id for t in kept] == ["HumanEval/0", "HumanEval/1"]  # /20 is on its list
+    assert paper.conditional_accuracy(kept) == pytest.approx(0.5)  # the task with no pass skipped
+    assert analysis.resampling_ceiling(kept) == pytest.approx(0.25)  # worst case scores it 0
+    assert paper.false_positive_rate_by_task(tasks) == pytest.approx((0.5 + 1.0) / 2)
+    # the first weak pass of HumanEval/0 (2 of 4 pass) can be sample 1..3, of /20 too
+    assert paper.false_positive_rate_by_k(tasks, [1, 3, 4])[:2] == pytest.approx([0.75, 0.75])
+    assert math.isnan(paper.false_positive_rate_by_k(tasks, [4])[0])
+    # a verifier that is right half the time: every utility negative at cost 4, so abstain
+    assert paper.optimal_k_with_abstention(kept, 4.0, 4) == (0, 0.0)
+    assert analysis.optimal_k(kept, 4.0, 4)[0] >= 1  # the worst-case k* never abstains
+
+
+def test_paper_two_type_model_as_written():
+    from tasks.verifiers.paper import (
+        PaperTwoTypes,
+        paper_two_type_optimal_k,
+        paper_two_type_utilities,
+    )
+
+    # easy tasks always right, hard ones never; a verifier that accepts half the wrong programs
+    model = PaperTwoTypes(r_1=1.0, r_2=0.0, soundness=0.5, p_1=0.5, p_2=0.5)
+    for cost in (0.0, 1.0, 4.0):  # by hand: U(1) = 0.5 - 0.25 C, U(2) = 0.5 - 0.5 C
+        assert paper_two_type_utilities(model, cost, 2) == pytest.approx(
+            [0.5 - 0.25 * cost, 0.5 - 0.5 * cost]
+        )
+    assert paper_two_type_optimal_k(model, 0.0, 2) == (1, 0.5)
+    assert paper_two_type_optimal_k(model, 4.0, 2) == (0, 0.0)
+
+
+def test_bootstrap_intervals_hold_the_estimate_and_vanish_without_variation():
+    from tasks.verifiers.bootstrap import Bootstrap
+
+    tasks = _random_tasks(3, 60, 10)
+    boot = Bootstrap(tasks, 400, seed=0)
+    for values, point in (
+        (boot.pass_at_k(1, strong=True), analysis.mean_pass_at_k(tasks, 1, strong=True)),
+        (boot.ceiling(), analysis.resampling_ceiling(tasks)),
+        (boot.resampling_accuracy()[:, 4], analysis.resampling_accuracy(tasks, 5)),
+        (boot.utilities(2.0)[:, 0], analysis.utility(tasks, 1, 2.0)),
+    ):
+        interval = boot.interval(values)
+        assert interval.low < point < interval.high
+        assert interval.high - interval.low < 0.3
+    same = [_task(f"t{i}", "bbw-") for i in range(20)]
+    interval = Bootstrap(same, 200, seed=1).interval(Bootstrap(same, 200, seed=1).ceiling())
+    assert 0.0 < interval.low <= 2 / 3 <= interval.high < 1.0  # samples within a task vary
+    k, utility = Bootstrap(same, 50, seed=2).optimal_k(100.0, abstain=True)
+    assert set(k) <= {0.0, 1.0} and (utility[k == 0] == 0).all()

@@ -37,13 +37,19 @@ def test_smoke_sized_run_stores_measurements_curves_and_plots(sqlite_url, tmp_pa
     assert scalars["resampling_accuracy_at_n"] == pytest.approx(scalars["resampling_ceiling"])
     assert scalars["programs_per_s"] > 0
     from harness.store.queries import get_run
+    from tasks.verifiers import compare
 
     with open_store(sqlite_url).session() as session:
         run = get_run(session, outcome.run_id)
         curves = {point.metric for point in run.curve_points}
         artifacts = {artifact.name for artifact in run.artifacts}
         notes = run.provenance["task_notes"]
+        plot = compare.draw([run], tmp_path / "compare.svg").read_text()
+    assert "95 % interval" in plot and "pass@1 (single sample)" in plot
     assert {"pass_at_k_strong", "resampling_accuracy", "utility_cost_8"} <= curves
+    assert {"resampling_accuracy_lo", "paper_two_type_accuracy"} <= curves
+    assert scalars["pass_at_1_strong_lo"] <= scalars["pass_at_1_strong"]
+    assert scalars["pass_at_1_strong"] <= scalars["pass_at_1_strong_hi"]
     assert artifacts == {"accuracy_vs_k", "utility_vs_k", "verdicts"}
     assert notes["sample_source"].startswith("SYNTHETIC")
 
@@ -146,3 +152,86 @@ def test_samples_file_method_and_setting_go_together(tmp_path):
     path.write_text(json.dumps({"task_id": "HumanEval/0", "completion": "    return True\n"}))
     with pytest.raises(InputError, match="scored by the samples-file method only"):
         prepare("verifiers", "mutants", "smoke", "cpu", [f"samples={path}"])
+
+
+def _canonical_lines(task_ids: list[str], copies: int = 2) -> str:
+    humaneval = {p.task_id: p for p in problems.load_humaneval()}
+    return "".join(
+        json.dumps({"task_id": t, "solution": humaneval[t].canonical_program}) + "\n"
+        for t in task_ids
+        for _ in range(copies)
+    )
+
+
+def test_a_samples_file_missing_a_problem_is_refused_or_scored_as_failures(
+    sqlite_url, tmp_path, monkeypatch
+):
+    path = tmp_path / "partial.jsonl"
+    path.write_text(_canonical_lines(["HumanEval/0"]))
+    with pytest.raises(InputError, match=r"lacks 1 of the profile's 2 problems \(HumanEval/1\)"):
+        prepare("verifiers", None, "smoke", "cpu", [f"samples={path}", "problems=2"])
+    overrides = [f"samples={path}", "problems=2", "permutations=10", "missing_problems=fail"]
+    _, outcome = _run(sqlite_url, overrides, tmp_path, monkeypatch)
+    scalars = {name: value for name, (value, _unit) in outcome.scalars.items()}
+    assert scalars["pass_at_1_strong"] == pytest.approx(0.5)  # the missing one scores 0
+    assert scalars["problems_not_covered"] == 1
+    assert outcome.gate_passed is False and "not scored from samples" in outcome.gate_reason
+
+
+def test_the_samples_files_content_not_its_path_makes_the_task_spec(tmp_path):
+    """New content at the same path is a new task spec (so --resume does not skip it); the
+    same content elsewhere, or gzip-compressed as .jsonl.gz, is read the same."""
+    import gzip
+
+    def spec_hash(path: Path, *extra: str) -> str:
+        prepared = prepare(
+            "verifiers", None, "smoke", "cpu", [f"samples={path}", "problems=1", *extra]
+        )
+        return prepared.resolved.task_spec_hash
+
+    path = tmp_path / "s.jsonl"
+    path.write_text(_canonical_lines(["HumanEval/0"]))
+    first = spec_hash(path)
+    elsewhere = tmp_path / "copy" / "s.jsonl"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(path.read_bytes())
+    assert spec_hash(elsewhere) == first
+    path.write_text(_canonical_lines(["HumanEval/0"], copies=3))
+    assert spec_hash(path) != first
+    compressed = tmp_path / "s.jsonl.gz"
+    compressed.write_bytes(gzip.compress(path.read_bytes()))
+    read = samples.read_samples(compressed, {"HumanEval/0": ""})
+    assert len(read.programs["HumanEval/0"]) == 3 and read.missing == []
+    with pytest.raises(InputError, match="not the pinned samples_sha256"):
+        spec_hash(path, "samples_sha256=" + "0" * 64)
+    (tmp_path / "broken.jsonl.gz").write_bytes(b"not gzip")
+    with pytest.raises(InputError, match="not readable gzip"):
+        spec_hash(tmp_path / "broken.jsonl.gz")
+
+
+def test_evalplus_results_are_imported_without_running_programs(sqlite_url, tmp_path, monkeypatch):
+    def record(base: str, plus: str | None) -> dict:
+        return {"task_id": "x", "solution": "", "base_status": base, "plus_status": plus}
+
+    results = {"eval": {
+        "HumanEval/0": [record("pass", "pass"), record("pass", "fail")],
+        "HumanEval/1": [record("fail", "pass"), record("pass", "pass"), record("pass", "pass")],
+        "HumanEval/7": [record("pass", "pass")],
+    }}  # fmt: skip
+    path = tmp_path / "eval_results.json"
+    path.write_text(json.dumps(results))
+    overrides = [f"samples={path}", "problems=2", "permutations=10"]
+    prepared, outcome = _run(sqlite_url, overrides, tmp_path, monkeypatch)
+    assert prepared.method.name == "evalplus-results"
+    assert outcome.status == "succeeded", outcome.error
+    scalars = {name: value for name, (value, _unit) in outcome.scalars.items()}
+    assert scalars["samples_per_problem"] == 2  # every task cut to the smallest count
+    assert scalars["pass_at_1_weak"] == pytest.approx((1.0 + 0.5) / 2)
+    assert scalars["pass_at_1_strong"] == pytest.approx((0.5 + 0.5) / 2)
+    assert "programs_per_s" not in scalars
+    path.write_text('{"eval": [1, 2]}')
+    with pytest.raises(InputError, match=r"is not an EvalPlus eval_results\.json"):
+        prepare("verifiers", None, "smoke", "cpu", overrides)
+    path.write_text(json.dumps({"eval": {"HumanEval/0": [record("pass", "pass")]}}))
+    with pytest.raises(InputError, match="lacks 1 of the profile's 2 problems"):
+        prepare("verifiers", None, "smoke", "cpu", overrides)

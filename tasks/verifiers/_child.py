@@ -344,34 +344,137 @@ def _set_oom_score(adjustment: int) -> None:
 
 
 def run_job(job: dict, results) -> None:
-    """Run the candidate on every input, writing one JSON line per input to `results`."""
+    """Run the candidate on every input, writing one JSON line per input to `results`:
+    [kind, payload, seconds the call took]. With `time_limits` (one per input, EvalPlus's
+    max(floor, factor x the canonical solution's time)), a call that runs past its limit is
+    interrupted (SIGALRM, as EvalPlus's `time_limit`) and reported as ["timeout", "", seconds].
+    The child never sees expected outputs: the harness judges each line as it arrives and stops
+    the job at the first failure (`Job.judge`)."""
     import json
+    import signal
+    import sys
+    import time
 
-    write, encode, dumps = results.write, encode_value, json.dumps
+    sys.set_int_max_str_digits(0)  # EvalPlus compares ints of any size (HumanEval/83, /139)
+    write, encode, dumps, clock = results.write, encode_value, json.dumps, time.perf_counter
     inputs = [parse_value(text) for text in job["inputs"]]
+    limits = job.get("time_limits") or [0.0] * len(inputs)
+
+    class TimeLimit(BaseException):
+        pass
+
+    def alarm(_signum, _frame):
+        raise TimeLimit
+
+    signal.signal(signal.SIGALRM, alarm)
     namespace: dict = {"__name__": "__candidate__"}
     try:
-        exec(compile(job["code"], "<candidate>", "exec"), namespace)
+        # dont_inherit: this file's `from __future__ import annotations` must not reach the
+        # candidate (it would let `List` without an import pass, as it does not in EvalPlus).
+        exec(compile(job["code"], "<candidate>", "exec", dont_inherit=True), namespace)
         function = namespace[job["entry_point"]]
         if job["mode"] == "record":  # the harness's own tests: log check()'s inputs
-            exec(compile(job["test"], "<test>", "exec"), namespace)
+            exec(compile(job["test"], "<test>", "exec", dont_inherit=True), namespace)
             namespace["check"](_recorder(function, write, encode, dumps))
             write(dumps(["done", ""]) + "\n")
             return
     except BaseException as exc:
         write(dumps(["error", f"{type(exc).__name__} while loading"]) + "\n")
         return
-    for arguments in inputs:
+    for arguments, limit in zip(inputs, limits, strict=True):
+        started = clock()
         try:
-            value = function(*arguments)
-        except BaseException as exc:
-            write(dumps(["raised", type(exc).__name__]) + "\n")
+            signal.setitimer(signal.ITIMER_REAL, limit)
+            try:
+                value = function(*arguments)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except TimeLimit:
+            write(dumps(["timeout", "", clock() - started]) + "\n")
             continue
+        except BaseException as exc:
+            write(dumps(["raised", type(exc).__name__, clock() - started]) + "\n")
+            continue
+        seconds = clock() - started
         try:
-            write(dumps(["ok", encode(value)]) + "\n")
+            # A large value (HumanEval/130's million-item lists, /83's million-digit ints)
+            # travels as a digest; everything else as its encoding.
+            text = digest_value(value) or encode(value)
+            write(dumps(["ok", text, seconds]) + "\n")
         except (TypeError, ValueError, RecursionError) as exc:
-            write(dumps(["raised", f"unserializable result: {exc}"[:200]]) + "\n")
+            write(dumps(["raised", f"unserializable result: {exc}"[:200], seconds]) + "\n")
     write(dumps(["done", ""]) + "\n")
+
+
+DIGEST_ABOVE = 1 << 18
+BIG_INT_BITS = 1 << 14
+
+
+def digest_value(value, force: bool = False) -> str | None:
+    """ "H" + the SHA-256 of a form that equal values share under `==` (bools and integral
+    floats as ints, ints over BIG_INT_BITS by a hash of their bytes, dict items and set members
+    sorted), for a value too large to send whole (an estimated DIGEST_ABOVE characters, or an
+    int over BIG_INT_BITS: printing one in decimal takes quadratic time) or when `force`d;
+    None otherwise, or when the value holds a non-integral float (a tolerance may judge it)."""
+    import hashlib
+
+    if not force and _estimated_size(value, 0) <= DIGEST_ABOVE:
+        return None
+    try:
+        text = repr(_normal_form(value, 0))
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return "H" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _estimated_size(value, depth: int) -> int:
+    """About how many characters `encode_value` would write (an int over BIG_INT_BITS counts
+    as more than DIGEST_ABOVE), without writing them."""
+    kind = type(value)
+    if kind is int:
+        bits = value.bit_length()
+        return DIGEST_ABOVE + 1 if bits > BIG_INT_BITS else bits // 3 + 2
+    if kind in (str, bytes):
+        return len(value) + 2
+    if depth > 50:
+        return 0
+    if kind in (list, tuple, set, frozenset):
+        return sum(_estimated_size(item, depth + 1) + 2 for item in value) + 2
+    if kind is dict:
+        return sum(
+            _estimated_size(k, depth + 1) + _estimated_size(v, depth + 1) + 4
+            for k, v in value.items()
+        )
+    return 24
+
+
+def _normal_form(value, depth: int):
+    import hashlib
+
+    kind = type(value)
+    if depth > 50:
+        raise RecursionError
+    if kind is int and value.bit_length() > BIG_INT_BITS:
+        size = (value.bit_length() + 8) // 8
+        return ("int", hashlib.sha256(value.to_bytes(size, "little", signed=True)).hexdigest())
+    if kind is bool:
+        return int(value)
+    if kind is float:
+        if not value.is_integer():
+            raise ValueError("non-integral float")
+        return int(value)
+    if kind in (int, str, bytes, type(None)):
+        return value
+    if kind is list or kind is tuple:
+        return kind(_normal_form(item, depth + 1) for item in value)
+    if kind is set or kind is frozenset:
+        return ("set", sorted(repr(_normal_form(item, depth + 1)) for item in value))
+    if kind is dict:
+        items = (
+            (repr(_normal_form(k, depth + 1)), _normal_form(v, depth + 1)) for k, v in value.items()
+        )
+        return ("dict", sorted(items, key=lambda item: item[0]))
+    raise TypeError(kind.__name__)
 
 
 def serve(socket_fd: int, settings: dict) -> None:

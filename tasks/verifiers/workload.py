@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from concurrent.futures import as_completed
@@ -10,12 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tasks.base import Method, RunContext
-from tasks.verifiers import analysis, problems, samples, verdicts
+from tasks.verifiers import analysis, file_sha256, paper, problems, samples, verdicts
+from tasks.verifiers.bootstrap import Bootstrap
 from tasks.verifiers.plots import save_line_plot
 from tasks.verifiers.sandbox import Job, Limits, Sandbox
-
-CANONICAL_TIME_FACTOR = 5.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,11 @@ def run_workload(ctx: RunContext, method: Method) -> None:
     label = "SYNTHETIC samples (mutation sampler)" if synthetic else f"samples of {method.name}"
     ctx.note("sample_source", label + (f": {config.samples}" if config.samples else ""))
     problem_list = _load_problems(ctx)
+    profile = problem_list
+    if getattr(method.module, "IMPORTS_STATUSES", False):
+        scored, n = _imported(ctx, profile)
+        _analyse(ctx, method, [], scored, n, label + " (EvalPlus's statuses, not re-run)")
+        return
     limits = Limits(timeout_s=config.timeout_s, memory_mb=config.memory_mb)
     hidden = [p for p in (ctx.cache_dir, ctx.data_dir, ctx.artifact_dir.parent) if p]
     with Sandbox(limits, config.workers, hidden) as sandbox:
@@ -42,13 +47,30 @@ def run_workload(ctx: RunContext, method: Method) -> None:
         )
         _note_preparation(ctx, prepared)
         problem_list = [p for p in problem_list if p.task_id in prepared.suites]
-        programs, n = _samples(ctx, method, problem_list)
+        programs, n, missing = _samples(ctx, method, problem_list, profile)
+        programs = {t: codes for t, codes in programs.items() if t in prepared.suites}
         problem_list = [p for p in problem_list if p.task_id in programs]
         started = time.perf_counter()
         scored = _verify(ctx, sandbox, prepared.suites, programs)
         elapsed = time.perf_counter() - started
         ctx.note("sandbox_isolation", sandbox.isolation)
     ctx.record("programs_per_s", len(scored) / elapsed if elapsed > 0 else 0.0)
+    ctx.record("problems_not_covered", len(profile) - len(programs))
+    no_sample = verdicts.Verdict(False, False, "failed", "no sample in the samples file")
+    scored += [
+        Scored(t, i, "", no_sample) for t in missing if t in prepared.suites for i in range(n)
+    ]
+    _analyse(ctx, method, problem_list, scored, n, label)
+
+
+def _analyse(
+    ctx: RunContext,
+    method: Method,
+    problem_list: list[problems.Problem],
+    scored: list[Scored],
+    n: int,
+    label: str,
+) -> None:
     by_task: dict[str, list[Scored]] = {}
     for item in sorted(scored, key=lambda s: (s.task_id, s.index)):
         by_task.setdefault(item.task_id, []).append(item)
@@ -66,6 +88,32 @@ def run_workload(ctx: RunContext, method: Method) -> None:
     _save_verdicts(ctx, scored)
 
 
+def _imported(ctx: RunContext, profile: list[problems.Problem]) -> tuple[list[Scored], int]:
+    """Verdicts from an EvalPlus eval_results.json (`samples.read_evalplus_results`), every
+    task cut to the smallest sample count; missing problems as the samples file's are."""
+    config = ctx.config
+    path = Path(config.samples)
+    read = samples.read_evalplus_results(path, [p.task_id for p in profile])
+    if read.missing and config.missing_problems != "fail":
+        raise ValueError(f"EvalPlus results file {path} lacks {len(read.missing)} problems")
+    digest = file_sha256(path)
+    if digest != config.samples_sha256:
+        raise ValueError(f"EvalPlus results file {path} changed while the run was starting")
+    n = min(len(s) for s in read.statuses.values())
+    ctx.note("evalplus_results_file", {"path": str(path), "sha256": digest,
+             "tasks_not_in_profile": read.unknown, "missing_problems": read.missing})  # fmt: skip
+    ctx.note("samples_file_cut_to", n)
+    ctx.record("problems_not_covered", len(read.missing))
+    scored = []
+    for task_id, statuses in read.statuses.items():
+        for index, (weak, strong) in enumerate(statuses[:n]):
+            outcome = "passed" if strong else "failed"
+            scored.append(Scored(task_id, index, "", verdicts.Verdict(weak, strong, outcome)))
+    no_sample = verdicts.Verdict(False, False, "failed", "no sample in the results file")
+    scored += [Scored(t, i, "", no_sample) for t in read.missing for i in range(n)]
+    return scored, n
+
+
 def _load_problems(ctx: RunContext) -> list[problems.Problem]:
     config = ctx.config
     problem_list, unloadable = problems.load(config, ctx.data_dir)
@@ -74,11 +122,11 @@ def _load_problems(ctx: RunContext) -> list[problems.Problem]:
 
         base = mbpp.base_path(config.dataset, ctx.data_dir)
         if base is not None and base.is_file():
-            ctx.note("dataset_file", {"path": str(base), "sha256": _sha256(base)})
+            ctx.note("dataset_file", {"path": str(base), "sha256": file_sha256(base)})
         ctx.note("problems_not_loaded", unloadable)
     path = problems.strong_tests_path(config, ctx.data_dir)
     if path is not None:
-        ctx.note("strong_tests_file", {"path": str(path), "sha256": _sha256(path)})
+        ctx.note("strong_tests_file", {"path": str(path), "sha256": file_sha256(path)})
     return problem_list
 
 
@@ -96,25 +144,37 @@ def _note_preparation(ctx: RunContext, prepared: problems.Preparation) -> None:
 
 
 def _samples(
-    ctx: RunContext, method: Method, problem_list: list[problems.Problem]
-) -> tuple[dict[str, list[str]], int]:
+    ctx: RunContext,
+    method: Method,
+    problem_list: list[problems.Problem],
+    profile: list[problems.Problem],
+) -> tuple[dict[str, list[str]], int, list[str]]:
+    """Programs per problem (a samples file's for every problem of the `profile`; a method's
+    for `problem_list`, those with tests), n, and the problems a samples file lacks."""
     config = ctx.config
     if config.samples:
         path = Path(config.samples)
-        read = samples.read_samples(path, {p.task_id: p.prompt for p in problem_list})
+        read = samples.read_samples(path, {p.task_id: p.prompt for p in profile})
+        digest = file_sha256(path)
+        if digest != config.samples_sha256:  # changed between resolving and reading
+            raise ValueError(f"samples file {path} changed while the run was starting")
+        if read.missing and config.missing_problems != "fail":
+            raise ValueError(f"samples file {path} lacks {len(read.missing)} problems")
         ctx.note(
             "samples_file",
             {
                 "path": str(path),
-                "sha256": _sha256(path),
+                "sha256": digest,
                 "lines": read.lines,
                 "skipped_lines": read.skipped,
                 "skipped_examples": read.problems,
+                "missing_problems": read.missing,
             },
         )
         programs, n = samples.equal_counts(read.programs)
         ctx.note("samples_file_cut_to", n)
-        return programs, n
+        ctx.record("samples_file_skipped_lines", read.skipped)
+        return programs, n, read.missing
     n = config.samples_per_problem
     generated = method.module.generate(problem_list, n, ctx.seed)
     programs: dict[str, list[str]] = {}
@@ -125,7 +185,7 @@ def _samples(
         if not all(isinstance(code, str) for code in codes):
             raise ValueError(f"generate() returned a non-string program for {problem.task_id}")
         programs[problem.task_id] = codes
-    return programs, n
+    return programs, n, []
 
 
 def _verify(
@@ -134,19 +194,23 @@ def _verify(
     suites: dict[str, problems.TestSuite],
     programs: dict[str, list[str]],
 ) -> list[Scored]:
-    timeout = ctx.config.timeout_s
+    config = ctx.config
+    limits = verdicts.TimeLimits(
+        config.min_time_limit_s, config.time_limit_factor, config.timeout_s
+    )
     pending = {}
     for task_id, codes in programs.items():
         suite = suites[task_id]
-        limit = max(timeout, CANONICAL_TIME_FACTOR * suite.canonical_s)
+        per_input, deadline = limits.per_input(suite), limits.job_s(suite)
         for index, code in enumerate(codes):
-            job = Job(code, suite.entry_point, suite.inputs, timeout_s=limit)
-            pending[sandbox.submit(job)] = (task_id, index, code)
+            judge = verdicts.Judge(suite, config.find_zero)
+            job = Job(code, suite.entry_point, suite.inputs, timeout_s=deadline,
+                      time_limits=per_input, judge=judge)  # fmt: skip
+            pending[sandbox.submit(job)] = (task_id, index, code, judge)
     scored = []
     for future in ctx.track(as_completed(pending), "verifying samples", len(pending)):
-        task_id, index, code = pending[future]
-        verdict = verdicts.judge(suites[task_id], future.result())
-        scored.append(Scored(task_id, index, code, verdict))
+        task_id, index, code, judge = pending[future]
+        scored.append(Scored(task_id, index, code, judge.verdict(future.result())))
     return scored
 
 
@@ -161,6 +225,10 @@ def _record_analysis(
     ctx.record("pass_at_1_weak", analysis.mean_pass_at_k(counts, 1, strong=False))
     ctx.record("pass_at_n_strong", analysis.mean_pass_at_k(counts, n, strong=True))
     ctx.record("pass_at_n_weak", analysis.mean_pass_at_k(counts, n, strong=False))
+    for k in (10, 100):
+        if n >= k:
+            ctx.record(f"pass_at_{k}_strong", analysis.mean_pass_at_k(counts, k, strong=True))
+            ctx.record(f"pass_at_{k}_weak", analysis.mean_pass_at_k(counts, k, strong=False))
     weak_passes = sum(t.weak_passes for t in counts)
     false_positives = sum(t.weak_passes - t.both for t in counts)
     ctx.record("false_positive_rate", false_positives / weak_passes if weak_passes else 0.0)
@@ -195,6 +263,7 @@ def _record_analysis(
         ctx.record_point("resampling_accuracy_simulated", k, s)
         ctx.record_point("two_type_model_accuracy", k, m)
     utilities = {}
+    capped = 0
     for cost in config.costs:
         name = f"{cost:g}"
         utilities[name] = [analysis.utility(counts, k, cost) for k in ks]
@@ -203,8 +272,74 @@ def _record_analysis(
         best_k, best = analysis.optimal_k(counts, cost, n)
         ctx.record(f"optimal_k_cost_{name}", best_k)
         ctx.record(f"utility_at_optimal_k_cost_{name}", best)
+        capped += best_k == n
+    ctx.record("optimal_k_capped_at_n", capped)
+    _record_paper(ctx, counts, ks)
+    band = _record_intervals(ctx, counts, n)
     pass_1 = analysis.mean_pass_at_k(counts, 1, strong=True)
-    _plots(ctx, label, ks, closed, simulated, model, ceiling, pass_1, utilities)
+    _plots(ctx, label, ks, closed, simulated, model, ceiling, pass_1, utilities, band)
+
+
+def _record_paper(ctx: RunContext, counts: list[analysis.TaskCounts], ks: list[int]) -> None:
+    """The paper's conventions (`paper.py`), labelled paper_*."""
+    kept = paper.false_negative_filter(counts)
+    n = ks[-1]
+    ctx.record("paper_false_negative_tasks_dropped", len(counts) - len(kept))
+    ctx.record("paper_conditional_accuracy", paper.conditional_accuracy(kept))
+    ctx.record("paper_false_positive_rate_by_task", paper.false_positive_rate_by_task(kept))
+    for k, value in zip(ks, paper.false_positive_rate_by_k(kept, ks), strict=True):
+        if np.isfinite(value):
+            ctx.record_point("paper_false_positive_rate_by_k", k, value)
+    model = paper.fit_paper_two_types(counts)
+    ctx.note("paper_two_type_model", model.__dict__)
+    for k, value in zip(ks, paper.paper_two_type_utilities(model, 0.0, n), strict=True):
+        ctx.record_point("paper_two_type_accuracy", k, value)
+    for cost in ctx.config.costs:
+        name = f"{cost:g}"
+        best_k, best = paper.optimal_k_with_abstention(kept, cost, n)
+        ctx.record(f"paper_optimal_k_cost_{name}", best_k)
+        ctx.record(f"paper_utility_at_optimal_k_cost_{name}", best)
+        best_k, best = paper.paper_two_type_optimal_k(model, cost, n)
+        ctx.record(f"paper_two_type_optimal_k_cost_{name}", best_k)
+        ctx.record(f"paper_two_type_utility_at_optimal_k_cost_{name}", best)
+
+
+def _record_intervals(
+    ctx: RunContext, counts: list[analysis.TaskCounts], n: int
+) -> tuple[list[float], list[float]]:
+    """95 % bootstrap intervals (`bootstrap.py`) as <metric>_lo / <metric>_hi; returns the
+    resampling accuracy's band for the plot."""
+    replicates, seed = ctx.config.bootstrap, ctx.seed
+    boot = Bootstrap(counts, replicates, seed)
+    kept = paper.false_negative_filter(counts)
+    paper_boot = Bootstrap(kept, replicates, seed) if kept else boot
+    per_replicate = {
+        "pass_at_1_strong": boot.pass_at_k(1, strong=True),
+        "pass_at_1_weak": boot.pass_at_k(1, strong=False),
+        "pass_at_n_strong": boot.pass_at_k(n, strong=True),
+        "resampling_ceiling": boot.ceiling(),
+        "paper_conditional_accuracy": paper_boot.conditional_accuracy(),
+    }
+    for cost in ctx.config.costs:
+        name = f"{cost:g}"
+        for prefix, source, abstain in (("", boot, False), ("paper_", paper_boot, True)):
+            k, value = source.optimal_k(cost, abstain)
+            per_replicate[f"{prefix}optimal_k_cost_{name}"] = k
+            per_replicate[f"{prefix}utility_at_optimal_k_cost_{name}"] = value
+    for metric, values in per_replicate.items():
+        interval = boot.interval(values)
+        if np.isfinite(interval.low):  # not when no replicate defines it (no weak pass at all)
+            ctx.record(f"{metric}_lo", interval.low)
+            ctx.record(f"{metric}_hi", interval.high)
+    accuracy = boot.resampling_accuracy()
+    low, high = [], []
+    for k in range(1, n + 1):
+        interval = boot.interval(accuracy[:, k - 1])
+        ctx.record_point("resampling_accuracy_lo", k, interval.low)
+        ctx.record_point("resampling_accuracy_hi", k, interval.high)
+        low.append(interval.low)
+        high.append(interval.high)
+    return low, high
 
 
 def _plots(
@@ -217,6 +352,7 @@ def _plots(
     ceiling: float,
     pass_1: float,
     utilities: dict[str, list[float]],
+    band: tuple[list[float], list[float]],
 ) -> None:
     ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
     horizontal = [(ceiling, "ceiling (k -> inf)"), (pass_1, "pass@1 of this source")]
@@ -234,6 +370,7 @@ def _plots(
         y_label="accuracy (strong tests)",
         log_x=True,
         horizontal=horizontal,
+        bands=[("resampling, 95 % bootstrap interval", ks, *band)],
     )
     ctx.save_artifact("accuracy_vs_k", accuracy, "image/svg+xml")
     utility = save_line_plot(
@@ -294,11 +431,3 @@ def _save_verdicts(ctx: RunContext, scored: list[Scored]) -> None:
             }
             out.write(json.dumps(record) + "\n")
     ctx.save_artifact("verdicts", path, "application/jsonl")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

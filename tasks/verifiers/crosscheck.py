@@ -1,0 +1,195 @@
+"""Cross-check: the task's per-sample verdicts against `evalplus.evaluate` on the same samples.
+
+    python -m tasks.verifiers.crosscheck SAMPLES.jsonl[.gz] --data-dir DIR [--evalplus-results
+        JSON] [--verdicts JSONL] [--workers 2] [--min-agreement 0.995]
+
+Runs what is not given: `evalplus.evaluate` (the `evalplus` test extra; HumanEval+ from
+DIR/code/HumanEvalPlus.jsonl.gz through its HUMANEVAL_OVERRIDE_PATH, nothing downloaded) and
+`budgetbench run verifiers --profile full` on the same file, then compares per sample: "base" is
+EvalPlus's base status against the task's weak verdict, "plus" EvalPlus's base + extra status
+(base == plus == pass, what its "humaneval+" pass@k counts) against the task's strong verdict.
+Prints both agreements, both pass@1s and every disagreement with each side's reason; exits 1
+when an agreement is below `--min-agreement`, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+PLUS_FILE = "code/HumanEvalPlus.jsonl.gz"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sample's statuses as one side saw them."""
+
+    base: bool
+    plus: bool
+    reason: str
+
+
+@dataclass
+class Agreement:
+    samples: int = 0
+    base_agree: int = 0
+    plus_agree: int = 0
+    disagreements: list[str] = field(default_factory=list)
+    pass_at_1: dict[str, float] = field(default_factory=dict)
+
+    def share(self, which: str) -> float:
+        agree = self.base_agree if which == "base" else self.plus_agree
+        return agree / self.samples if self.samples else 0.0
+
+
+def read_evalplus(path: Path) -> dict[tuple[str, int], Sample]:
+    """Per (task_id, sample index) statuses from an EvalPlus `eval_results.json`."""
+    data = json.loads(path.read_text())
+    result = {}
+    for task_id, records in data["eval"].items():
+        for index, record in enumerate(records):
+            base, plus = record["base_status"], record.get("plus_status")
+            reason = f"base {base}, plus {plus}"
+            if record.get("base_fail_tests") and base != "pass":
+                reason += f" (base failing input {str(record['base_fail_tests'][0])[:60]})"
+            result[task_id, index] = Sample(base == "pass", base == plus == "pass", reason)
+    return result
+
+
+def read_verdicts(path: Path) -> dict[tuple[str, int], Sample]:
+    """Per (task_id, sample index) verdicts from the task's `verdicts.jsonl` artifact."""
+    result = {}
+    with path.open() as lines:
+        for line in lines:
+            record = json.loads(line)
+            reason = record["outcome"] + (f" ({record['detail']})" if record["detail"] else "")
+            result[record["task_id"], record["sample"]] = Sample(
+                record["weak"], record["strong"], reason
+            )
+    return result
+
+
+def compare(
+    ours: dict[tuple[str, int], Sample], theirs: dict[tuple[str, int], Sample]
+) -> Agreement:
+    """Agreement over EvalPlus's samples; a sample the task did not score counts as a
+    disagreement (its reason says so)."""
+    agreement = Agreement()
+    for key in sorted(theirs, key=lambda k: (_number(k[0]), k[1])):
+        evalplus = theirs[key]
+        task = ours.get(key, Sample(False, False, "not scored by the task"))
+        agreement.samples += 1
+        agreement.base_agree += task.base == evalplus.base
+        agreement.plus_agree += task.plus == evalplus.plus
+        if task.base != evalplus.base or task.plus != evalplus.plus:
+            agreement.disagreements.append(
+                f"{key[0]} #{key[1]}: task weak={task.base} strong={task.plus} [{task.reason}]"
+                f" vs EvalPlus base={evalplus.base} plus={evalplus.plus} [{evalplus.reason}]"
+            )
+    for side, samples in (("task", ours), ("evalplus", theirs)):
+        for which in ("base", "plus"):
+            agreement.pass_at_1[f"{side}_{which}"] = _pass_at_1(samples, which)
+    return agreement
+
+
+def _pass_at_1(samples: dict[tuple[str, int], Sample], which: str) -> float:
+    """Mean over tasks of the share of passing samples (pass@1, as EvalPlus averages it)."""
+    per_task: dict[str, list[bool]] = {}
+    for (task_id, _), sample in samples.items():
+        per_task.setdefault(task_id, []).append(sample.base if which == "base" else sample.plus)
+    shares = [sum(v) / len(v) for v in per_task.values()]
+    return sum(shares) / len(shares) if shares else 0.0
+
+
+def _number(task_id: str) -> int:
+    tail = task_id.rsplit("/", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def run_evalplus(samples: Path, data_dir: Path, workers: int, out_dir: Path) -> Path:
+    """`evalplus.evaluate` on a plain-JSONL copy of `samples` (it takes `.jsonl` only)."""
+    plain = out_dir / "samples.jsonl"
+    opener = gzip.open if samples.suffix == ".gz" else open
+    with opener(samples, "rb") as source, plain.open("wb") as target:
+        target.write(source.read())
+    env = dict(os.environ)
+    env["HUMANEVAL_OVERRIDE_PATH"] = str(data_dir / PLUS_FILE)
+    env["XDG_CACHE_HOME"] = str(out_dir / "cache")
+    code = (
+        "from evalplus.evaluate import evaluate;"
+        f"evaluate('humaneval', samples={str(plain)!r}, parallel={workers})"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], env=env, check=True, cwd=out_dir, stdout=subprocess.DEVNULL
+    )
+    return out_dir / "samples_eval_results.json"
+
+
+def run_task(samples: Path, data_dir: Path, workers: int, out_dir: Path) -> Path:
+    """`budgetbench run verifiers --profile full` on `samples`; returns its verdicts.jsonl."""
+    database = out_dir / "crosscheck.db"
+    budgetbench = str(Path(sys.executable).parent / "budgetbench")
+    command = [budgetbench, "run", "verifiers", "--profile", "full",
+               "--set", f"samples={samples}", "--set", f"workers={workers}",
+               "--data-dir", str(data_dir), "--db", str(database)]  # fmt: skip
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    with sqlite3.connect(database) as connection:
+        (uri,) = connection.execute(
+            "SELECT uri FROM artifacts WHERE name = 'verdicts' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    return Path(urlparse(uri).path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("samples", type=Path)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--evalplus-results", type=Path)
+    parser.add_argument("--verdicts", type=Path)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--min-agreement", type=float, default=0.995)
+    args = parser.parse_args(argv)
+    if not args.samples.is_file() or not (args.data_dir / PLUS_FILE).is_file():
+        print(f"error: need {args.samples} and {args.data_dir / PLUS_FILE}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="bb-crosscheck-") as scratch:
+        timings = {}
+        started = time.perf_counter()
+        theirs_path = args.evalplus_results or run_evalplus(
+            args.samples, args.data_dir, args.workers, Path(scratch)
+        )
+        timings["evalplus_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        ours_path = args.verdicts or run_task(
+            args.samples, args.data_dir, args.workers, Path(scratch)
+        )
+        timings["task_s"] = time.perf_counter() - started
+        agreement = compare(read_verdicts(ours_path), read_evalplus(theirs_path))
+    print(f"samples: {agreement.samples} ({args.samples.name})")
+    for which in ("base", "plus"):
+        print(
+            f"{which}: agreement {agreement.share(which):.4f}; pass@1 task"
+            f" {agreement.pass_at_1['task_' + which]:.4f}, EvalPlus"
+            f" {agreement.pass_at_1['evalplus_' + which]:.4f}"
+        )
+    ran = {k: round(v, 1) for k, v in timings.items()}
+    print(f"wall seconds (0 where given as a file): {ran}")
+    print(f"disagreements: {len(agreement.disagreements)}")
+    for line in agreement.disagreements:
+        print("  " + line)
+    low = min(agreement.share("base"), agreement.share("plus")) < args.min_agreement
+    return 1 if low else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

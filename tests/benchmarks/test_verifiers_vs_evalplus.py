@@ -1,0 +1,64 @@
+"""The verifiers task against `evalplus.evaluate` itself (issue 14): the same real samples file
+scored by both in one run, with the same number of workers, each with its ground truth already
+computed (EvalPlus's cached expected outputs, the task's cached test suites: a warm-up run of
+each first); the verdicts must agree (>= 99.5 % per sample, base and plus) and the task must be
+at least 3x faster.
+
+Needs the `evalplus` test extra and the real samples beside the checkout
+(`../shared/data/code/samples/`); skips otherwise. Several minutes on 2 cores:
+    pytest tests/benchmarks/test_verifiers_vs_evalplus.py --benchmark-only
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tasks.verifiers import crosscheck
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+SAMPLES = DATA / "code" / "samples" / "humaneval-codellama-34b-instruct-t0.2-n10.jsonl.gz"
+WORKERS = 2
+
+
+def test_task_is_faster_than_evalplus_with_the_same_verdicts(benchmark, tmp_path, monkeypatch):
+    pytest.importorskip("evalplus")
+    if not SAMPLES.is_file() or not (DATA / crosscheck.PLUS_FILE).is_file():
+        pytest.skip(f"needs {SAMPLES} and HumanEval+ beside the checkout")
+    monkeypatch.setenv("BUDGETBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    timings = {}
+
+    def evalplus_run() -> Path:
+        out = tmp_path / "evalplus"
+        out.mkdir(exist_ok=True)
+        (out / "samples_eval_results.json").unlink(missing_ok=True)  # it would reuse it
+        started = time.perf_counter()
+        path = crosscheck.run_evalplus(SAMPLES, DATA, WORKERS, out)
+        timings["evalplus_s"] = time.perf_counter() - started
+        return path
+
+    def task_run() -> Path:
+        out = tmp_path / "task"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
+        started = time.perf_counter()
+        path = crosscheck.run_task(SAMPLES, DATA, WORKERS, out)
+        timings["task_s"] = time.perf_counter() - started
+        return path
+
+    evalplus_run()  # warm-up: EvalPlus's expected outputs, cached under tmp_path
+    task_run()  # warm-up: the task's test suites, cached under tmp_path
+    theirs = evalplus_run()
+    ours = benchmark.pedantic(task_run, rounds=1)
+    agreement = crosscheck.compare(crosscheck.read_verdicts(ours), crosscheck.read_evalplus(theirs))
+    ratio = timings["evalplus_s"] / timings["task_s"]
+    benchmark.extra_info.update(
+        timings | {"ratio": ratio, "base": agreement.share("base"), "plus": agreement.share("plus")}
+    )
+    assert agreement.share("base") >= 0.995 and agreement.share("plus") >= 0.995, (
+        agreement.disagreements[:20]
+    )
+    assert ratio >= 3.0, timings
