@@ -366,7 +366,9 @@ def test_torchrun_through_the_executor_matches_one_process(tmp_path, cache):
     """Issue 8's check: `--nproc-per-node 2` launches the sweep under torchrun (gloo here) and
     stores one run whose steps to target equal the single-process run's at the same global
     batch (the same data order, split by rank; losses agree to float rounding)."""
-    sizes = ("--set", "batch_sizes=[16,32]", "--method", "adamw")
+    # One rate and one seed per batch size: the split by rank is what is compared.
+    sizes = ("--set", "batch_sizes=[16,32]", "--set", "rate_trials=1", "--set", "seeds=1",
+             "--method", "adamw")  # fmt: skip
     single, db = run_sweep(tmp_path, cache, *sizes)
     assert single.returncode == 0, single.stderr
     parallel, _ = run_sweep(tmp_path, cache, *sizes, "--nproc-per-node", "2")
@@ -380,3 +382,19 @@ def test_torchrun_through_the_executor_matches_one_process(tmp_path, cache):
         for d in details
     ]
     assert steps[0] == steps[1] and steps[0]
+
+
+def test_plots_draw_bands_the_perfect_scaling_line_and_the_pareto_fit():
+    from tasks.large_batch.plot import SweepCurve, plot_pareto, plot_steps_to_target
+
+    s_min, b_crit = 20.0, 100.0
+    points = [("steps_to_target", b, s_min * (1 + b_crit / b)) for b in (16, 32, 64, 128, 256)]
+    points += [("steps_to_target_low", b, 0.9 * v) for _, b, v in points]
+    points += [("steps_to_target_high", b, 1.1 * v) for _, b, v in points[:5]]
+    curve = SweepCurve.from_points("lamb <b>", points)
+    assert curve.low[16] == pytest.approx(0.9 * s_min * (1 + b_crit / 16))
+    steps_svg = plot_steps_to_target([curve], title="t")
+    pareto_svg = plot_pareto([curve], title="t")
+    assert "perfect scaling" in steps_svg and "lamb &lt;b&gt;" in steps_svg
+    assert "B_crit 100" in pareto_svg and "B=256" in pareto_svg
+    assert "$" not in steps_svg + pareto_svg  # plain tick labels, no raw mathtext

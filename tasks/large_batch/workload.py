@@ -195,8 +195,11 @@ def _noise_near_target(runs: list[BatchSizeResult]) -> NoiseScaleEstimator:
 
 def _record_derived(ctx: RunContext, config: LargeBatchConfig, tuned: list[TunedBatch]) -> None:
     # A target met by the initial weights (0 steps) says nothing about scaling.
-    samples = {t.batch_size: t.seed_steps for t in tuned if t.seed_steps and min(t.seed_steps) > 0}
-    samples = {b: s for b, s in samples.items() if s is not None}
+    samples: dict[int, list[float]] = {}
+    for t in tuned:
+        steps = t.seed_steps
+        if steps is not None and min(steps) > 0:
+            samples[t.batch_size] = steps
     ctx.record("batch_sizes_at_target", len(samples))
     ctx.record("batch_sizes_diverged", sum(t.diverged for t in tuned))
     if not samples:
