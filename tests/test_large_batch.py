@@ -248,7 +248,7 @@ def test_a_tuned_sweep_stores_every_trial_the_winning_rates_and_intervals(tmp_pa
         tuning = [t for t in trials if t["batch_size"] == batch and t["role"] == "tuning"]
         seeds = [t for t in trials if t["batch_size"] == batch and t["role"] == "seed"]
         assert sorted(t["peak_rate"] for t in tuning) == pytest.approx(rates)
-        assert {t["seed"] for t in tuning} == {0} and {t["seed"] for t in seeds} == {1, 2}
+        assert {t["seed"] for t in tuning} == {0} and {t["seed"] for t in seeds} == {10_000, 10_001}
         assert {t["peak_rate"] for t in seeds} == {curves["tuned_peak_rate"][batch]}
         reached = [t["steps_to_target"] for t in tuning if t["steps_to_target"] is not None]
         winner = next(t for t in tuning if t["peak_rate"] == curves["tuned_peak_rate"][batch])

@@ -65,11 +65,13 @@ class SweepCurve:
 def _log_axes(axes, x_label: str, y_label: str, x_base: int) -> None:
     """Log axes with plain-number tick labels (matplotlib's default log labels are mathtext,
     which prints raw with math parsing off). Scales first: setting one resets its formatters."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     axes.set_xscale("log", base=x_base)
     axes.set_yscale("log")
     for axis in (axes.xaxis, axes.yaxis):
+        if axis is axes.yaxis or x_base == 10:
+            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         axis.set_minor_formatter(NullFormatter())
     axes.set_xlabel(x_label)
@@ -141,7 +143,11 @@ def plot_pareto(curves: Sequence[SweepCurve], *, title: str) -> str:
             fit = fit_critical_batch(curve.steps_to_target)
             if fit is not None:
                 s_min, e_min = fit.min_steps, fit.min_examples
-                first, span = 1.02 * s_min, 2 * max(steps) / (1.02 * s_min)
+                # From where the fit needs twice the most examples measured, so the curve's
+                # asymptote does not squash the points.
+                k = max(2 * max(examples) / e_min, 1.5)
+                first = s_min * (1 + 1 / (k - 1))
+                span = max(2 * max(steps) / first, 1.0)
                 grid = [first * span ** (i / 99) for i in range(100)]
                 axes.plot(grid, [e_min * (1 + 1 / (s / s_min - 1)) for s in grid], linestyle="--",
                           color=line.get_color(), linewidth=1.0,

@@ -51,6 +51,9 @@ def encoder_config(config: LargeBatchConfig, vocab_size: int) -> EncoderConfig:
     )
 
 
+SEED_STRIDE = 10_000
+
+
 @dataclass
 class TunedBatch:
     """One batch size after the search: every trial, the winning rate and the seed runs."""
@@ -81,7 +84,8 @@ def run_large_batch(ctx: RunContext, method: Method) -> None:
     encoder = encoder_config(config, data.vocabulary.size)
     ctx.note("model_config", encoder.__dict__)
     rates = log_grid(*peak_rate_range(method.hyperparameters), config.rate_trials)
-    seeds = [ctx.seed + 1 + k for k in range(config.seeds)]
+    # Fresh seeds, disjoint from any run's tuning seed and from other runs' fresh seeds.
+    seeds = [SEED_STRIDE * (ctx.seed + 1) + k for k in range(config.seeds)]
     ctx.note("protocol", {"peak_rates_tried": rates, "tuning_seed": ctx.seed, "seeds": seeds})
 
     def train(batch: int, rate: float, seed: int, give_up_after: int | None) -> BatchSizeResult:
@@ -116,6 +120,9 @@ def run_large_batch(ctx: RunContext, method: Method) -> None:
         )
         result = TunedBatch(batch, trials, winner, seed_runs)
         _record_batch_size(ctx, result)
+        if winner is not None and len(rates) > 1 and winner.peak_rate in (rates[0], rates[-1]):
+            ctx.note(f"tuned_rate_at_edge_b{batch}", f"the winning rate {winner.peak_rate:.4g} is"
+                     " an end of the search range: the best rate may lie outside it")  # fmt: skip
         tuned.append(result)
     _record_derived(ctx, config, tuned)
     if rank == 0:
