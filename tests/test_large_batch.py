@@ -144,6 +144,7 @@ def test_bootstrap_interval_covers_the_truth_and_collapses_without_spread():
     same = bootstrap_interval({8: [5.0, 5.0, 5.0]}, lambda s: geometric_mean(s[8]), seed=0)
     assert same == pytest.approx((5.0, 5.0))
     assert bootstrap_interval({8: [1.0, 2.0]}, lambda s: None, seed=0) is None
+    assert bootstrap_interval({8: [3.0], 16: [1.0, 2.0]}, lambda s: 1.0, seed=0) is None
 
 
 def test_noise_scale_near_target_uses_only_the_last_fifth_of_the_steps():

@@ -219,11 +219,14 @@ def bootstrap_interval(
     """Percentile bootstrap interval of `statistic` over seeds: each batch size's seed results
     are resampled with replacement, independently (seeds are independent runs), and the
     statistic is recomputed; resamples where it is undefined (None, e.g. a fit that finds no
-    bend) are left out. None when fewer than half the resamples gave a value.
+    bend) are left out. None when a batch size has fewer than two seeds (one run says nothing
+    about spread) or fewer than half the resamples gave a value.
 
     With n seeds a batch size has only n^n resamples: with 2 seeds the interval is about the
     range of the two results, so it says how far two seeds disagree, not a 95% guarantee.
     """
+    if any(len(v) < 2 for v in samples.values()):
+        return None
     rng = random.Random(seed)
     values = []
     for _ in range(resamples):
