@@ -10,6 +10,7 @@ import torch
 from tasks.base import BudgetClock
 from tasks.cramming.training import Vocabulary
 from tasks.large_batch import LargeBatchConfig
+from tasks.large_batch.scaling import NoiseScaleEstimator
 from tasks.large_batch.training import SweepPoint, train_to_target
 from tasks.large_batch.workload import encoder_config
 
@@ -22,11 +23,11 @@ class ConstantAdamW:
     HYPERPARAMETERS: ClassVar[dict] = {"grad_clip": 1.0}
 
     @staticmethod
-    def configure_optimizer(parameter_groups, batch_size, max_steps):
-        return torch.optim.AdamW(parameter_groups, lr=1e-2)
+    def configure_optimizer(parameter_groups, peak_rate, batch_size):
+        return torch.optim.AdamW(parameter_groups, lr=peak_rate)
 
     @staticmethod
-    def learning_rate(step, batch_size, max_steps):
+    def learning_rate(step, batch_size):
         return 1.0
 
 
@@ -65,7 +66,8 @@ def train_tiny(rank: int, world: int, init_file: str) -> dict:
                            config.target_loss, 0.15, 1.1, "fp32")  # fmt: skip
         result = train_to_target(
             point, ConstantAdamW, encoder_config(config, VOCABULARY.size), _sequences(512, 0),
-            _sequences(32, 1), VOCABULARY, seed=0, device="cpu", clock=BudgetClock(),
+            _sequences(32, 1), VOCABULARY, peak_rate=1e-2, seed=0, device="cpu",
+            clock=BudgetClock(),
         )  # fmt: skip
     finally:
         torch.set_num_threads(threads)
@@ -74,5 +76,13 @@ def train_tiny(rank: int, world: int, init_file: str) -> dict:
     return {
         "steps_to_target": result.steps_to_target,
         "evaluations": result.evaluations,
-        "noise_scale": result.noise.noise_scale,
+        "noise_scale": _noise_scale(result.noise_pairs),
     }
+
+
+def _noise_scale(pairs: list[tuple[int, int, float, int, float]]) -> float | None:
+    """B_simple over every step of the run (the test compares runs, not a loss level)."""
+    estimator = NoiseScaleEstimator()
+    for _, small, small_sq, big, big_sq in pairs:
+        estimator.add(small, small_sq, big, big_sq)
+    return estimator.noise_scale

@@ -7,9 +7,22 @@ AdamW or Nesterov matches LAMB at large batch); the target-loss protocol follows
 
 The frozen workload: cramming's BERT-style masked LM (a fixed architecture per profile, built by
 the harness), cramming's corpus, tokenizer, packing and masking (same loaders and mirror rules), a
-fixed **target** held-out MLM loss, and a sweep of global batch sizes. One run trains one method,
-from the same initial weights, once per batch size of the sweep, each until its held-out loss
-reaches the target or its step cap `min(max_steps, max_examples / B)` is spent.
+fixed **target** held-out MLM loss, and a sweep of global batch sizes.
+
+The protocol is Shallue et al. 2018's ("Measuring the effects of data parallelism on neural
+network training"): the optimizer is tuned **at every batch size**, the same way for every
+method. A method declares a search space, not a point: `HYPERPARAMETERS["peak_rate_range"]`
+(low, high) and its own warmup rule in `learning_rate(step, batch_size)`, which gets no horizon
+(constant rate after warmup in the reference methods), so the schedule cannot anneal faster at a
+large batch. For each batch size the harness tries `rate_trials` peak rates on a log grid over
+the range (AlgoPerf's external tuning: a fixed trial budget, the same for every method), with
+the run's seed; a trial that has not reached the target by the best trial's step is stopped (it
+cannot win). The winning rate (fewest steps, then lowest loss at that step) is then trained
+with `seeds` fresh seeds (other initial weights, data order and masks, so the selection does not
+bias the reported steps): steps-to-target per batch size is the geometric mean over those seeds,
+with a bootstrap interval, and a batch size counts as reached only when every seed reached the
+target. One training runs until its held-out loss reaches the target or its step cap
+`min(max_steps, max_examples / B)` is spent; the cap is a budget, the schedule never sees it.
 
 Data order and evaluation are the harness's and identical for every method: the training
 sequences are one seeded stream (epoch shuffles), consumed in order, so the first N examples are
@@ -26,16 +39,18 @@ initialised (the harness's torchrun executor), the task shards each global batch
 the model in DistributedDataParallel and reduces losses across ranks, so every rank takes the
 same decisions.
 
-Per batch size (curves with x = global batch size): steps, examples and timed seconds to target
-(only where it was reached), final held-out loss, throughput, reached (0/1), diverged (0/1),
-scaling efficiency, the measured gradient noise scale; and the held-out loss trajectory
-`heldout_mlm_loss_b<B>` against steps. Per run (scalars): the largest batch within tolerance of
-perfect scaling, the fitted critical batch size (S = S_min (1 + B_crit / B)), S_min and E_min,
-and the gradient noise scale B_simple (two-batch estimator, McCandlish et al. appendix A: the
-micro-batch gradient against the global one, measured on every step with accumulation).
+Per batch size (curves with x = global batch size): tuned steps to target with its interval,
+examples and timed seconds to target, the winning peak rate, final held-out loss, throughput,
+the fraction of seeds that reached the target, divergence, scaling efficiency with its interval
+and B_simple near the target loss; the held-out loss trajectory `heldout_mlm_loss_b<B>` of the
+winning trial against steps. Per run (scalars): the tuned steps at the largest batch within
+tolerance of perfect scaling (the ranking metric) with its interval, that batch, the fitted
+critical batch size (S = S_min (1 + B_crit / B)) with a bootstrap interval, S_min and E_min, and
+B_simple at the target loss (two-batch estimator, McCandlish et al. appendix A). Every trial
+(rate, seed, steps, losses) is saved as the artifact `trials.json`, with two plots.
 
 What is timed: optimizer construction and every training step. Not timed: data preparation,
-model construction (the same initial weights for every method), evaluation, the noise-scale
+model construction (the same initial weights for every method), evaluation; the noise-scale
 norms' bookkeeping is inside the step (a few norms, small).
 
 A batch size whose loss becomes NaN or infinite is recorded as diverged with its trajectory so
@@ -84,6 +99,8 @@ class LargeBatchConfig:
     micro_batch: int
     max_steps: int
     max_examples: int
+    rate_trials: int = 4
+    seeds: int = 3
     mask_rate: float = 0.15
     eval_growth: float = 1.1
     min_scaling_efficiency: float = 0.5
@@ -101,6 +118,8 @@ class LargeBatchConfig:
             raise TypeError("micro_batch must be a power of two")
         if self.max_steps < 1 or self.max_examples < 1 or self.eval_sequences < 1:
             raise TypeError("max_steps, max_examples and eval_sequences must be positive")
+        if self.rate_trials < 1 or self.seeds < 1:
+            raise TypeError("rate_trials and seeds must be at least 1")
         if not self.target_loss > 0:
             raise TypeError("target_loss must be positive")
         if not 0 < self.mask_rate < 1 or not self.eval_growth > 1:
@@ -123,50 +142,72 @@ class LargeBatchTask(Task):
     name = "large-batch"
     description = "Steps and time to a target MLM loss across global batch sizes, per optimizer."
     config_type = LargeBatchConfig
-    reference_methods = ("adamw", "lamb", "lars", "sgd-nesterov")
+    reference_methods = ("adamw", "lamb", "nvlamb", "lars", "sgd-nesterov")
     supports_data_parallel = True
     headline_metrics = (
+        "steps_at_largest_batch",
+        "steps_at_largest_batch_low",
+        "steps_at_largest_batch_high",
         "largest_batch_within_tolerance",
         "critical_batch_size",
+        "critical_batch_size_low",
+        "critical_batch_size_high",
         "gradient_noise_scale",
-        "min_steps_to_target",
-        "batch_sizes_at_target",
     )
     metrics = (
+        Metric(
+            "steps_at_largest_batch",
+            "steps",
+            False,
+            "tuned steps to target (geometric mean over seeds) at the largest batch within"
+            " tolerance: the ranking metric",
+        ),
+        Metric("steps_at_largest_batch_low", "steps", False, "95% bootstrap interval, low end"),
+        Metric("steps_at_largest_batch_high", "steps", False, "95% bootstrap interval, high end"),
         Metric(
             "largest_batch_within_tolerance",
             "examples",
             True,
             "largest global batch (and all smaller) within min_scaling_efficiency of perfect"
-            " scaling from the smallest",
+            " scaling from the smallest, tuned steps",
         ),
         Metric("critical_batch_size", "examples", True, "fitted B_crit of S = S_min(1+B_crit/B)"),
+        Metric("critical_batch_size_low", "examples", True, "95% bootstrap interval, low end"),
+        Metric("critical_batch_size_high", "examples", True, "95% bootstrap interval, high end"),
         Metric("fitted_min_steps", "steps", False, "fitted S_min (steps at infinite batch)"),
         Metric("fitted_min_examples", "examples", False, "fitted E_min = S_min * B_crit"),
         Metric(
             "gradient_noise_scale",
             "examples",
             True,
-            "B_simple = tr(Sigma)/|G|^2, two-batch estimator, median over the sweep",
+            "B_simple = tr(Sigma)/|G|^2 near the target loss, two-batch estimator pooled over"
+            " the batch sizes with accumulation",
         ),
-        Metric("min_steps_to_target", "steps", False, "fewest steps to target over the sweep"),
+        Metric("min_steps_to_target", "steps", False, "fewest tuned steps to target, any batch"),
         Metric("batch_sizes_at_target", "batch sizes", True, "batch sizes that reached the target"),
-        Metric("batch_sizes_diverged", "batch sizes", False, "batch sizes whose loss went NaN/inf"),
-        _per_batch("steps_to_target", "steps", False, "optimizer steps to the target loss"),
-        _per_batch("examples_to_target", "examples", False, "training sequences to the target"),
-        _per_batch("time_to_target_s", "s", False, "timed seconds to the target on this machine"),
-        _per_batch("final_loss", "nats", False, "held-out MLM loss at the last evaluation"),
+        Metric(
+            "batch_sizes_diverged", "batch sizes", False, "batch sizes where every trial diverged"
+        ),
+        _per_batch("steps_to_target", "steps", False, "tuned steps to target, geometric mean"),
+        _per_batch("steps_to_target_low", "steps", False, "95% bootstrap interval, low end"),
+        _per_batch("steps_to_target_high", "steps", False, "95% bootstrap interval, high end"),
+        _per_batch("tuned_peak_rate", "rate", False, "the peak rate that won the search"),
+        _per_batch("examples_to_target", "examples", False, "steps_to_target x batch size"),
+        _per_batch("time_to_target_s", "s", False, "timed seconds to target, median over seeds"),
+        _per_batch("final_loss", "nats", False, "held-out MLM loss at the end, median over seeds"),
         _per_batch("throughput", "examples/s", True, "training sequences per timed second"),
-        _per_batch("reached_target", "0/1", True, "1 if the target was reached within the cap"),
-        _per_batch("diverged", "0/1", False, "1 if the loss became NaN or infinite"),
-        _per_batch("scaling_efficiency", "ratio", True, "perfect-scaling steps / actual steps"),
-        _per_batch("noise_scale", "examples", True, "B_simple measured at this batch size"),
+        _per_batch("reached_target", "fraction", True, "fraction of seeds that reached the target"),
+        _per_batch("diverged", "0/1", False, "1 if every trial's loss became NaN or infinite"),
+        _per_batch("scaling_efficiency", "ratio", True, "perfect-scaling steps / tuned steps"),
+        _per_batch("scaling_efficiency_low", "ratio", True, "95% bootstrap interval, low end"),
+        _per_batch("scaling_efficiency_high", "ratio", True, "95% bootstrap interval, high end"),
+        _per_batch("noise_scale", "examples", True, "B_simple near the target at this batch"),
         *(
             Metric(
                 trajectory_metric(2**k),
                 "nats",
                 False,
-                f"held-out MLM loss against steps at global batch {2**k}",
+                f"held-out MLM loss against steps at global batch {2**k}, winning trial",
                 x_unit="steps",
             )
             for k in range(MAX_BATCH_EXPONENT + 1)
@@ -175,17 +216,19 @@ class LargeBatchTask(Task):
     method_interface = (
         MethodFunction(
             "configure_optimizer",
-            ("parameter_groups", "batch_size", "max_steps"),
+            ("parameter_groups", "peak_rate", "batch_size"),
             "Return a torch.optim.Optimizer over exactly the given parameter groups (a list of"
             ' {"name": "weights" | "norms_and_biases", "params": [...]}; set per-group options'
-            " such as weight_decay) with its peak learning rates for this global batch size:"
-            " the scaling rule lives here. `max_steps` is the step cap at this batch size.",
+            " such as weight_decay) at the peak rate the harness chose from"
+            ' HYPERPARAMETERS["peak_rate_range"] (low, high): the search space, tried on a log'
+            " grid at every batch size.",
         ),
         MethodFunction(
             "learning_rate",
-            ("step", "batch_size", "max_steps"),
-            "Factor on the optimizer's learning rates for optimizer step `step` (0-based), e.g."
-            " warmup then decay; the warmup length rule across batch sizes lives here.",
+            ("step", "batch_size"),
+            "Factor on the optimizer's learning rates for optimizer step `step` (0-based): the"
+            " method's warmup rule across batch sizes; no horizon is given, so after warmup the"
+            " rate cannot anneal towards a batch-dependent end.",
         ),
     )
 
@@ -203,16 +246,17 @@ class LargeBatchTask(Task):
         clip = method.hyperparameters.get("grad_clip")
         if clip is not None and not (isinstance(clip, int | float) and clip > 0):
             raise ValueError("HYPERPARAMETERS['grad_clip'] must be a positive number or None")
+        _, high = peak_rate_range(method.hyperparameters)
         weights = [torch.nn.Parameter(torch.ones(4, 4)), torch.nn.Parameter(torch.ones(4, 4))]
         norms = [torch.nn.Parameter(torch.ones(4))]
         batch = config.batch_sizes[-1]
         cap = config.step_cap(batch)
         try:
             optimizer = method.module.configure_optimizer(
-                parameter_groups(weights, norms), batch_size=batch, max_steps=cap
+                parameter_groups(weights, norms), peak_rate=high, batch_size=batch
             )
             factors = [
-                method.module.learning_rate(step=s, batch_size=batch, max_steps=cap)
+                method.module.learning_rate(step=s, batch_size=batch)
                 for s in (0, cap // 2, cap - 1)
             ]
         except Exception as exc:
@@ -243,6 +287,21 @@ class _CorpusOnly:
 
     corpus: str
     downstream: str = "none"
+
+
+def peak_rate_range(hyperparameters: Mapping[str, Any]) -> tuple[float, float]:
+    """The method's declared search space for the peak rate: (low, high), 0 < low <= high."""
+    bounds = hyperparameters.get("peak_rate_range")
+    if (
+        not isinstance(bounds, list | tuple)
+        or len(bounds) != 2
+        or not all(isinstance(b, int | float) and math.isfinite(b) and b > 0 for b in bounds)
+        or bounds[0] > bounds[1]
+    ):
+        raise ValueError(
+            "HYPERPARAMETERS['peak_rate_range'] must be [low, high], positive, low <= high"
+        )
+    return float(bounds[0]), float(bounds[1])
 
 
 def parameter_groups(weights: list, norms_and_biases: list) -> list[dict[str, Any]]:

@@ -8,7 +8,8 @@ answers.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import random
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -167,3 +168,76 @@ class NoiseScaleEstimator:
         if self.pairs == 0 or self.gradient_sum <= 0.0 or self.trace_sum <= 0.0:
             return None
         return self.trace_sum / self.gradient_sum
+
+
+MIN_NOISE_STEPS = 10
+
+
+def noise_scale_near_target(
+    pairs: Sequence[tuple[int, int, float, int, float]], steps_to_target: int
+) -> NoiseScaleEstimator:
+    """B_simple at the target loss: the two-batch estimator summed over the gradients of the last
+    fifth of the steps to target (at least `MIN_NOISE_STEPS`), not over the whole run, because
+    B_simple grows as the loss falls (McCandlish et al. compare it with B_crit at matched loss).
+
+    `pairs` holds (step, small batch, |G_small|², big batch, |G_big|²), `step` the 0-based index
+    of the update that gradient was for.
+    """
+    window = max(MIN_NOISE_STEPS, steps_to_target // 5)
+    estimator = NoiseScaleEstimator()
+    for step, small, small_sq, big, big_sq in pairs:
+        if steps_to_target - window <= step < steps_to_target:
+            estimator.add(small, small_sq, big, big_sq)
+    return estimator
+
+
+def log_grid(low: float, high: float, count: int) -> list[float]:
+    """`count` rates evenly spaced in log between `low` and `high` inclusive (their geometric
+    middle for one): the trials of the per-batch-size search, the same count for every method."""
+    if count == 1:
+        return [math.sqrt(low * high)]
+    ratio = math.log(high / low) / (count - 1)
+    return [low * math.exp(ratio * i) for i in range(count)]
+
+
+def geometric_mean(values: Sequence[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+BOOTSTRAP_RESAMPLES = 1000
+CONFIDENCE = 0.95
+
+
+def bootstrap_interval(
+    samples: Mapping[int, Sequence[float]],
+    statistic: Callable[[dict[int, list[float]]], float | None],
+    *,
+    seed: int,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of `statistic` over seeds: each batch size's seed results
+    are resampled with replacement, independently (seeds are independent runs), and the
+    statistic is recomputed; resamples where it is undefined (None, e.g. a fit that finds no
+    bend) are left out. None when a batch size has fewer than two seeds (one run says nothing
+    about spread) or fewer than half the resamples gave a value.
+
+    With n seeds a batch size has only n^n resamples: with 2 seeds the interval is about the
+    range of the two results, so it says how far two seeds disagree, not a 95% guarantee.
+    """
+    if any(len(v) < 2 for v in samples.values()):
+        return None
+    rng = random.Random(seed)
+    values = []
+    for _ in range(resamples):
+        drawn = {b: [rng.choice(list(v)) for _ in v] for b, v in samples.items()}
+        value = statistic(drawn)
+        if value is not None:
+            values.append(value)
+    if len(values) < resamples / 2:
+        return None
+    values.sort()
+    tail = (1.0 - confidence) / 2.0
+    low = values[math.floor(tail * (len(values) - 1))]
+    high = values[math.ceil((1.0 - tail) * (len(values) - 1))]
+    return low, high

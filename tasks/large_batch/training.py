@@ -1,11 +1,12 @@
 """Training one global batch size to the target: the loop every method runs (harness code).
 
-One call trains a fresh model (the same initial weights for every method and batch size) with
-the method's optimizer and schedule until the held-out loss reaches the target or the step cap
-is spent, and measures the gradient noise scale on the way. It is data-parallel aware: with
-torch.distributed initialised, each rank takes its shard of every global batch, the model is
-wrapped in DistributedDataParallel, and every decision (target, divergence) is taken on values
-reduced across ranks, so all ranks agree.
+One call trains a fresh model (the seed's initial weights, the same for every method and batch
+size) with the method's optimizer at one peak rate and its schedule, until the held-out loss
+reaches the target, the step cap is spent, or (a tuning trial) it can no longer beat the best
+trial so far; it keeps the gradient norms the noise scale is estimated from. It is
+data-parallel aware: with torch.distributed initialised, each rank takes its shard of every
+global batch, the model is wrapped in DistributedDataParallel, and every decision (target,
+divergence) is taken on values reduced across ranks, so all ranks agree.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tasks.cramming.masking import IGNORE, mask_tokens
 from tasks.cramming.model import EncoderConfig, MaskedLanguageModel
 from tasks.cramming.training import Vocabulary, autocast, heldout_loss, resolve_precision
 from tasks.large_batch import check_optimizer, parameter_groups
-from tasks.large_batch.scaling import NoiseScaleEstimator, evaluation_steps, first_step_at_target
+from tasks.large_batch.scaling import evaluation_steps, first_step_at_target
 
 EVAL_BATCH = 64
 
@@ -40,12 +41,17 @@ class SweepPoint:
     eval_growth: float
     precision: str
     stop_at_target: bool = True
+    give_up_after: int | None = None
+    """Stop once this step is evaluated without reaching the target (a tuning trial that can no
+    longer beat the best so far; the evaluation grid stays that of the step cap)."""
 
 
 @dataclass
 class BatchSizeResult:
     batch_size: int
     step_cap: int
+    peak_rate: float
+    seed: int
     evaluations: list[tuple[int, float]] = field(default_factory=list)
     """(step, held-out loss) on the evaluation grid, step 0 included; finite values only."""
     steps_run: int = 0
@@ -54,7 +60,10 @@ class BatchSizeResult:
     time_to_target_s: float | None = None
     diverged: str | None = None
     """Why the loss was declared diverged (None if it was not)."""
-    noise: NoiseScaleEstimator = field(default_factory=NoiseScaleEstimator)
+    gave_up: bool = False
+    noise_pairs: list[tuple[int, int, float, int, float]] = field(default_factory=list)
+    """(step, micro-batch, |G_micro|², global batch, |G_global|²) for every step with
+    accumulation: the input of `scaling.noise_scale_near_target`."""
 
     @property
     def reached(self) -> bool:
@@ -133,12 +142,14 @@ def train_to_target(
     validation: torch.Tensor,
     vocabulary: Vocabulary,
     *,
+    peak_rate: float,
     seed: int,
     device: str,
     clock: BudgetClock,
     on_evaluation: Callable[[int, float], None] = lambda step, loss: None,
 ) -> BatchSizeResult:
-    """Train a fresh model at `point.batch_size` until the target or the step cap.
+    """Train a fresh model at `point.batch_size` with the method's optimizer at `peak_rate`
+    until the target, the step cap or `point.give_up_after`.
 
     Global batch = micro x accumulation x world size; each global batch is masked whole (one
     generator, the same draws whatever the split), then rank r takes rows [r*B/W, (r+1)*B/W).
@@ -167,7 +178,7 @@ def train_to_target(
 
         ids = [torch_device.index] if torch_device.type == "cuda" else None
         step_model = DistributedDataParallel(model, device_ids=ids)
-    result = BatchSizeResult(batch, point.step_cap)
+    result = BatchSizeResult(batch, point.step_cap, peak_rate, seed)
     grid = set(evaluation_steps(point.step_cap, point.eval_growth))
     stream = DataStream(train, seed)
     masking = torch.Generator().manual_seed(seed + 1)
@@ -186,6 +197,9 @@ def train_to_target(
             result.steps_to_target = first_step_at_target(result.evaluations, point.target_loss)
             result.time_to_target_s = result.timed_s
             return point.stop_at_target
+        if point.give_up_after is not None and step >= point.give_up_after:
+            result.gave_up = True
+            return True
         return False
 
     stop = evaluate(0)
@@ -197,16 +211,14 @@ def train_to_target(
             [p for p in parameters if p.ndim < 2],
         )
         optimizer = method.configure_optimizer(
-            parameter_groups(decay, no_decay), batch_size=batch, max_steps=point.step_cap
+            parameter_groups(decay, no_decay), peak_rate=peak_rate, batch_size=batch
         )
         check_optimizer(optimizer, parameters)
         base_rates = [group["lr"] for group in optimizer.param_groups]
         for step in range(point.step_cap):
             if stop:
                 break
-            factor = float(
-                method.learning_rate(step=step, batch_size=batch, max_steps=point.step_cap)
-            )
+            factor = float(method.learning_rate(step=step, batch_size=batch))
             for group, base in zip(optimizer.param_groups, base_rates, strict=True):
                 group["lr"] = base * factor
             inputs, labels = mask_tokens(
@@ -250,7 +262,7 @@ def train_to_target(
                 break
             if small_sq is not None:
                 small_sq = _all_mean(small_sq, torch_device, world)
-                result.noise.add(micro, small_sq, batch, _squared_norm(parameters))
+                result.noise_pairs.append((step, micro, small_sq, batch, _squared_norm(parameters)))
             if clip:
                 torch.nn.utils.clip_grad_norm_(parameters, float(clip))
             optimizer.step()

@@ -1,28 +1,22 @@
-"""LARS (You et al. 2017) from pytorch_optimizer 4.1 (`LARS`), linear learning-rate scaling.
+"""LARS as You, Gitman and Ginsburg 2017 define it ("Large Batch Training of Convolutional
+Networks", Algorithm 1; `tasks.large_batch.optimizers.Lars`): on each weight matrix and
+embedding, local rate η·|w| / (|∇L| + β|w|) (eq. 6) times the global rate, applied to
+(∇L + βw) with heavy-ball momentum 0.9; trust coefficient η = 0.001, β = 0.01. Norms and biases
+take plain momentum SGD at the global rate times `norms_rate_ratio` (LARS's global rate is sized
+for trust-ratio-scaled tensors and would blow them up), without weight decay. Gradient clipping
+at global norm 1.0 (for the norms' plain SGD).
 
-Layer-wise adaptation on weight matrices and embeddings: each tensor's step is
-lr * trust_coefficient * |w| / (|g| + wd*|w|) times (g + wd*w), with momentum 0.9 (heavy ball,
-not Nesterov); pytorch_optimizer applies plain SGD (no trust ratio, no weight decay) to vectors
-and scalars (norms), which here get their own, smaller rate `norms_lr` (LARS's huge global rate
-is meant for trust-ratio-scaled tensors). Both rates scale linearly with the batch from
-`base_batch` (Goyal et al. / You et al.), warmup over a fixed number of examples, linear decay to
-zero at the step cap; gradient clipping at global norm 1.0 (for the norms' plain SGD).
-
-Hyperparameters: `base_lr` is the best of a few rates tried at `base_batch` 16 on the smoke profile
-(steps to target at batch 16 only); the scaling rule is then applied unchanged up to batch 256 and
-held at that value (`max_lr`) beyond, the same ceiling rule for all four reference methods.
+Warmup over a fixed number of examples (Goyal et al. 2017's gradual warmup, which You et al.
+combine with LARS): fewer warmup steps at a larger batch. Search space: the global peak rate,
+log-uniform over `peak_rate_range`; constant after warmup.
 """
 
-from pytorch_optimizer import LARS
-
-from tasks.large_batch.schedules import peak_rate, warmup_decay_factor, with_weight_decay
+from tasks.large_batch.optimizers import Lars
+from tasks.large_batch.schedules import steps_for_examples, warmup_factor, with_weight_decay
 
 HYPERPARAMETERS = {
-    "base_lr": 8.0,
-    "norms_lr": 0.05,
-    "base_batch": 16,
-    "scaling": "linear",
-    "max_lr": 128.0,
+    "peak_rate_range": [2.0, 64.0],
+    "norms_rate_ratio": 1 / 160,
     "trust_coefficient": 0.001,
     "warmup_examples": 1024,
     "weight_decay": 0.01,
@@ -30,13 +24,14 @@ HYPERPARAMETERS = {
 }
 
 
-def configure_optimizer(parameter_groups, batch_size, max_steps):
+def configure_optimizer(parameter_groups, peak_rate, batch_size):
     hp = HYPERPARAMETERS
-    rate = peak_rate(hp, batch_size)
     weights, norms = with_weight_decay(parameter_groups, hp["weight_decay"])
-    norms["lr"] = rate * hp["norms_lr"] / hp["base_lr"]
-    return LARS([weights, norms], lr=rate, momentum=0.9, trust_coefficient=hp["trust_coefficient"])
+    norms.update(lr=peak_rate * hp["norms_rate_ratio"], adapt=False)
+    return Lars([weights, norms], lr=peak_rate, momentum=0.9,
+                trust_coefficient=hp["trust_coefficient"])  # fmt: skip
 
 
-def learning_rate(step, batch_size, max_steps):
-    return warmup_decay_factor(HYPERPARAMETERS, step, batch_size, max_steps)
+def learning_rate(step, batch_size):
+    warmup = steps_for_examples(HYPERPARAMETERS["warmup_examples"], batch_size)
+    return warmup_factor(step, warmup)
