@@ -154,7 +154,8 @@ def test_db_at_a_garbage_file_or_an_unrelated_sqlite_file_is_refused(tmp_path):
     assert tables == [("notes",)]  # nothing added to someone else's database
     empty = tmp_path / "empty.db"
     empty.touch()
-    assert run_cli("runs", "--db", str(empty)).returncode == 0  # an empty new file is fine
+    # An empty new file is fine: it becomes a store, which holds no runs yet (exit 2 says so).
+    assert_one_line_error(run_cli("runs", "--db", str(empty)), 2, "no runs stored")
 
 
 @pytest.mark.parametrize(

@@ -294,7 +294,7 @@ def test_every_page_type_of_the_committed_results_renders(browser_page, tmp_path
             assert found == [], f"{name} at {width}px: {found}"
             page.screenshot(path=str(shots / f"{name}-{width}.png"), full_page=True)
     assert problems == []
-    smoke = (out / "tasks" / "quant" / "smoke.html").read_text()
+    smoke = (out / "tasks" / "probe" / "smoke.html").read_text()
     assert "pipeline check, not a benchmark result" in smoke
     assert "Ranked by" in smoke and "rank-col" in smoke
 
