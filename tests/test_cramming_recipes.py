@@ -176,3 +176,83 @@ def test_the_training_step_traces_as_one_graph_for_torch_compile():
     )
     explanation = torch._dynamo.explain(model)(inputs, labels, masked_per_sequence(0.25, 32))
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+
+
+def _cramming_checkpoint(directory, tokenizer, hidden=16, heads=2, layers=2, inner=32, vocab=40):
+    """A small checkpoint in the layout of cramming's hub repository JonasGeiping/crammed-bert:
+    config.json with its `arch`, model.safetensors under ScriptableLMForPreTraining's names,
+    tokenizer.json."""
+    import json
+
+    from safetensors.torch import save_file
+
+    arch = {
+        "num_transformer_layers": layers, "hidden_size": hidden, "intermed_size": inner,
+        "norm": "LayerNorm", "norm_eps": 1e-12, "norm_scheme": "pre", "nonlin": "GELUglu",
+        "use_bias": False, "final_norm": True, "skip_head_transform": True,
+        "decoder_bias": False, "tie_weights": True,
+        "embedding": {"vocab_size": vocab, "max_seq_length": 16, "normalization": True,
+                      "pos_embedding": "scaled-sinusoidal", "embedding_dim": hidden},
+        "attention": {"type": "self-attention", "num_attention_heads": heads,
+                      "qkv_bias": False, "rotary_embedding": False,
+                      "skip_output_projection": False, "sequence_op": "torch-softmax"},
+    }  # fmt: skip
+    generator = torch.Generator().manual_seed(0)
+
+    def weight(*shape):
+        return torch.randn(*shape, generator=generator) * 0.1
+
+    weights = {
+        "encoder.embedding.word_embedding.weight": weight(vocab, hidden),
+        "encoder.embedding.pos_embedding.scale_factor": torch.tensor([0.25]),
+        "encoder.embedding.norm.weight": 1 + weight(hidden),
+        "encoder.embedding.norm.bias": weight(hidden),
+        "encoder.final_norm.weight": 1 + weight(hidden),
+        "encoder.final_norm.bias": weight(hidden),
+    }
+    for i in range(layers):
+        prefix = f"encoder.layers.{i}."
+        weights |= {
+            prefix + "attn.self_attention.query_key_value.weight": weight(3 * hidden, hidden),
+            prefix + "attn.dense.weight": weight(hidden, hidden),
+            prefix + "ffn.dense_in.weight": weight(inner, hidden),
+            prefix + "ffn.dense_out.weight": weight(hidden, inner // 2),
+        }
+        for norm in ("norm1", "norm2"):
+            weights[f"{prefix}{norm}.weight"] = 1 + weight(hidden)
+            weights[f"{prefix}{norm}.bias"] = weight(hidden)
+    weights["decoder.weight"] = weights["encoder.embedding.word_embedding.weight"].clone()
+    directory.mkdir()
+    (directory / "config.json").write_text(json.dumps({"arch": arch, "model_type": "crammedBERT"}))
+    save_file(weights, str(directory / "model.safetensors"))
+    tokenizer.save(str(directory / "tokenizer.json"))
+    return weights
+
+
+def test_crammings_published_checkpoint_layout_loads_with_its_attention_heads_intact(tmp_path):
+    import json
+
+    from tokenizers import Tokenizer, models
+
+    tokenizer = Tokenizer(models.WordLevel({f"t{i}": i for i in range(40)}, unk_token="t1"))
+    weights = _cramming_checkpoint(tmp_path / "crammed-bert", tokenizer)
+    model, loaded_tokenizer = load_checkpoint(tmp_path / "crammed-bert")
+    assert model.config.activation == "gelu-glu" and model.config.norm_eps == 1e-12
+    assert loaded_tokenizer.get_vocab_size() == 40
+    # cramming's attention: the fused projection viewed as (heads, 3·head_dim), split into q, k, v
+    x = torch.randn(3, 16)
+    fused = x @ weights["encoder.layers.1.attn.self_attention.query_key_value.weight"].T
+    theirs = fused.view(3, 2, 24).split(8, dim=-1)  # q, k, v: (tokens, heads, head_dim)
+    ours = model.encoder.blocks[1].qkv(x).view(3, 3, 2, 8)  # (tokens, q/k/v, heads, head_dim)
+    for index, part in enumerate(theirs):
+        assert torch.allclose(ours[:, index], part, atol=1e-6)
+    assert model.encoder.positions.scale.item() == 0.25
+    assert model.decoder.weight is model.encoder.tokens.weight
+
+    config = json.loads((tmp_path / "crammed-bert" / "config.json").read_text())
+    config["arch"]["nonlin"] = "GELU"
+    (tmp_path / "crammed-bert" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(
+        InputError, match=r"arch\.nonlin is 'GELU'; this encoder supports 'GELUglu'"
+    ):
+        load_checkpoint(tmp_path / "crammed-bert")

@@ -53,7 +53,10 @@ recorded as `glue_capped_*`, never as `glue_*` (the run's notes list the caps).
 
 Checkpoints: every run saves its model and tokenizer as the run artifact `encoder`;
 `checkpoint=PATH` evaluates such a file instead of pretraining (held-out loss with its own
-tokenizer, then the same GLUE path).
+tokenizer, then the same GLUE path), and so does a directory holding cramming's published
+`JonasGeiping/crammed-bert` checkpoint, or `checkpoint=hf:JonasGeiping/crammed-bert` from the hub
+(see checkpoints.py; the weight mapping is tested on a checkpoint in cramming's layout made here,
+not yet on the published weights).
 
 Quality gate: the final held-out loss must beat a uniform guess (ln of the vocabulary size).
 
