@@ -73,7 +73,12 @@ Remaining deviations from cramming's repository (all known to us):
 - Fine-tuning reads the dev sets once after the last epoch, as cramming does, but pads each
   batch to its longest sequence (cramming pads to 128); GLUE's test sets are never used.
 - The batch ramp rounds up to whole micro-batches of the profile's size (cramming: its own
-  micro-batch of 128 sequences at full size).
+  micro-batch of 128 sequences at full size), and the first step takes the ramp's value at that
+  moment (cramming's first step is always one micro-batch).
+- The learning-rate factor is set once per optimizer step from the budget spent when the step
+  starts (cramming's scheduler ticks every micro-batch, to the same time-based value).
+- MFU and FLOPs per token are budgetbench's (cramming reports neither); the vocabulary
+  projection is outside N when it is tied to the embedding, as for both reference recipes.
 """
 
 from __future__ import annotations
