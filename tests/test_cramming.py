@@ -91,7 +91,7 @@ def test_tokenizer_and_sequences_are_cached_and_packed(tmp_path):
 
 
 def test_a_quick_run_stores_the_loss_curve_and_respects_the_budget(tmp_path, cache):
-    result, db = run_cramming(tmp_path, cache, "--method", "crammed-bert")
+    result, db = run_cramming(tmp_path, cache, "--method", "crammed-bert-tiny")
     assert result.returncode == 0, result.stderr
     (run,) = cli_json("runs", "--db", db)
     detail = cli_json("show", run["id"], "--db", db)
@@ -121,7 +121,7 @@ def configure_optimizer(model):
     {configure_optimizer}
     return torch.optim.AdamW(model.parameters(), lr=1e-3)
 
-def learning_rate(progress):
+def learning_rate(progress, step):
     {learning_rate}
 
 def batch_size(progress):
@@ -246,3 +246,71 @@ def test_a_mirror_missing_the_profiles_data_is_rejected_before_anything_runs(tmp
                      "--db", str(db), env=cache)  # fmt: skip
     assert_one_line_error(result, 2, f"the data mirror lacks {mirror / 'glue' / 'RTE' / 'dev.tsv'}")
     assert not db.exists()
+
+
+def test_a_run_saves_its_encoder_and_checkpoint_evaluates_it_again(tmp_path, cache):
+    result, db = run_cramming(tmp_path, cache, "--method", "crammed-bert-tiny")
+    assert result.returncode == 0, result.stderr
+    (run,) = cli_json("runs", "--db", db)
+    detail = cli_json("show", run["id"], "--db", db)
+    (artifact,) = [a for a in detail["artifacts"] if a["name"] == "encoder"]
+    path = artifact["uri"].removeprefix("file://")
+    final = {m["name"]: m["value"] for m in detail["measurements"]}["final_mlm_loss"]
+
+    again = tmp_path / "again.db"
+    result = run_cli("run", "cramming", "--db", str(again), *QUICK, "--set", f"checkpoint={path}",
+                     "--method", "crammed-bert-tiny", env=cache)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (rerun,) = cli_json("runs", "--db", str(again))
+    evaluated = cli_json("show", rerun["id"], "--db", str(again))
+    scalars = {m["name"]: m["value"] for m in evaluated["measurements"]}
+    # the same weights, held-out sequences and fixed masking: the same loss
+    assert scalars["final_mlm_loss"] == pytest.approx(final, rel=1e-5)
+    assert "steps" not in scalars and scalars["parameters"] > 0
+    assert evaluated["provenance"]["task_notes"]["checkpoint"]["sha256"] == artifact["sha256"]
+
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"junk")
+    result = run_cli("run", "cramming", "--db", str(tmp_path / "b.db"), *QUICK,
+                     "--set", f"checkpoint={broken}", env=cache)  # fmt: skip
+    assert_one_line_error(result, 2, f"checkpoint {broken}: unreadable")
+
+
+def _readymade_mirror(root: Path, tmp_path: Path) -> Path:
+    """A small stand-in for pile-readymade laid out as its hub repository: parquet rows of
+    `input_ids` (32 tokens here) and tokenizer/tokenizer.json."""
+    import datasets
+
+    corpus = load_corpus("wikitext-2-raw", _mirror(tmp_path / "text"), tmp_path / "cache", None)
+    tokenizer = train_tokenizer(corpus.train, 300, corpus.sha256, tmp_path / "cache")
+    rows = pack_sequences(tokenizer, corpus.train * 4, 32, tmp_path / "cache", "readymade")
+    directory = root / "pile-readymade"
+    (directory / "tokenizer").mkdir(parents=True)
+    tokenizer.save(str(directory / "tokenizer" / "tokenizer.json"))
+    (directory / "data").mkdir()
+    dataset = datasets.Dataset.from_dict({"input_ids": rows.tolist()})
+    dataset.to_parquet(str(directory / "data" / "train-00000-of-00001.parquet"))
+    return root
+
+
+def test_pile_readymade_streams_from_a_mirror_with_its_own_tokenizer(tmp_path, cache):
+    mirror = _readymade_mirror(tmp_path / "mirror", tmp_path)
+    db = str(tmp_path / "s.db")
+    result = run_cli("run", "cramming", "--method", "crammed-bert-tiny", "--db", db, *QUICK,
+                     "--set", "corpus=pile-readymade", "--set", "seq_len=32",
+                     "--set", "eval_sequences=8", "--data-dir", str(mirror), env=cache)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (run,) = cli_json("runs", "--db", db)
+    detail = cli_json("show", run["id"], "--db", db)
+    notes = detail["provenance"]["task_notes"]
+    assert notes["corpus"]["source"] == f"mirror {mirror / 'pile-readymade'}"
+    assert notes["sequences"] == {"train": "streamed", "validation": 8}
+    scalars = {m["name"]: m["value"] for m in detail["measurements"]}
+    assert scalars["steps"] >= 1 and math.isfinite(scalars["final_mlm_loss"])
+
+    empty = tmp_path / "empty"
+    (empty / "pile-readymade").mkdir(parents=True)
+    result = run_cli("run", "cramming", "--db", db, *QUICK, "--set", "corpus=pile-readymade",
+                     "--data-dir", str(empty), env=cache)  # fmt: skip
+    tokenizer_file = empty / "pile-readymade" / "tokenizer" / "tokenizer.json"
+    assert_one_line_error(result, 2, f"the data mirror lacks {tokenizer_file}")

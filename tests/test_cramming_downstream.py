@@ -24,7 +24,6 @@ from tasks.cramming.downstream import (
     glue_metrics,
     load_glue_task,
     score_glue,
-    shuffled_sentence_probe,
     warmup_cosine,
 )
 from tasks.cramming.model import Encoder, EncoderConfig
@@ -330,7 +329,7 @@ def test_perfect_predictions_score_100_on_every_task() -> None:
         assert glue_metrics(task, labels, labels)["score"] == pytest.approx(100.0)
     scores = [0.5, 4.0, 2.25, 3.0]
     assert glue_metrics("stsb", scores, scores) == pytest.approx(
-        {"pearson": 100.0, "spearman": 100.0, "score": 100.0}
+        {"pearson": 100.0, "spearman": 100.0, "score": 100.0, "cramming": 100.0}
     )
 
 
@@ -338,7 +337,7 @@ def test_metrics_equal_the_library_values_times_100() -> None:
     labels, predictions = [1, 1, 0, 0], [1, 0, 0, 0]
     # One true positive, one false negative, two true negatives: F1 2/3, MCC 2/sqrt(12).
     assert glue_metrics("mrpc", predictions, labels) == pytest.approx(
-        {"f1": 200 / 3, "accuracy": 75.0, "score": (200 / 3 + 75.0) / 2}
+        {"f1": 200 / 3, "accuracy": 75.0, "score": (200 / 3 + 75.0) / 2, "cramming": 200 / 3}
     )
     assert glue_metrics("cola", predictions, labels)["mcc"] == pytest.approx(100 * 2 / 12**0.5)
     assert glue_metrics("qqp", predictions, labels)["f1"] == pytest.approx(
@@ -421,16 +420,24 @@ def test_score_glue_scores_mnli_twice_and_averages_the_entry_scores(
         cache_dir=cache,
     )
     assert list(result.tasks) == ["stsb", "mnli-m", "mnli-mm", "mrpc"]
-    assert set(result.tasks["stsb"]) == {"pearson", "spearman", "score"}
+    assert set(result.tasks["stsb"]) == {"pearson", "spearman", "score", "cramming"}
     assert result.average == pytest.approx(np.mean([m["score"] for m in result.tasks.values()]))
+    # cramming's way: F1 for MRPC, Pearson for STS-B, accuracy for each MNLI entry
+    assert result.tasks["mrpc"]["cramming"] == result.tasks["mrpc"]["f1"]
+    assert result.tasks["stsb"]["cramming"] == result.tasks["stsb"]["pearson"]
+    cramming = [m["cramming"] for m in result.tasks.values()]
+    assert result.cramming_average == pytest.approx(np.mean(cramming))
     assert result.examples["mnli-m"] == (2, 2) and result.examples["mnli-mm"] == (2, 1)
     assert (result.max_train_examples, result.max_dev_examples) == (2, None)
 
 
 def test_the_default_protocol_is_crammings_and_caps_epochs_at_five() -> None:
     protocol = FinetuneProtocol()
-    assert (protocol.learning_rate, protocol.batch_size, protocol.weight_decay) == (4e-5, 32, 0.01)
+    # cramming/config/eval/GLUE_sane.yaml and eval/optim/adam.yaml
+    assert (protocol.learning_rate, protocol.batch_size, protocol.weight_decay) == (4e-5, 16, 0.0)
+    assert (protocol.betas, protocol.eps) == ((0.9, 0.98), 1e-6)
     assert (protocol.warmup_fraction, protocol.max_length, protocol.head_dropout) == (0.1, 128, 0.1)
+    assert (protocol.epochs, protocol.head_dim) == (5, 1024)
     with pytest.raises(InputError, match="epochs must be between 1 and 5"):
         dataclasses.replace(protocol, epochs=6)
 
@@ -443,19 +450,18 @@ def test_the_learning_rate_warms_up_linearly_over_10_percent_then_decays_by_cosi
     assert decay == sorted(decay, reverse=True) and decay[-1] < 0.001
 
 
-def test_shuffled_sentence_probe_is_a_seeded_accuracy_in_0_to_100(tokenizer: Tokenizer) -> None:
-    rng = random.Random(2)
-    sentences = [needle_sentence(rng, False) for _ in range(120)] + ["too short", "a a a a"]
+def test_repeated_finetuning_reports_the_median_and_keeps_every_run(
+    tokenizer: Tokenizer, mirror: Path, cache: Path
+) -> None:
+    kwargs = dict(max_train_examples=4, protocol=FinetuneProtocol(epochs=1), cache_dir=cache)
     encoder = tiny_encoder(tokenizer)
-    protocol = FinetuneProtocol(learning_rate=1e-3)
-
-    def probe(seed: int) -> float:
-        return shuffled_sentence_probe(
-            encoder, tokenizer, sentences, protocol, seed=seed, max_steps=10
-        )
-
-    score = probe(0)
-    assert 0.0 <= score <= 100.0
-    assert probe(0) == score
-    with pytest.raises(InputError, match="usable sentences"):
-        shuffled_sentence_probe(encoder, tokenizer, ["too short", "a a a a"], protocol)
+    result = score_glue(encoder, tokenizer, ["stsb", "mrpc"], mirror, repeats=3, **kwargs)
+    for entry in ("stsb", "mrpc"):
+        for metric, values in result.repeats[entry].items():
+            assert len(values) == 3
+            assert result.tasks[entry][metric] == pytest.approx(float(np.median(values)))
+    # the first fine-tuning is the single-run result: repeat r uses seed + 1000·r
+    single = score_glue(encoder, tokenizer, ["stsb", "mrpc"], mirror, **kwargs)
+    assert result.repeats["stsb"]["pearson"][0] == single.tasks["stsb"]["pearson"]
+    with pytest.raises(InputError, match="repeats must be at least 1"):
+        score_glue(encoder, tokenizer, ["stsb"], mirror, repeats=0, **kwargs)

@@ -10,6 +10,15 @@
   through the same library (`load_dataset("text", ...)`). WikiText articles are split at their
   top-level headings (` = Title = `) into documents.
 
+- `pile-readymade` (cramming's final data): the filtered Pile, already tokenized into sequences of
+  128 tokens by cramming's own 32,768-entry WordPiece, streamed with `datasets` from the hub
+  (`JonasGeiping/the_pile_WordPiecex32768_2efdb9d060d1ae95faf952ec1a50f020`, `input_ids`, its
+  tokenizer in `tokenizer/tokenizer.json`), or offline from a mirror of that repository,
+  `DATA_DIR/pile-readymade/` (its parquet files and `tokenizer/tokenizer.json`, as
+  `huggingface-cli download --repo-type dataset ... --local-dir` lays them out). It has one
+  split: its first `eval_sequences` rows are held out, training streams the rows after them in
+  the corpus's order, in one pass (a second pass starts over if a run outlasts it).
+
 WikiText keeps its official train/valid split. For the docstrings, validation documents are
 chosen by a hash of their text (1 in `VALIDATION_EVERY`), so the split does not depend on order.
 Either way the held-out set is the same for every method and seed.
@@ -23,8 +32,10 @@ import json
 import re
 import sys
 import sysconfig
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.errors import InputError
 
@@ -33,7 +44,9 @@ HUB_CORPORA = {
     "wikitext-2-raw": ("Salesforce/wikitext", "wikitext-2-raw-v1"),
     "wikitext-103-raw": ("Salesforce/wikitext", "wikitext-103-raw-v1"),
 }
-CORPORA = ("python-docstrings", *HUB_CORPORA)
+READYMADE = "pile-readymade"
+READYMADE_HUB = "JonasGeiping/the_pile_WordPiecex32768_2efdb9d060d1ae95faf952ec1a50f020"
+CORPORA = ("python-docstrings", *HUB_CORPORA, READYMADE)
 _EXCLUDED_DIRECTORIES = {"test", "tests", "idle_test", "site-packages", "lib2to3"}
 _HEADING = re.compile(r"^ = [^=].* = $")
 
@@ -156,3 +169,64 @@ def _split_articles(lines: list[str]) -> list[str]:
     if current:
         articles.append(" ".join(current))
     return articles
+
+
+@dataclass(frozen=True)
+class SequenceStream:
+    """A pre-tokenized corpus read as a stream of equal-length rows (never all in memory)."""
+
+    dataset: Any
+    """A `datasets.IterableDataset` with an `input_ids` column."""
+    skip: int
+    """Rows at the start that are held out, never trained on."""
+    source: str
+
+    def held_out(self, count: int) -> list[list[int]]:
+        return [row["input_ids"] for row in self.dataset.take(min(count, self.skip))]
+
+    def batches(self, size: int) -> Iterator[list[list[int]]]:
+        """Training rows `size` at a time, in the corpus's order; the last partial batch is
+        dropped."""
+        rows: list[list[int]] = []
+        for row in self.dataset.skip(self.skip):
+            rows.append(row["input_ids"])
+            if len(rows) == size:
+                yield rows
+                rows = []
+
+
+def load_readymade(data_dir: Path | None, held_out: int) -> tuple[Any, SequenceStream]:
+    """Cramming's `pile-readymade`: its tokenizer and a stream of its sequences, from a mirror
+    (`data_dir/pile-readymade`) or the hub."""
+    import datasets
+    from tokenizers import Tokenizer
+
+    datasets.disable_progress_bars()
+    if data_dir is not None:
+        directory = data_dir / READYMADE
+        tokenizer_file = directory / "tokenizer" / "tokenizer.json"
+        files = sorted(str(path) for path in directory.rglob("*.parquet"))
+        if not tokenizer_file.is_file() or not files:
+            raise InputError(
+                f"corpus {READYMADE!r}: the mirror {directory} needs tokenizer/tokenizer.json and"
+                " the dataset's parquet files"
+            )
+        dataset = datasets.load_dataset("parquet", data_files=files, split="train", streaming=True)
+        source = f"mirror {directory}"
+    else:
+        try:
+            from huggingface_hub import hf_hub_download
+
+            tokenizer_file = Path(
+                hf_hub_download(READYMADE_HUB, "tokenizer/tokenizer.json", repo_type="dataset")
+            )
+            dataset = datasets.load_dataset(READYMADE_HUB, split="train", streaming=True)
+        except Exception as exc:  # offline, or the hub is unreachable: say how to fix it
+            raise InputError(
+                f"corpus {READYMADE!r}: could not reach {READYMADE_HUB} on the hub"
+                f" ({type(exc).__name__}); on an offline machine pass --data-dir with a mirror"
+            ) from exc
+        source = f"hub {READYMADE_HUB}"
+    if "input_ids" not in (dataset.column_names or ["input_ids"]):
+        raise InputError(f"corpus {READYMADE!r}: {source} has no input_ids column")
+    return Tokenizer.from_file(str(tokenizer_file)), SequenceStream(dataset, held_out, source)

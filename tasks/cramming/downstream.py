@@ -1,9 +1,19 @@
-"""Downstream evaluation of a pretrained cramming encoder: GLUE fine-tuning and a smoke probe.
+"""Downstream evaluation of a pretrained cramming encoder: GLUE fine-tuning as cramming does it.
 
 The harness owns everything here, so every method is scored alike: the data, the classification
-head, the fine-tuning protocol (cramming's: AdamW, lr 4e-5, batch 32, up to 5 epochs, 10 % linear
-warmup then cosine decay) and the metrics. Each task fine-tunes its own deep copy of the encoder,
-so tasks cannot leak into each other and the caller's encoder is never modified.
+head, the fine-tuning protocol and the metrics. The protocol is cramming's `eval=GLUE_sane`
+(github.com/JonasGeiping/cramming, cramming/config/eval/GLUE_sane.yaml and eval/optim/adam.yaml):
+AdamW (lr 4e-5, betas 0.9/0.98, eps 1e-6, no weight decay), batch 16, 5 epochs, 10 % linear
+warm-up then cosine decay, dropout on, sequences of at most 128 tokens, and its head: a pooler on
+the first token (dense 1024, tanh, dropout 0.1) then a linear classifier. Each task fine-tunes
+its own deep copy of the encoder, so tasks cannot leak into each other and the caller's encoder is
+never modified.
+
+Scores are reported two ways, each under its own name (`GlueScore`): cramming's, one target
+metric a task (MRPC and QQP F1, STS-B Pearson, CoLA Matthews correlation, accuracy elsewhere) and
+their mean, as cramming's `GLUE_amean`; and the GLUE leaderboard's, the mean of a task's metrics
+(F1 and accuracy, Pearson and Spearman) and the mean of those. MNLI counts twice in both
+(matched, mismatched). With repeats, every number is the median over the fine-tunings.
 
 GLUE comes from the hub (`nyu-mll/glue`) or, offline, from a mirror of the original GLUE TSV files
 (`data_dir/glue/<TASK>/{train,dev}.tsv`); both are read through `datasets.load_dataset` and
@@ -15,7 +25,6 @@ from __future__ import annotations
 import copy
 import csv
 import math
-import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -313,7 +322,8 @@ def _str(path: Path | None) -> str | None:
 def glue_metrics(
     task: str, predictions: Sequence[float], labels: Sequence[float]
 ) -> dict[str, float]:
-    """The task's GLUE metrics ×100 (as on the leaderboard) and `score`, their mean.
+    """The task's GLUE metrics ×100, `score` (their mean, the leaderboard's task score) and
+    `cramming` (the first, cramming's target metric: F1 for MRPC and QQP, Pearson for STS-B).
 
     Matthews correlation, F1 (positive class 1) and accuracy come from sklearn, Pearson and
     Spearman from scipy. A correlation with a constant side is undefined; it counts as 0, the
@@ -330,7 +340,8 @@ def glue_metrics(
         "spearman": lambda: 0.0 if constant else spearmanr(predicted, truth).statistic,
     }
     values = {name: 100.0 * float(compute[name]()) for name in glue_task(task).metrics}
-    return {**values, "score": float(np.mean(list(values.values())))}
+    first = values[glue_task(task).metrics[0]]
+    return {**values, "score": float(np.mean(list(values.values()))), "cramming": first}
 
 
 # --- fine-tuning -------------------------------------------------------------------------------
@@ -338,20 +349,23 @@ def glue_metrics(
 
 @dataclass(frozen=True)
 class FinetuneProtocol:
-    """Cramming's downstream recipe, fixed by the harness so scores compare across methods.
+    """Cramming's `GLUE_sane` recipe, fixed by the harness so scores compare across methods.
 
-    AdamW with decoupled weight decay on the weight matrices and embeddings only (biases and norm
-    gains are not shrunk, as in BERT); the learning rate rises linearly over the first
-    `warmup_fraction` of the steps, then follows a cosine to zero. Cramming fine-tunes for 5
-    epochs, the cap allowed here; on a GPU the forward pass runs in bfloat16 autocast.
+    AdamW without weight decay (GLUE_sane's optimizer; the decay-exempt groups are kept for
+    profiles that set one); the learning rate rises linearly over the first `warmup_fraction`
+    of the steps, then follows a cosine to zero. Cramming fine-tunes for 5 epochs, the cap
+    allowed here; on a GPU the forward pass runs in bfloat16 autocast.
     """
 
     learning_rate: float = 4e-5
-    batch_size: int = 32
+    batch_size: int = 16
     epochs: int = 5
     warmup_fraction: float = 0.1
-    weight_decay: float = 0.01
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
     max_length: int = 128
+    head_dim: int = 1024
     head_dropout: float = 0.1
 
     def __post_init__(self) -> None:
@@ -366,19 +380,24 @@ class FinetuneProtocol:
 
 
 class Classifier(nn.Module):
-    """The harness's head on an encoder: first token's hidden state → dropout → linear."""
+    """Cramming's sequence-classification head on an encoder: the first token's hidden state
+    through the pooler (dense to `head_dim`, tanh, dropout), then a linear classifier."""
 
-    def __init__(self, encoder: Encoder, num_labels: int, dropout: float) -> None:
+    def __init__(self, encoder: Encoder, num_labels: int, protocol: FinetuneProtocol) -> None:
         super().__init__()
         self.encoder = encoder
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(encoder.config.hidden_size, num_labels)
-        nn.init.normal_(self.head.weight, std=0.02)  # BERT's initialisation
-        nn.init.zeros_(self.head.bias)
+        self.pooler = nn.Sequential(
+            nn.Linear(encoder.config.hidden_size, protocol.head_dim),
+            nn.Tanh(),
+            nn.Dropout(protocol.head_dropout),
+        )
+        self.head = nn.Linear(protocol.head_dim, num_labels)
+        for linear in (self.pooler[0], self.head):  # cramming's (and BERT's) initialisation
+            nn.init.normal_(linear.weight, std=0.02)
+            nn.init.zeros_(linear.bias)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        first = self.encoder(input_ids, attention_mask)[:, 0]
-        return self.head(self.dropout(first))
+        return self.head(self.pooler(self.encoder(input_ids, attention_mask)[:, 0]))
 
 
 def encode(
@@ -486,7 +505,7 @@ def _finetune(
         raise InputError(f"{description}: no training examples")
     with torch.random.fork_rng(devices=_cuda_indices(device)):
         torch.manual_seed(seed)
-        model = Classifier(copy.deepcopy(encoder), num_labels, protocol.head_dropout)
+        model = Classifier(copy.deepcopy(encoder), num_labels, protocol)
         model.to(device).train()
         order = torch.Generator().manual_seed(seed)
         total = math.ceil(len(train.ids) / protocol.batch_size) * protocol.epochs
@@ -500,6 +519,8 @@ def _finetune(
                 {"params": vectors, "weight_decay": 0.0},
             ],
             lr=protocol.learning_rate,
+            betas=protocol.betas,
+            eps=protocol.eps,
         )
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, warmup_cosine(total, protocol.warmup_fraction)
@@ -555,17 +576,22 @@ def _cuda_indices(device: torch.device) -> list[int]:
 class GlueScore:
     """GLUE dev-set results of one encoder, all ×100.
 
-    `tasks` maps each entry ("cola", ..., "mnli-m", "mnli-mm") to its metrics and `score`, the
-    mean of its metrics (GLUE's rule for tasks with two metrics). `average` is the unweighted mean
-    of the entries' scores, MNLI matched and mismatched counting as two entries as on the GLUE
-    leaderboard. `examples` gives each entry's (train, dev) sizes after the caps.
+    `tasks` maps each entry ("cola", ..., "mnli-m", "mnli-mm") to its metrics, `score` (their
+    mean, the leaderboard's rule for tasks with two metrics) and `cramming` (cramming's target
+    metric). `average` is the leaderboard's unweighted mean of the entries' scores,
+    `cramming_average` cramming's mean of the target metrics; MNLI matched and mismatched count
+    as two entries in both. With several fine-tunings every value is the median over them, and
+    `repeats` keeps each fine-tuning's values (entry -> metric -> one value a fine-tuning).
+    `examples` gives each entry's (train, dev) sizes after the caps.
     """
 
     tasks: Mapping[str, Mapping[str, float]]
     average: float
+    cramming_average: float
     max_train_examples: int | None
     max_dev_examples: int | None
     examples: Mapping[str, tuple[int, int]]
+    repeats: Mapping[str, Mapping[str, list[float]]]
 
 
 def score_glue(
@@ -580,77 +606,52 @@ def score_glue(
     seed: int = 0,
     track: Track = no_progress,
     cache_dir: Path | None = None,
+    repeats: int = 1,
 ) -> GlueScore:
-    """Fine-tune a copy of `encoder` on each task and score it on the dev sets.
+    """Fine-tune a copy of `encoder` on each task `repeats` times and score it on the dev sets.
 
-    All data is loaded before any fine-tuning, so a missing file fails at once. Every task is
-    fine-tuned with the same `seed`, so a task's score does not depend on which others ran.
+    All data is loaded before any fine-tuning, so a missing file fails at once. Fine-tuning r
+    (0-based) of every task uses seed `seed + 1000·r`, so a task's score does not depend on
+    which others ran. Each value is the median over the fine-tunings (cramming reports the
+    median of 5), and the averages are taken over the medians.
     """
     if not tasks:
         raise InputError("score_glue needs at least one GLUE task")
+    if repeats < 1:
+        raise InputError(f"fine-tuning repeats must be at least 1, got {repeats}")
     loaded = [
         load_glue_task(name, data_dir, max_train_examples, max_dev_examples, cache_dir)
         for name in dict.fromkeys(tasks)
     ]
     target = torch.device(device)
-    results: dict[str, dict[str, float]] = {}
+    runs: dict[str, dict[str, list[float]]] = {}
     examples: dict[str, tuple[int, int]] = {}
     for data in loaded:
         task = data.task
         train = _labelled(tokenizer, data.train[:], protocol, task.regression)
-        model = _finetune(encoder, train, task.num_labels, protocol, target, seed, track, task.name)
-        for entry, split in data.dev.items():
-            dev = _labelled(tokenizer, split[:], protocol, task.regression)
-            predictions = _predict(model, dev, protocol.batch_size, target)
-            results[entry] = glue_metrics(task.name, predictions, dev.labels.numpy())
-            examples[entry] = (len(train.ids), len(dev.ids))
-        del model  # free it before the next task's copy is made
+        devs = {
+            entry: _labelled(tokenizer, split[:], protocol, task.regression)
+            for entry, split in data.dev.items()
+        }
+        for repeat in range(repeats):
+            label = task.name if repeats == 1 else f"{task.name} ({repeat + 1}/{repeats})"
+            model = _finetune(
+                encoder, train, task.num_labels, protocol, target, seed + 1000 * repeat, track,
+                label,
+            )  # fmt: skip
+            for entry, dev in devs.items():
+                predictions = _predict(model, dev, protocol.batch_size, target)
+                metrics = glue_metrics(task.name, predictions, dev.labels.numpy())
+                for name, value in metrics.items():
+                    runs.setdefault(entry, {}).setdefault(name, []).append(value)
+                examples[entry] = (len(train.ids), len(dev.ids))
+            del model  # free it before the next copy is made
+    results = {
+        entry: {name: float(np.median(values)) for name, values in metrics.items()}
+        for entry, metrics in runs.items()
+    }
     average = float(np.mean([metrics["score"] for metrics in results.values()]))
-    return GlueScore(results, average, max_train_examples, max_dev_examples, examples)
-
-
-def shuffled_sentence_probe(
-    encoder: Encoder,
-    tokenizer: Tokenizer,
-    sentences: Sequence[str],
-    protocol: FinetuneProtocol = FinetuneProtocol(),
-    device: str = "cpu",
-    seed: int = 0,
-    track: Track = no_progress,
-    max_steps: int | None = None,
-    dev_fraction: float = 0.2,
-) -> float:
-    """Dev accuracy ×100 at telling a sentence from the same words shuffled: an offline smoke
-    test of the downstream path (chance is 50), never part of a GLUE score.
-
-    Each sentence of 4+ words gets one seeded shuffle (dropped if it equals the original); the
-    sentences are split seeded into train and dev with both versions on the same side, so no dev
-    sentence was seen in training. Words are re-joined by single spaces in both versions, so
-    whitespace gives nothing away. Fine-tuned with the GLUE head and protocol.
-    """
-    rng = random.Random(seed)
-    pairs = []
-    for sentence in sentences:
-        words = sentence.split()
-        if len(words) < 4:
-            continue
-        shuffled = rng.sample(words, len(words))
-        if shuffled != words:
-            pairs.append((" ".join(words), " ".join(shuffled)))
-    rng.shuffle(pairs)
-    dev_size = max(1, round(dev_fraction * len(pairs)))
-    if len(pairs) - dev_size < 1:
-        raise InputError(
-            f"shuffled-sentence probe: {len(pairs)} usable sentences (4+ words), need at least 2"
-        )
-
-    def split(part: list[tuple[str, str]]) -> dict[str, list[Any]]:
-        return {"text_a": [text for pair in part for text in pair], "label": [1, 0] * len(part)}
-
-    target = torch.device(device)
-    train = _labelled(tokenizer, split(pairs[dev_size:]), protocol, regression=False)
-    dev = _labelled(tokenizer, split(pairs[:dev_size]), protocol, regression=False)
-    description = "shuffled-sentence probe"
-    model = _finetune(encoder, train, 2, protocol, target, seed, track, description, max_steps)
-    predictions = _predict(model, dev, protocol.batch_size, target)
-    return 100.0 * float(accuracy_score(dev.labels.numpy(), predictions))
+    cramming = float(np.mean([metrics["cramming"] for metrics in results.values()]))
+    return GlueScore(
+        results, average, cramming, max_train_examples, max_dev_examples, examples, runs
+    )

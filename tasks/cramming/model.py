@@ -1,7 +1,8 @@
 """The encoder-only transformer every cramming method trains, built from an `EncoderConfig`.
 
-Methods choose the architecture only through the config (size, norm placement, activation,
-biases, positions, tied embeddings, sparse prediction); the code is the harness's. So a method
+Methods choose the architecture only through the config (size, norm placement and epsilon,
+activation, biases, positions, tied embeddings, head transform, sparse prediction); the code is
+the harness's. So a method
 cannot make the model anything but an encoder trained from scratch: there is no option that loads
 weights, and evaluation (held-out loss, fine-tuning) runs this code, never the method's.
 """
@@ -16,7 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 
 NORMS = ("post", "pre")
-ACTIVATIONS = ("gelu", "gated-gelu")
+# "gated-gelu": ffn_in widens to 2·intermediate_size, the gate halves it back to intermediate_size.
+# "gelu-glu": cramming's GELUglu, ffn_in widens to intermediate_size and the gate halves it to
+# intermediate_size / 2 ("it actually turned out better not to scale it").
+ACTIVATIONS = ("gelu", "gated-gelu", "gelu-glu")
 POSITIONS = ("learned", "scaled-sinusoidal")
 
 
@@ -38,6 +42,11 @@ class EncoderConfig:
     tie_embeddings: bool = True
     sparse_prediction: bool = False
     dropout: float = 0.1
+    norm_eps: float = 1e-5
+    norm_bias: bool | None = None
+    """LayerNorm shifts; None follows `bias` (cramming keeps them beside biasless linears)."""
+    head_transform: bool = True
+    """BERT's dense + GELU + LayerNorm before the vocabulary projection (cramming skips it)."""
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
@@ -48,10 +57,18 @@ class EncoderConfig:
             raise ValueError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
         if min(self.hidden_size, self.num_layers, self.num_heads, self.intermediate_size) < 1:
             raise ValueError("sizes must be positive")
+        if self.activation == "gelu-glu" and self.intermediate_size % 2:
+            raise ValueError("gelu-glu halves intermediate_size, so it must be even")
         if self.hidden_size % self.num_heads:
             raise ValueError("hidden_size must be divisible by num_heads")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("dropout must be in [0, 1)")
+        if not 0.0 < self.norm_eps < 1.0:
+            raise ValueError("norm_eps must be in (0, 1)")
+
+    def layer_norm(self) -> nn.LayerNorm:
+        bias = self.bias if self.norm_bias is None else self.norm_bias
+        return nn.LayerNorm(self.hidden_size, eps=self.norm_eps, bias=bias)
 
 
 class ScaledSinusoidalPositions(nn.Module):
@@ -78,11 +95,12 @@ class Block(nn.Module):
         self.config = config
         self.qkv = nn.Linear(hidden, 3 * hidden, bias=bias)
         self.attention_out = nn.Linear(hidden, hidden, bias=bias)
-        gated = config.activation == "gated-gelu"
-        self.ffn_in = nn.Linear(hidden, 2 * inner if gated else inner, bias=bias)
-        self.ffn_out = nn.Linear(inner, hidden, bias=bias)
-        self.attention_norm = nn.LayerNorm(hidden, bias=bias)
-        self.ffn_norm = nn.LayerNorm(hidden, bias=bias)
+        widened = {"gated-gelu": 2 * inner}.get(config.activation, inner)
+        narrowed = {"gelu-glu": inner // 2}.get(config.activation, inner)
+        self.ffn_in = nn.Linear(hidden, widened, bias=bias)
+        self.ffn_out = nn.Linear(narrowed, hidden, bias=bias)
+        self.attention_norm = config.layer_norm()
+        self.ffn_norm = config.layer_norm()
         self.dropout = nn.Dropout(config.dropout)
 
     def _attention(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -95,7 +113,7 @@ class Block(nn.Module):
 
     def _ffn(self, x: torch.Tensor) -> torch.Tensor:
         inner = self.ffn_in(x)
-        if self.config.activation == "gated-gelu":
+        if self.config.activation in ("gated-gelu", "gelu-glu"):
             value, gate = inner.chunk(2, dim=-1)
             inner = value * F.gelu(gate)
         else:
@@ -121,18 +139,10 @@ class Encoder(nn.Module):
             self.positions: nn.Module = nn.Embedding(config.max_seq_len, config.hidden_size)
         else:
             self.positions = ScaledSinusoidalPositions(config.hidden_size, config.max_seq_len)
-        self.embedding_norm = (
-            nn.LayerNorm(config.hidden_size, bias=config.bias)
-            if config.embedding_norm
-            else nn.Identity()
-        )
+        self.embedding_norm = config.layer_norm() if config.embedding_norm else nn.Identity()
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
-        self.final_norm = (
-            nn.LayerNorm(config.hidden_size, bias=config.bias)
-            if config.norm == "pre"
-            else nn.Identity()
-        )
+        self.final_norm = config.layer_norm() if config.norm == "pre" else nn.Identity()
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
@@ -158,20 +168,38 @@ class MaskedLanguageModel(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = Encoder(config)
-        self.transform = nn.Sequential(
-            nn.Linear(config.hidden_size, config.hidden_size, bias=config.bias),
-            nn.GELU(),
-            nn.LayerNorm(config.hidden_size, bias=config.bias),
-        )
+        self.transform: nn.Module = nn.Identity()
+        if config.head_transform:
+            self.transform = nn.Sequential(
+                nn.Linear(config.hidden_size, config.hidden_size, bias=config.bias),
+                nn.GELU(),
+                config.layer_norm(),
+            )
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=config.bias)
         if config.tie_embeddings:
             self.decoder.weight = self.encoder.tokens.weight
         self.apply(_init_weights)
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy over the positions with a label."""
+    def forward(
+        self, input_ids: torch.Tensor, labels: torch.Tensor, masked_per_sequence: int = 0
+    ) -> torch.Tensor:
+        """Mean cross-entropy over the positions with a label.
+
+        `masked_per_sequence` > 0 promises exactly that many labels in every row (the training
+        loop's exact-count masking): sparse prediction then gathers them with static shapes, so
+        `torch.compile(fullgraph=True)` compiles one graph (cramming's `_forward_sparse`).
+        """
         hidden = self.encoder(input_ids)
-        if self.config.sparse_prediction:  # only the masked positions reach the vocabulary head
+        if self.config.sparse_prediction and masked_per_sequence:
+            chosen = (labels != -100).to(torch.int8)
+            rows = torch.argsort(chosen, dim=1, stable=True)[:, -masked_per_sequence:]
+            picked = hidden.gather(1, rows.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+            logits = self.decoder(self.transform(picked))
+            return F.cross_entropy(logits.float().flatten(0, 1), labels.gather(1, rows).flatten())
+        if self.config.sparse_prediction or not self.training:
+            # Only the labelled positions reach the vocabulary head. For a dense-prediction model
+            # in eval mode this is the same loss with a fraction of the work (the held-out
+            # evaluation); in training a dense model keeps its full-sequence head, as BERT's.
             selected = labels != -100
             logits = self.decoder(self.transform(hidden[selected]))
             return F.cross_entropy(logits.float(), labels[selected])

@@ -6,22 +6,32 @@ untimed. The loop checks the clock before each optimizer step and stops once the
 so a run overshoots by at most one step, and it records by how much.
 
 The method supplies `batch_size(progress)` (sequences per optimizer step, reached by gradient
-accumulation over micro-batches of the profile's size) and `learning_rate(progress)` (a factor on
-the learning rates its optimizer was built with); `progress` is the spent fraction of the budget.
+accumulation over micro-batches of the profile's size) and `learning_rate(progress, step)` (a
+factor on the learning rates its optimizer was built with); `progress` is the spent fraction of
+the budget, `step` the number of optimizer steps taken so far (for step-based schedules such as
+BERT's).
+
+Training batches are masked with a fixed count per sequence (`mask_exact`, cramming's rule, so
+shapes are static); the held-out evaluation keeps BERT's Bernoulli masking at 15 % with a fixed
+seed (`mask_tokens`), the same for every method and for earlier results.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 
 import torch
 
 from tasks.base import RunContext
-from tasks.cramming.masking import mask_tokens
+from tasks.cramming.corpus import SequenceStream
+from tasks.cramming.masking import mask_exact, mask_tokens, masked_per_sequence
 from tasks.cramming.model import MaskedLanguageModel
 
 EVAL_MASK_RATE = 0.15  # fixed, whatever rate a method trains with, so losses compare
@@ -127,6 +137,117 @@ def heldout_loss(
     return total / max(count, 1)
 
 
+class BatchBuilder:
+    """Training micro-batches, read and masked on a background thread ahead of the loop.
+
+    One producer with its own seeded generator, so the sequence of batches depends only on the
+    seed (never on timing). Every micro-batch has the same shape and the same number of labels
+    per row (exact-count masking), so a compiled model sees one graph. An error in the producer
+    (a bad `data_order`) is raised by `next()` in the training loop.
+    """
+
+    def __init__(
+        self,
+        method: ModuleType,
+        train: torch.Tensor | SequenceStream,
+        vocabulary: Vocabulary,
+        micro_batch: int,
+        mask_rate: float,
+        seed: int,
+        shuffle: bool,
+        pin_memory: bool,
+        depth: int = 8,
+    ) -> None:
+        if isinstance(train, torch.Tensor) and len(train) < micro_batch:
+            raise ValueError(
+                f"{len(train)} training sequences cannot fill a micro-batch of {micro_batch}"
+            )
+        if not isinstance(train, torch.Tensor) and hasattr(method, "data_order"):
+            raise ValueError("a streamed corpus is read in its own order: data_order cannot apply")
+        self._arguments = (
+            method,
+            train,
+            vocabulary,
+            micro_batch,
+            mask_rate,
+            seed,
+            shuffle,
+            pin_memory,
+        )
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, daemon=True)
+        self._thread.start()
+
+    def _produce(self) -> None:
+        method, train, vocabulary, micro_batch, rate, seed, shuffle, pin = self._arguments
+        generator = torch.Generator().manual_seed(seed)
+        try:
+            for batch in _sequences(method, train, micro_batch, generator, shuffle):
+                if self._stop.is_set():
+                    return
+                inputs, labels = mask_exact(
+                    batch,
+                    rate,
+                    vocabulary.mask_id,
+                    vocabulary.special_ids,
+                    vocabulary.size,
+                    generator,
+                )
+                item = (inputs.pin_memory(), labels.pin_memory()) if pin else (inputs, labels)
+                self._put(item)
+        except BaseException as error:  # handed to the training loop, which raises it
+            self._put(error)
+
+    def _put(self, item: object) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _sequences(
+    method: ModuleType,
+    train: torch.Tensor | SequenceStream,
+    micro_batch: int,
+    generator: torch.Generator,
+    shuffle: bool,
+) -> Iterator[torch.Tensor]:
+    """Endless micro-batches of training sequences: epochs of a packed corpus in the method's or
+    a shuffled order, or passes over a streamed one in its own order."""
+    for epoch in itertools.count():
+        produced = False
+        if isinstance(train, SequenceStream):
+            for rows in train.batches(micro_batch):
+                produced = True
+                yield torch.tensor(rows, dtype=torch.int32)
+        else:
+            order = epoch_order(method, train, epoch, generator, shuffle)
+            for start in range(0, len(order) - micro_batch + 1, micro_batch):
+                produced = True
+                yield train[order[start : start + micro_batch]]
+        if not produced:
+            raise ValueError(f"epoch {epoch} has fewer training sequences than a micro-batch")
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for queued device work, so the clock has paid for it (a no-op on a CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def pretrain(
     ctx: RunContext,
     model: MaskedLanguageModel,
@@ -140,8 +261,13 @@ def pretrain(
 ) -> TrainingResult:
     """Train until the budget is spent, recording the held-out loss curve against timed seconds.
 
-    The curve's last point is taken at the end of the budget and returned as the final held-out
-    loss, so the end state is evaluated once.
+    Cramming's loop: the clock is checked before every micro-batch, so the run stops at most one
+    micro-batch after the budget (an unfinished accumulation is dropped, never applied). A step's
+    batch is the method's `batch_size` rounded up to whole micro-batches. The host waits for the
+    device only at evaluation points and at the end (inside the timed region, so queued work is
+    paid for); the training loss stays on the device until then, which is also when divergence
+    is detected. The curve's last point is taken at the end of the budget and returned as the
+    final held-out loss, so the end state is evaluated once.
     """
     device = torch.device(ctx.device)
     clock = ctx.clock
@@ -150,28 +276,36 @@ def pretrain(
     hp = method.HYPERPARAMETERS
     precision = resolve_precision(hp.get("precision", "fp32"), device)
     mask_rate, clip = float(hp["mask_rate"]), hp.get("grad_clip")
+    per_sequence = masked_per_sequence(mask_rate, validation.shape[1])
 
     _warm_up_optimizers()
     with clock.timed():  # building the optimizer and compiling count against the budget
         optimizer = method.configure_optimizer(model)
         check_weights()
         base_rates = [group["lr"] for group in optimizer.param_groups]
-        step_model = torch.compile(model) if hp.get("compile") and device.type == "cuda" else model
+        step_model, static_count = model, 0
+        if hp.get("compile") and device.type == "cuda":
+            # One graph: every micro-batch has the same shape and label count per row.
+            step_model, static_count = torch.compile(model, fullgraph=True), per_sequence
+        shuffle = not getattr(ctx.config, "sort_by_token_frequency", False)
+        builder = BatchBuilder(
+            method, train, vocabulary, micro_batch, mask_rate, ctx.seed, shuffle,
+            pin_memory=device.type == "cuda",
+        )  # fmt: skip
 
-    generator = torch.Generator().manual_seed(ctx.seed)
-    epoch = 0
-    shuffle = not getattr(ctx.config, "sort_by_token_frequency", False)
-    order = epoch_order(method, train, epoch, generator, shuffle)
-    cursor = steps = tokens = 0
+    steps = tokens = 0
     longest = 0.0
-    loss_value = math.nan
+    step_loss = torch.full((), math.nan, device=device)
     # The last checkpoint is the budget itself (budget * n / n may round just above it).
     checkpoints = [budget * (i + 1) / eval_points for i in range(eval_points - 1)] + [budget]
     model.train()
     progress_bar = iter(ctx.track(range(eval_points), "pretraining", total=eval_points))
     final_heldout = math.nan
 
-    def evaluate(steps: int, train_loss: float) -> float:
+    def evaluate(steps: int) -> float:
+        train_loss = float(step_loss)  # the one host sync between evaluation points
+        if steps and not math.isfinite(train_loss):
+            raise Diverged(f"training loss became {train_loss} by step {steps}")
         loss_at = heldout_loss(model, validation, vocabulary, device, micro_batch, precision)
         if not math.isfinite(loss_at):
             raise Diverged(f"held-out loss became {loss_at} after step {steps}")
@@ -180,54 +314,50 @@ def pretrain(
             ctx.record_point("train_mlm_loss", clock.timed_s, train_loss)
         return loss_at
 
-    while not clock.exhausted:
-        with clock.timed():
-            started = time.perf_counter()
-            progress = min(1.0, clock.timed_s / budget)
-            batch_size = int(method.batch_size(progress))
-            if batch_size < 1:
-                raise ValueError(f"method's batch_size({progress:.3f}) returned {batch_size}")
-            factor = float(method.learning_rate(progress))
-            for group, base in zip(optimizer.param_groups, base_rates, strict=True):
-                group["lr"] = base * factor
-            micro_batches = math.ceil(batch_size / micro_batch)
-            accumulated = 0.0
-            for index in range(micro_batches):
-                size = min(micro_batch, batch_size - index * micro_batch)
-                if cursor + size > len(order):
-                    epoch += 1
-                    order, cursor = epoch_order(method, train, epoch, generator, shuffle), 0
-                batch = train[order[cursor : cursor + size]]
-                cursor += size
-                inputs, labels = mask_tokens(
-                    batch,
-                    mask_rate,
-                    vocabulary.mask_id,
-                    vocabulary.special_ids,
-                    vocabulary.size,
-                    generator,
-                )
-                with autocast(device, precision):
-                    loss = step_model(
-                        inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-                    )
-                (loss * (size / batch_size)).backward()
-                accumulated += float(loss.detach()) * size / batch_size
-            if clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), float(clip))
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            steps += 1
-            tokens += batch_size * train.shape[1]
-            loss_value = accumulated
-            if not math.isfinite(loss_value):
-                raise Diverged(f"training loss became {loss_value} at step {steps}")
-            longest = max(longest, time.perf_counter() - started)
-        if checkpoints and clock.timed_s >= checkpoints[0]:  # untimed: outside the region
-            while checkpoints and clock.timed_s >= checkpoints[0]:  # a long step may pass several
-                checkpoints.pop(0)
-                next(progress_bar, None)
-            final_heldout = evaluate(steps, loss_value)
+    try:
+        while not clock.exhausted:
+            with clock.timed():
+                started = time.perf_counter()
+                progress = min(1.0, clock.timed_s / budget)
+                batch_size = int(method.batch_size(progress))
+                if batch_size < 1:
+                    raise ValueError(f"method's batch_size({progress:.3f}) returned {batch_size}")
+                factor = float(method.learning_rate(progress, steps))
+                for group, base in zip(optimizer.param_groups, base_rates, strict=True):
+                    group["lr"] = base * factor
+                micro_batches = math.ceil(batch_size / micro_batch)
+                accumulated = torch.zeros((), device=device)
+                for index in range(micro_batches):
+                    if index and clock.exhausted:  # cramming's rule: stop mid-accumulation
+                        break
+                    inputs, labels = builder.next()
+                    with autocast(device, precision):
+                        loss = step_model(
+                            inputs.to(device, non_blocking=True),
+                            labels.to(device, non_blocking=True),
+                            static_count,
+                        )
+                    (loss / micro_batches).backward()
+                    accumulated += loss.detach() / micro_batches
+                    tokens += inputs.numel()
+                else:
+                    if clip:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), float(clip))
+                    optimizer.step()
+                    steps += 1
+                    step_loss = accumulated
+                optimizer.zero_grad(set_to_none=True)
+                longest = max(longest, time.perf_counter() - started)  # a cut step counts too
+                due = bool(checkpoints) and clock.timed_s >= checkpoints[0]
+                if due or clock.exhausted:
+                    _synchronize(device)
+            if checkpoints and clock.timed_s >= checkpoints[0]:  # untimed: outside the region
+                while checkpoints and clock.timed_s >= checkpoints[0]:  # a long step passes several
+                    checkpoints.pop(0)
+                    next(progress_bar, None)
+                final_heldout = evaluate(steps)
+    finally:
+        builder.close()
     if checkpoints:  # set-up spent the whole budget before a step: evaluate the end state once
-        final_heldout = evaluate(steps, loss_value)
+        final_heldout = evaluate(steps)
     return TrainingResult(steps, tokens, clock.timed_s, longest, final_heldout)

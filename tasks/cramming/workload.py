@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
 import statistics
 import threading
+from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer
 
+from harness.errors import InputError
 from tasks.base import Method, RunContext
-from tasks.cramming.corpus import load_corpus
+from tasks.cramming.checkpoints import load_checkpoint, save_checkpoint
+from tasks.cramming.corpus import READYMADE, SequenceStream, load_corpus, load_readymade
 from tasks.cramming.model import (
     Encoder,
     EncoderConfig,
@@ -21,7 +23,7 @@ from tasks.cramming.model import (
     training_flops_per_token,
 )
 from tasks.cramming.tokenization import SPECIAL_TOKENS, pack_sequences, train_tokenizer
-from tasks.cramming.training import Vocabulary, pretrain, resolve_precision
+from tasks.cramming.training import Vocabulary, heldout_loss, pretrain, resolve_precision
 
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, by a substring of the
 # device name; the first match wins, so more specific names come first.
@@ -50,44 +52,81 @@ class PretrainingData:
 
     tokenizer: Tokenizer
     validation_documents: list[str]
-    train: torch.Tensor
+    train: torch.Tensor | SequenceStream
+    """Packed sequences, or for `pile-readymade` a stream (other tasks use packed corpora)."""
     validation: torch.Tensor
     vocabulary: Vocabulary
 
 
-def prepare_pretraining_data(ctx: RunContext) -> PretrainingData:
+def prepare_pretraining_data(
+    ctx: RunContext, tokenizer: Tokenizer | None = None
+) -> PretrainingData:
     """Load the profile's corpus, train (or reuse) its tokenizer and pack it into sequences;
     untimed. Reads `corpus`, `max_corpus_characters`, `vocab_size`, `seq_len` and
-    `eval_sequences` from the profile, and notes the corpus and sequence counts in the run."""
+    `eval_sequences` from the profile, and notes the corpus and sequence counts in the run.
+    A given `tokenizer` (a checkpoint's) is used instead of training one."""
     config = ctx.config
+    if config.corpus == READYMADE:
+        return _prepare_readymade(ctx, tokenizer)
     corpus = load_corpus(
         config.corpus, ctx.data_dir, ctx.cache_dir, config.max_corpus_characters or None
     )
     ctx.note("corpus", {"name": corpus.name, "source": corpus.source, "sha256": corpus.sha256,
                         "characters": corpus.characters, "train_documents": len(corpus.train),
                         "validation_documents": len(corpus.validation)})  # fmt: skip
-    tokenizer = train_tokenizer(corpus.train, config.vocab_size, corpus.sha256, ctx.cache_dir)
+    if tokenizer is None:
+        tokenizer = train_tokenizer(corpus.train, config.vocab_size, corpus.sha256, ctx.cache_dir)
     train = pack_sequences(
         tokenizer, corpus.train, config.seq_len, ctx.cache_dir, f"{corpus.sha256}:train"
     )
     validation = pack_sequences(
         tokenizer, corpus.validation, config.seq_len, ctx.cache_dir, f"{corpus.sha256}:validation"
     )[: config.eval_sequences]
-    vocabulary = Vocabulary(
+    return PretrainingData(tokenizer, corpus.validation, train, validation, _vocabulary(tokenizer))
+
+
+def _vocabulary(tokenizer: Tokenizer) -> Vocabulary:
+    ids = [tokenizer.token_to_id(token) for token in SPECIAL_TOKENS]
+    if None in ids:
+        missing = SPECIAL_TOKENS[ids.index(None)]
+        raise InputError(f"the tokenizer has no {missing} token")
+    return Vocabulary(
         mask_id=tokenizer.token_to_id("[MASK]"),
-        special_ids=torch.tensor([tokenizer.token_to_id(t) for t in SPECIAL_TOKENS]),
+        special_ids=torch.tensor(ids),
         size=tokenizer.get_vocab_size(),
     )
-    return PretrainingData(tokenizer, corpus.validation, train, validation, vocabulary)
+
+
+def _prepare_readymade(ctx: RunContext, tokenizer: Tokenizer | None) -> PretrainingData:
+    """`pile-readymade`: its own tokenizer, held-out rows read now, training rows streamed."""
+    config = ctx.config
+    own, stream = load_readymade(ctx.data_dir, config.eval_sequences)
+    if tokenizer is not None and tokenizer.to_str() != own.to_str():
+        raise InputError(
+            "pile-readymade is tokenized with its own WordPiece; this checkpoint's differs"
+        )
+    validation = torch.tensor(stream.held_out(config.eval_sequences), dtype=torch.int32)
+    if validation.ndim != 2 or validation.shape[1] != config.seq_len:
+        raise InputError(f"pile-readymade's sequences are not {config.seq_len} tokens long")
+    ctx.note("corpus", {"name": READYMADE, "source": stream.source, "streamed": True})
+    return PretrainingData(own, [], stream, validation, _vocabulary(own))
 
 
 def run_cramming(ctx: RunContext, method: Method) -> None:
     config = ctx.config
+    if config.checkpoint:
+        _evaluate_checkpoint(ctx, Path(config.checkpoint))
+        return
     device = torch.device(ctx.device)
     data = prepare_pretraining_data(ctx)
     tokenizer, validation, vocabulary = data.tokenizer, data.validation, data.vocabulary
-    train = _prepare_training_sequences(data.train, config, tokenizer.token_to_id("[UNK]"))
-    ctx.note("sequences", {"train": len(train), "validation": len(validation)})
+    train = data.train
+    if isinstance(train, torch.Tensor):
+        train = _prepare_training_sequences(train, config, tokenizer.token_to_id("[UNK]"))
+    elif config.filter_max_unknown < 1.0 or config.sort_by_token_frequency:
+        raise InputError("filter_max_unknown and sort_by_token_frequency need a packed corpus")
+    count = len(train) if isinstance(train, torch.Tensor) else "streamed"
+    ctx.note("sequences", {"train": count, "validation": len(validation)})
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -127,7 +166,39 @@ def run_cramming(ctx: RunContext, method: Method) -> None:
     ctx.record("peak_memory_mib", _peak_memory_mib(device, resident))
     ctx.record("flops_per_token", flops)
     ctx.record("parameters", sum(p.numel() for p in model.parameters()))
-    _downstream(ctx, model, tokenizer, data.validation_documents)
+    checkpoint = ctx.artifact_dir / "encoder.pt"
+    save_checkpoint(checkpoint, model, tokenizer)
+    ctx.save_artifact("encoder", checkpoint, media_type="application/octet-stream")
+    _downstream(ctx, model.encoder, tokenizer)
+
+
+def _evaluate_checkpoint(ctx: RunContext, path: Path) -> None:
+    """No pretraining: the checkpoint's held-out loss on the profile's validation text (tokenized
+    with the checkpoint's own tokenizer) and its downstream scores, through the same code as a
+    run's own encoder. The run is noted as a checkpoint evaluation with the file's SHA-256."""
+    model, tokenizer = load_checkpoint(path)
+    ctx.note("checkpoint", {"path": str(path), "sha256": _file_sha256(path)})
+    ctx.note("model_config", model.config.__dict__)
+    data = prepare_pretraining_data(ctx, tokenizer)
+    device = torch.device(ctx.device)
+    model.to(device)
+    precision = resolve_precision("auto", device)
+    loss = heldout_loss(
+        model, data.validation, data.vocabulary, device, ctx.config.micro_batch, precision
+    )
+    ctx.record_point("heldout_mlm_loss", 0.0, loss)
+    ctx.record("final_mlm_loss", loss)
+    ctx.record("flops_per_token", training_flops_per_token(model))
+    ctx.record("parameters", sum(p.numel() for p in model.parameters()))
+    _downstream(ctx, model.encoder, tokenizer)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _prepare_training_sequences(train: torch.Tensor, config, unknown_id: int) -> torch.Tensor:
@@ -224,33 +295,18 @@ def _peak_memory_mib(device: torch.device, resident: PeakResidentMemory) -> floa
     return resident.peak_bytes / 2**20
 
 
-def _downstream(
-    ctx: RunContext, model: MaskedLanguageModel, tokenizer, validation_documents
-) -> None:
+def _downstream(ctx: RunContext, encoder: Encoder, tokenizer: Tokenizer) -> None:
+    """GLUE with cramming's protocol, recorded both ways (see tasks/cramming/downstream.py)."""
     config = ctx.config
     if config.downstream == "none":
         return
-    from tasks.cramming import downstream
+    from tasks.cramming import CRAMMING_ONLY, downstream
 
     protocol = downstream.FinetuneProtocol(
         epochs=config.finetune_epochs, learning_rate=config.finetune_learning_rate
     )
-    encoder = _for_finetuning(model.encoder)
-    if config.downstream == "shuffle-probe":
-        sentences = _sentences(validation_documents, config.probe_sentences)
-        accuracy = downstream.shuffled_sentence_probe(
-            encoder,
-            tokenizer,
-            sentences,
-            protocol=protocol,
-            device=ctx.device,
-            seed=ctx.seed,
-            track=ctx.track,
-        )
-        ctx.record("shuffle_probe_accuracy", accuracy)
-        return
     score = downstream.score_glue(
-        encoder,
+        _for_finetuning(encoder),
         tokenizer,
         config.glue_tasks,
         ctx.data_dir,
@@ -261,12 +317,19 @@ def _downstream(
         seed=ctx.seed,
         track=ctx.track,
         cache_dir=ctx.cache_dir / "datasets",
+        repeats=config.finetune_repeats,
     )
     ctx.note("glue_examples", {entry: list(sizes) for entry, sizes in score.examples.items()})
     prefix = "glue_capped" if config.glue_is_capped else "glue"
     for entry, metrics in score.tasks.items():
-        ctx.record(f"{prefix}_{entry.replace('-', '_')}", metrics["score"])
+        name = f"{prefix}_{entry.replace('-', '_')}"
+        ctx.record(name, metrics["score"], samples=score.repeats[entry]["score"])
+        if entry in CRAMMING_ONLY:
+            metric = CRAMMING_ONLY[entry]
+            samples = score.repeats[entry][metric]
+            ctx.record(f"{name}_{metric}", metrics[metric], samples=samples)
     ctx.record(f"{prefix}_average", score.average)
+    ctx.record(f"{prefix}_cramming_average", score.cramming_average)
 
 
 FINETUNE_DROPOUT = 0.1
@@ -279,15 +342,3 @@ def _for_finetuning(encoder: Encoder) -> Encoder:
     copy = Encoder(config).to(next(encoder.parameters()).device)
     copy.load_state_dict(encoder.state_dict())
     return copy
-
-
-def _sentences(documents: list[str], limit: int) -> list[str]:
-    """Held-out sentences of at least 4 words, in document order."""
-    found = []
-    for document in documents:
-        for sentence in re.split(r"(?<=[.!?])\s+", document):
-            if len(sentence.split()) >= 4:
-                found.append(sentence.strip())
-                if len(found) >= limit:
-                    return found
-    return found

@@ -1,10 +1,11 @@
-"""The cramming training loop must not be where time goes (issue 3): on the same model, batch and
-masking, the harness's tokens/s (a real run through the runner and store) is within 5% of a
-minimal hand-written PyTorch loop. Both run for the same wall-clock time, warm-up included.
+"""The cramming training loop must not be where time goes (issues 3 and 15): on the same model,
+batch, exact-count masking and optimizer, the harness's tokens/s (a real run through the runner
+and store, its clock, its background batch builder) is at least 98 % of a minimal hand-written
+PyTorch loop that masks on the main thread. Both are timed alike: from building the model to the
+end of the same number of seconds.
 
-The minimal loop runs before and after the harness and the mean is the yardstick, so a slow
-drift of a shared VM does not land on one side. Quiet runs measure a ratio of 0.97 to 1.0; the
-assertion allows 8% because the same VM's noise alone moved one CI run to 0.93.
+The two alternate, minimal-harness-minimal-harness, and each side's mean is compared, so a slow
+drift of a shared VM lands on both sides equally.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from harness.machine import collect_fingerprint
 from harness.runner import execute, prepare, save_machine
 from harness.store import open_store
 from tasks.cramming.corpus import load_corpus
-from tasks.cramming.masking import mask_tokens
+from tasks.cramming.masking import mask_exact
 from tasks.cramming.model import EncoderConfig, MaskedLanguageModel
 from tasks.cramming.tokenization import SPECIAL_TOKENS, pack_sequences, train_tokenizer
 
@@ -35,7 +36,7 @@ def model_config(vocab_size, max_seq_len, budget_s):
 def configure_optimizer(model):
     return torch.optim.AdamW(model.parameters(), lr=5e-4)
 
-def learning_rate(progress):
+def learning_rate(progress, step):
     return 1.0
 
 def batch_size(progress):
@@ -49,6 +50,8 @@ def minimal_loop_tokens_per_s(cache_dir) -> float:
     tokenizer = train_tokenizer(corpus.train, 4096, corpus.sha256, cache_dir)
     train = pack_sequences(tokenizer, corpus.train, 128, cache_dir, f"{corpus.sha256}:train")
     special = torch.tensor([tokenizer.token_to_id(t) for t in SPECIAL_TOKENS])
+    mask_id = tokenizer.token_to_id("[MASK]")
+    start = time.perf_counter()
     config = EncoderConfig(
         tokenizer.get_vocab_size(), 128, hidden_size=128, num_layers=2, num_heads=2,
         intermediate_size=512, norm="pre", sparse_prediction=True, dropout=0.0,
@@ -57,12 +60,10 @@ def minimal_loop_tokens_per_s(cache_dir) -> float:
     model = MaskedLanguageModel(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
     generator = torch.Generator().manual_seed(0)
-    tokens, start = 0, time.perf_counter()
+    tokens = 0
     while time.perf_counter() - start < SECONDS:
         batch = train[torch.randint(len(train), (BATCH,), generator=generator)]
-        inputs, labels = mask_tokens(
-            batch, 0.15, tokenizer.token_to_id("[MASK]"), special, 4096, generator
-        )
+        inputs, labels = mask_exact(batch, 0.15, mask_id, special, 4096, generator)
         model(inputs, labels).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -78,15 +79,20 @@ def test_training_loop_overhead_against_a_minimal_loop(benchmark, tmp_path, monk
     overrides = [f"budget_s={SECONDS}", "downstream=none", "eval_points=1", "eval_sequences=16"]
     prepared = prepare("cramming", str(method), "smoke", "cpu", overrides)
     machine_id = save_machine(store, collect_fingerprint())
-    minimal_before = minimal_loop_tokens_per_s(tmp_path / "cache")
-    (outcome,) = benchmark.pedantic(
-        lambda: list(execute(store, prepared, [0], machine_id)), rounds=1
-    )
-    harness = outcome.scalars["tokens_per_s"][0]
-    minimal = (minimal_before + minimal_loop_tokens_per_s(tmp_path / "cache")) / 2
-    ratio = harness / minimal
+    minimal_loop_tokens_per_s(tmp_path / "cache")  # prepares the corpus and warms up
+
+    def alternate() -> tuple[list[float], list[float]]:
+        minimal, harness = [], []
+        for _ in range(2):
+            minimal.append(minimal_loop_tokens_per_s(tmp_path / "cache"))
+            (outcome,) = execute(store, prepared, [0], machine_id)
+            harness.append(outcome.scalars["tokens_per_s"][0])
+        return minimal, harness
+
+    minimal, harness = benchmark.pedantic(alternate, rounds=1)
+    ratio = (sum(harness) / len(harness)) / (sum(minimal) / len(minimal))
     benchmark.extra_info.update(
         harness_tokens_per_s=harness, minimal_tokens_per_s=minimal, ratio=ratio
     )
-    print(f"harness {harness:.0f} tokens/s, minimal loop {minimal:.0f} tokens/s, ratio {ratio:.3f}")
-    assert ratio >= 0.92
+    print(f"harness {harness} tokens/s, minimal loop {minimal} tokens/s, ratio {ratio:.3f}")
+    assert ratio >= 0.98
