@@ -5,8 +5,9 @@ schedules`); a copy of it then breaks when those move, and pip users must dig th
 site-packages. Here the reference's source is copied and every `from tasks.<task>.<module> import
 name` is replaced by the source of `name` itself, together with what it needs from its module
 (imports, constants, further helpers), so the new file imports only third-party libraries and
-`tasks.base`, the task's public interface. The result is loaded and checked against the task's
-method interface before it is written.
+`tasks.base`, the task's public interface, and the classes the task's interface names (a copied
+class would be another type, which the task would refuse). The result is loaded and checked
+against the task's method interface before it is written.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def _inline_internal_imports(source: str, header: str) -> str:
     imports: list[str] = []
     inlined: list[str] = []
     seen: set[tuple[str, str]] = set()
+    qualified: list[str] = []  # `from tasks.t import helpers` used as `helpers.name`
     for node in reversed(tree.body):  # bottom up, so earlier line numbers stay valid
         if not _is_internal(node):
             continue
@@ -61,7 +63,13 @@ def _inline_internal_imports(source: str, header: str) -> str:
         for alias in node.names:
             if alias.asname and alias.asname != alias.name:
                 raise InputError(f"cannot copy `{alias.name} as {alias.asname}` from {node.module}")
-            _collect(module, alias.name, defined, imports, inlined, seen)
+            submodule = _submodule(module, alias.name)
+            if submodule is None:
+                _collect(module, alias.name, defined, imports, inlined, seen)
+                continue
+            for used in _attributes_used(tree, alias.name):
+                _collect(submodule, used, defined, imports, inlined, seen)
+            qualified.append(alias.name)
         lines[node.lineno - 1 : node.end_lineno] = []
     body_start = _first_code_line(tree, lines)
     copied = "".join(f"{line}\n" for line in dict.fromkeys(imports))
@@ -69,7 +77,35 @@ def _inline_internal_imports(source: str, header: str) -> str:
     if not copied and not helpers:
         return source
     block = "\n" + header + copied + ("\n\n" + helpers + "\n\n" if helpers else "")
-    return "".join(lines[:body_start]) + block + "".join(lines[body_start:])
+    body = "".join(lines[body_start:])
+    for name in qualified:  # `helpers.name(...)` now calls the copied `name`
+        body = re.sub(rf"(?<![\w./]){name}\.(?=[A-Za-z_])", "", body)
+    return "".join(lines[:body_start]) + block + body
+
+
+def _submodule(package: types.ModuleType, name: str) -> types.ModuleType | None:
+    """`package.name` when it is a submodule (imported here if need be), else None."""
+    value = getattr(package, name, None)
+    if isinstance(value, types.ModuleType):
+        return value
+    if value is None and hasattr(package, "__path__"):
+        try:
+            return importlib.import_module(f"{package.__name__}.{name}")
+        except ModuleNotFoundError:
+            return None
+    return None
+
+
+def _attributes_used(tree: ast.Module, module_alias: str) -> list[str]:
+    """The attributes read from the name `module_alias` (`helpers.x` -> x), in source order."""
+    used = [
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == module_alias
+    ]
+    return list(dict.fromkeys(used))
 
 
 def _collect(
@@ -94,7 +130,10 @@ def _collect(
     if not (inspect.isfunction(value) or inspect.isclass(value)):
         raise InputError(f"cannot copy {module.__name__}.{name} (a {type(value).__name__})")
     home = importlib.import_module(value.__module__)
-    if not value.__module__.startswith("tasks.") or value.__module__ in PUBLIC_MODULES:
+    public = not value.__module__.startswith("tasks.") or value.__module__ in PUBLIC_MODULES
+    if public or inspect.isclass(value):
+        # A class is imported, never copied: a copy would be another type, and a task checks what
+        # a method returns by type (cramming's `model_config` must return its `EncoderConfig`).
         imports.append(f"from {value.__module__} import {name}")
         return
     code = textwrap.dedent(inspect.getsource(value))
@@ -179,9 +218,11 @@ def write_new_method(task: str, reference: str | None, output: Path) -> str:
     # A reference that names itself (NAME = "mutants") must not lend its name to the copy.
     source = re.sub(r"(?m)^NAME\s*=.*$", f"NAME = {output.stem.replace('_', '-')!r}", source)
     leftovers = [
-        node.module
+        f"{node.module}.{alias.name}"
         for node in ast.walk(ast.parse(source))
         if isinstance(node, ast.ImportFrom) and _is_internal(node)
+        for alias in node.names
+        if not inspect.isclass(getattr(importlib.import_module(str(node.module)), alias.name))
     ]
     assert not leftovers, leftovers
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from harness.plots import _STYLE
+from harness.plots import STYLE
 from tasks.quant.sampling import Cell, FloorAnalysis
 from tasks.quant.sensitivity import LayerSensitivity
 
@@ -29,7 +29,7 @@ def sensitivity_heatmap(layers: list[LayerSensitivity], method: str, path: Path)
     grid = [[math.nan] * len(kinds) for _ in blocks]
     for layer in layers:
         grid[blocks.index(layer.block)][kinds.index(layer.kind)] = layer.kl
-    with matplotlib.rc_context({**_STYLE, "axes.grid": False}):
+    with matplotlib.rc_context({**STYLE, "axes.grid": False}):
         height = 1.2 + 0.3 * len(blocks)
         figure, axes = plt.subplots(figsize=(1.5 + 0.8 * len(kinds), height), layout="constrained")
         image = axes.imshow(grid, aspect="auto", cmap="magma_r")
@@ -47,7 +47,7 @@ def sensitivity_heatmap(layers: list[LayerSensitivity], method: str, path: Path)
 def sampling_curves(reference: list[Cell], quantized: list[Cell], method: str, path: Path) -> Path:
     matplotlib, plt = _pyplot()
     lengths = sorted({cell.max_new_tokens for cell in reference})
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(STYLE):
         figure, axes = plt.subplots(
             1, len(lengths), figsize=(3.2 * len(lengths), 2.8), layout="constrained", squeeze=False
         )
@@ -94,7 +94,7 @@ def departure_heatmap(analysis: FloorAnalysis, method: str, path: Path) -> Path:
         marks.append((row, column, f"{cell.departure:+.3f}{'*' if cell.significant else ''}"))
     top = max(max(abs(c.departure) for c in analysis.cells), 2 * analysis.floor, 1e-9)
     norm = TwoSlopeNorm(vmin=0.0, vcenter=max(analysis.floor, top * 1e-6), vmax=top)
-    with matplotlib.rc_context({**_STYLE, "axes.grid": False}):
+    with matplotlib.rc_context({**STYLE, "axes.grid": False}):
         figure, axes = plt.subplots(
             figsize=(2.5 + 1.1 * len(columns), 1.6 + 0.45 * len(temperatures)),
             layout="constrained",
