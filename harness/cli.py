@@ -302,10 +302,7 @@ def _execute(db, templates, seeds: int, device: str, as_json: bool, options) -> 
     any run failed (everything is validated before the first run starts)."""
     from harness.executors import SKIPPED
     from harness.executors.sweep import plan_sweep
-    from harness.machine import collect_fingerprint
-    from harness.report import now_running, print_outcome_line, print_outcomes, progress_tracker
-    from harness.runner import reap_dead_runs, save_machine
-    from harness.store import open_store
+    from harness.report import now_running, print_outcomes, progress_tracker
     from harness.store.database import resolve_db_url
 
     with progress_tracker():  # checking every task and method takes a while: say so in a log
@@ -314,6 +311,25 @@ def _execute(db, templates, seeds: int, device: str, as_json: bool, options) -> 
     if options.executor == "slurm":
         _submit(resolve_db_url(db), sweep, options, as_json)
         return
+    store, outcomes = _run_sweep(db, sweep, options)
+    if as_json:
+        _print_json([_outcome_json(o) for o in outcomes])
+    else:
+        print_outcomes(outcomes)
+        click.echo(f"stored in {store.display_url}", err=True)
+    if any(o.status not in ("succeeded", SKIPPED) for o in outcomes):
+        sys.exit(EXIT_FAILED)
+
+
+def _run_sweep(db, sweep, options):
+    """Run a planned sweep here (local) or in a pool of workers; returns the store and the
+    outcomes in the order they finished, each printed as it finishes."""
+    from harness.machine import collect_fingerprint
+    from harness.report import now_running, print_outcome_line, progress_tracker
+    from harness.runner import reap_dead_runs, save_machine
+    from harness.store import open_store
+    from harness.store.database import resolve_db_url
+
     store = open_store(db)
     _report_reaped(reap_dead_runs(store))
     outcomes = []
@@ -352,13 +368,7 @@ def _execute(db, templates, seeds: int, device: str, as_json: bool, options) -> 
             nproc_per_node=options.nproc_per_node,
             log_dir=log_dir,
         )
-    if as_json:
-        _print_json([_outcome_json(o) for o in outcomes])
-    else:
-        print_outcomes(outcomes)
-        click.echo(f"stored in {store.display_url}", err=True)
-    if any(o.status not in ("succeeded", SKIPPED) for o in outcomes):
-        sys.exit(EXIT_FAILED)
+    return store, outcomes
 
 
 def _run_logged(store, item, prepared, machine_id: str, resume: bool, tracker):
@@ -581,35 +591,60 @@ def _run_confined(
     default=None,
     help="The method family this belongs to across tasks; the suite score ranks such families.",
 )
+@click.option(
+    "--from-runs",
+    "from_runs",
+    multiple=True,
+    metavar="RUN_ID",
+    help="Package runs already stored (their ids, 4+ characters each) instead of running:"
+    " the method's runs of this profile and settings, one machine, the required seeds.",
+)
 @_include_private_option
 @device_option
 @suite_option
 @data_dir_option
+@_executor_options
 @db_option
 def submit_command(
     task, method_ref, profile, seeds, division, description, overrides, output, submitter, links,
-    suite_entry, include_private, device, suite_version, data_dir, db,
+    suite_entry, from_runs, include_private, device, suite_version, data_dir, db, **executor_flags,
 ) -> None:  # fmt: skip
-    """Run the required seeds of a method on TASK and write one self-contained submission."""
+    """Run the required seeds of a method on TASK (here, or in a pool with --executor pool) or
+    take runs already stored (--from-runs), and write one self-contained submission."""
+    from harness.errors import InputError
     from harness.report import print_outcome_line, progress_tracker
     from harness.store import open_store
     from harness.submissions import (
         publishable_submission,
         submit,
+        submit_from_runs,
         with_submitter,
         write_submission,
     )
 
     with_submitter({}, submitter, list(links), suite_entry)  # bad values fail before any run
+    options = _executor_choice(executor_flags)
+    if options.executor == "slurm":
+        raise InputError(
+            "submit runs here or in a pool (--executor local|pool); on a Slurm cluster, run the"
+            " seeds with `budgetbench run ... --executor slurm --wait`, then `submit --from-runs`"
+        )
+    if from_runs and (seeds is not None or options.executor != "local"):
+        raise InputError("--from-runs packages stored runs: it takes no --seeds or --executor")
     store = open_store(db)
-    _install_sigterm_handler()
-    with progress_tracker() as tracker:
-        result = submit(
-            store, task, method_ref, profile, seeds, list(overrides), division, description,
-            device, data_dir, suite_version, tracker,
-        )  # fmt: skip
-    for outcome in result.outcomes:
-        print_outcome_line(outcome)
+    arguments = (task, method_ref, profile)
+    settings = (list(overrides), division, description, device, data_dir, suite_version)
+    if from_runs:
+        result = submit_from_runs(store, *arguments, list(from_runs), *settings)
+    elif options.executor == "local":
+        _install_sigterm_handler()
+        with progress_tracker() as tracker:
+            result = submit(store, *arguments, seeds, *settings, tracker)
+    else:
+        result = _submit_in_pool(db, store, arguments, seeds, settings, options)
+    if options.executor == "local":  # a pool printed each outcome as it finished
+        for outcome in result.outcomes:
+            print_outcome_line(outcome)
     if result.data is None:
         click.echo(f"budgetbench: no submission written: {result.problem}", err=True)
         sys.exit(EXIT_FAILED)
@@ -623,6 +658,35 @@ def submit_command(
         f"wrote {output}: {len(result.outcomes)} seeds of {result.data['method']['name']}"
         f" ({division} division); check it with `budgetbench verify {output}`"
     )
+
+
+def _submit_in_pool(db, store, arguments, seeds, settings, options):
+    """Run a submission's seeds with the pool executor, then package the runs it stored."""
+    from harness.executors import WorkItem
+    from harness.executors.sweep import plan_sweep
+    from harness.submissions import SubmitResult, prepare_submission, submit_from_runs
+
+    task, method_ref, profile = arguments
+    overrides, division, description, device, data_dir, suite_version = settings
+    _, count = prepare_submission(
+        task, method_ref, profile, seeds, overrides, division, description, device, data_dir,
+        suite_version,
+    )  # fmt: skip
+    template = WorkItem(
+        task=task,
+        method=method_ref,
+        profile=profile,
+        seed=0,
+        overrides=tuple(overrides),
+        suite_version=suite_version,
+        data_dir=str(Path(data_dir).resolve()) if data_dir else None,
+    )
+    _, outcomes = _run_sweep(db, plan_sweep([template], count, device, options), options)
+    failed = [o for o in outcomes if o.status != "succeeded"]
+    if failed:
+        first = (failed[0].error or "").splitlines()[0] if failed[0].error else failed[0].status
+        return SubmitResult(None, outcomes, f"seed {failed[0].seed} failed: {first}")
+    return submit_from_runs(store, *arguments, [o.run_id for o in outcomes], *settings)
 
 
 @cli.command("verify")

@@ -292,7 +292,32 @@ def submit(
     submission. Everything is checked before the first run; a failed run or a missed quality
     gate means no submission (the runs stay in the store for inspection)."""
     from harness.machine import collect_fingerprint
-    from harness.runner import execute, prepare, save_machine
+    from harness.runner import execute, save_machine
+
+    prepared, seeds = prepare_submission(
+        task, method_ref, profile, seeds, overrides, division, description, device, data_dir,
+        suite_version,
+    )  # fmt: skip
+    machine_id = save_machine(store, collect_fingerprint())
+    outcomes = list(execute(store, prepared, range(seeds), machine_id, tracker))
+    return _submission_of(store, prepared, outcomes, overrides, division, description)
+
+
+def prepare_submission(
+    task: str,
+    method_ref: str,
+    profile: str,
+    seeds: int | None,
+    overrides: list[str],
+    division: str,
+    description: str,
+    device: str = "auto",
+    data_dir: Path | None = None,
+    suite_version: str | None = None,
+) -> tuple[Any, int]:
+    """Check everything a submission needs before any run (division rules, the method, its
+    enclosable source, the seed count); returns the prepared run and the seeds to run."""
+    from harness.runner import prepare
 
     check_division(division, description)
     settings, _ = parse_overrides(overrides)
@@ -310,8 +335,72 @@ def submit(
             f" got --seeds {seeds}"
         )
     enclosed_files(prepared.method)  # fail before running if the source cannot be enclosed
-    machine_id = save_machine(store, collect_fingerprint())
-    outcomes = list(execute(store, prepared, range(seeds), machine_id, tracker))
+    return prepared, seeds
+
+
+def submit_from_runs(
+    store: Store,
+    task: str,
+    method_ref: str,
+    profile: str,
+    run_ids: list[str],
+    overrides: list[str],
+    division: str,
+    description: str,
+    device: str = "auto",
+    data_dir: Path | None = None,
+    suite_version: str | None = None,
+) -> SubmitResult:
+    """The submission around runs already stored (`submit --from-runs`, or runs an executor
+    made). They must be what `submit` would have run: this task, profile, task spec and method
+    (the same method hash, so the enclosed source is the code that ran), one machine, distinct
+    seeds, at least the profile's required number of them; each a one-line InputError."""
+    from harness.executors import stored_outcome
+    from harness.store.queries import get_run
+
+    prepared, required = prepare_submission(
+        task, method_ref, profile, None, overrides, division, description, device, data_dir,
+        suite_version,
+    )  # fmt: skip
+    with store.session() as session:
+        runs = [get_run(session, run_id) for run_id in run_ids]
+        outcomes = [stored_outcome(run) for run in runs]
+        expected = {
+            "task": task,
+            "profile": profile,
+            "task_spec_hash": prepared.resolved.task_spec_hash,
+            "method_hash": prepared.method.method_hash,
+        }
+        for run in runs:
+            for field, value in expected.items():
+                if getattr(run, field) != value:
+                    raise InputError(
+                        f"run {run.id[:8]} has {field} {getattr(run, field)!r}, not {value!r}:"
+                        " it is not a run of this submission's method, task, profile and settings"
+                    )
+        machines = {run.machine_id for run in runs}
+        seeds = [run.seed for run in runs]
+    if len(machines) > 1:
+        raise InputError(f"the runs were made on {len(machines)} machines; a submission is one")
+    if len(set(seeds)) != len(seeds):
+        raise InputError(f"the runs repeat a seed ({sorted(seeds)}): each seed once")
+    if len(seeds) < required:
+        raise InputError(
+            f"task {task!r}, profile {profile!r} requires {required} seeds per submission,"
+            f" got {len(seeds)} run(s)"
+        )
+    return _submission_of(store, prepared, outcomes, overrides, division, description)
+
+
+def _submission_of(
+    store: Store,
+    prepared: Any,
+    outcomes: list[Any],
+    overrides: list[str],
+    division: str,
+    description: str,
+) -> SubmitResult:
+    """The submission around `outcomes`, or why there is none (a failed run or missed gate)."""
     for outcome in outcomes:
         if outcome.status != "succeeded":
             first_line = (outcome.error or "").splitlines()[0] if outcome.error else ""
@@ -322,12 +411,16 @@ def submit(
                 outcomes,
                 f"seed {outcome.seed} missed the quality gate: {outcome.gate_reason}",
             )
+    from harness.store.queries import get_run
+
+    with store.session() as session:
+        machine_id = get_run(session, outcomes[0].run_id).machine_id
     data = build_submission(
         store,
         [o.run_id for o in outcomes],
         prepared.method,
-        task,
-        profile,
+        prepared.task.name,
+        prepared.resolved.profile,
         prepared.spec.suite_version,
         prepared.resolved.task_spec_hash,
         overrides,

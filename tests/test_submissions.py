@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error, fast_probe_overrides, run_cli
+from conftest import FAST_PROBE, assert_one_line_error, fast_probe_overrides, run_cli
 
 from harness.bundles import build_bundle, content_hash, write_bundle
 from harness.errors import InputError
@@ -494,3 +494,58 @@ def test_the_comparison_is_symmetric_and_a_wide_spread_is_inconclusive_not_a_rej
     # A value <= 0 compares on the linear scale, relative to the larger mean.
     linear = _compare_metric("m", "u", [0.0, 0.01, -0.01], [1.0, 1.01], tolerance=0.1)
     assert linear.scale == "linear" and linear.verdict == "disagrees"
+
+
+def _stored_run_ids(db: Path, *args: str) -> list[str]:
+    result = run_cli("run", "probe", *args, "--db", str(db), "--json", check=True)
+    return [outcome["run_id"] for outcome in json.loads(result.stdout)]
+
+
+def test_submit_from_runs_packages_stored_runs_and_refuses_what_is_not_the_submission(tmp_path):
+    db = tmp_path / "store.db"
+    run_ids = _stored_run_ids(db, *FAST_PROBE, "--seeds", "2")
+    other_settings = _stored_run_ids(db, *FAST_PROBE, "--set", "repeats=3", "--seeds", "1")
+    open_division = ("--division", "open", "--description", "fast probe settings", *FAST_PROBE)
+
+    output = tmp_path / "from-runs.submission.json"
+    result = run_cli(
+        "submit", "probe", "--method", "eager", *open_division, "--db", str(db), "-o", str(output),
+        "--from-runs", run_ids[0][:8], "--from-runs", run_ids[1],
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(output.read_text())
+    assert sorted(run["id"] for run in data["bundle"]["runs"]) == sorted(run_ids)
+    assert data["seeds"] == [0, 1]
+    assert run_cli("verify", str(output)).returncode == 0  # the same checks as a fresh submit
+
+    refusals = {
+        "not a run of this submission": (run_ids[0], other_settings[0]),  # other settings
+        "requires 2 seeds": (run_ids[0],),
+        "repeat a seed": (run_ids[0], run_ids[0]),
+    }
+    for message, ids in refusals.items():
+        refused = tmp_path / "refused.submission.json"
+        flags = [part for run_id in ids for part in ("--from-runs", run_id)]
+        result = run_cli(
+            "submit", "probe", "--method", "eager", *open_division, "--db", str(db),
+            "-o", str(refused), *flags,
+        )  # fmt: skip
+        assert_one_line_error(result, 2, message)
+        assert not refused.exists()
+
+
+def test_submit_runs_its_seeds_in_a_pool(tmp_path):
+    db = tmp_path / "store.db"
+    output = tmp_path / "pool.submission.json"
+    result = run_cli(
+        "submit", "probe", "--method", "eager", "--division", "open", "--description", "fast",
+        *FAST_PROBE, "--executor", "pool", "--workers", "2", "--db", str(db), "-o", str(output),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(output.read_text())
+    assert data["seeds"] == [0, 1] and len(data["bundle"]["runs"]) == 2
+    assert run_cli("verify", str(output)).returncode == 0
+    slurm = run_cli(
+        "submit", "probe", "--method", "eager", "--executor", "slurm", "-o", str(output) + ".x"
+    )
+    assert_one_line_error(slurm, 2, "submit --from-runs")
