@@ -287,6 +287,7 @@ class _CorpusOnly:
 
     corpus: str
     downstream: str = "none"
+    checkpoint: str = ""
 
 
 def peak_rate_range(hyperparameters: Mapping[str, Any]) -> tuple[float, float]:
