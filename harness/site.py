@@ -349,10 +349,11 @@ def published_results(results_dir: Path) -> Iterator[PublishedResults]:
     """A temporary store holding everything usable under `results_dir`, and its submissions.
 
     `results/<task>/<profile>/<name>.submission.json` are submissions (their runs are imported;
-    `<name>.verification.json` beside each is its report); other `*.json` files directly in
-    `results_dir` are plain bundles. Each file is validated and imported on its own, in name
-    order: a file that is invalid, conflicts with stored runs, or claims a run id another file
-    already brought is rejected with its reason, and costs only itself.
+    `<name>.verification.json` beside each is its report); every other `*.json` file under
+    `results_dir`, at any depth (`results/verifiers/<name>.json`), is a plain bundle. Each file
+    is validated and imported on its own, in name order: a file that is invalid, conflicts with
+    stored runs, or claims a run id another file already brought is rejected with its reason,
+    and costs only itself.
     """
     from harness.store import open_store
     from harness.submissions import REPORT_SUFFIX, SUFFIX, read_submission, submission_files
@@ -361,7 +362,7 @@ def published_results(results_dir: Path) -> Iterator[PublishedResults]:
         raise InputError(f"{results_dir} is not a directory")
     bundles = sorted(
         path
-        for path in results_dir.glob("*.json")
+        for path in results_dir.rglob("*.json")
         if not path.name.endswith((SUFFIX, REPORT_SUFFIX))
     )
     published: list[PublishedSubmission] = []
