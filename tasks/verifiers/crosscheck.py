@@ -159,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--min-agreement", type=float, default=0.995)
     args = parser.parse_args(argv)
+    # Both sides run in scratch directories: relative paths (CI passes ../shared/data) must not
+    # change meaning there.
+    args.samples, args.data_dir = args.samples.resolve(), args.data_dir.resolve()
     if not args.samples.is_file() or not (args.data_dir / PLUS_FILE).is_file():
         print(f"error: need {args.samples} and {args.data_dir / PLUS_FILE}", file=sys.stderr)
         return 2
