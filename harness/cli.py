@@ -499,23 +499,29 @@ def run_command(
     """Run TASK with a method, store the runs, print a summary and the run ids.
 
     A method is code: it runs with your rights unless --confine is given."""
-    from harness.executors import WorkItem
 
     if confine:
         _run_confined(task, method_ref, profile, seeds, device, overrides, suite_version,
                       data_dir, db, as_json, executor_flags)  # fmt: skip
         return
 
-    template = WorkItem(
+    template = _template(task, method_ref, profile, overrides, suite_version, data_dir)
+    _execute(db, [template], seeds, device, as_json, _executor_choice(executor_flags))
+
+
+def _template(task, method_ref, profile, overrides, suite_version, data_dir):
+    """The work item a sweep repeats for each seed (seed 0 here; the sweep sets the rest)."""
+    from harness.executors import WorkItem
+
+    return WorkItem(
         task=task,
         method=method_ref,
         profile=profile,
         seed=0,
         overrides=tuple(overrides),
         suite_version=suite_version,
-        data_dir=str(data_dir.resolve()) if data_dir else None,
+        data_dir=str(Path(data_dir).resolve()) if data_dir else None,
     )
-    _execute(db, [template], seeds, device, as_json, _executor_choice(executor_flags))
 
 
 def _run_confined(
@@ -662,7 +668,6 @@ def submit_command(
 
 def _submit_in_pool(db, store, arguments, seeds, settings, options):
     """Run a submission's seeds with the pool executor, then package the runs it stored."""
-    from harness.executors import WorkItem
     from harness.executors.sweep import plan_sweep
     from harness.submissions import SubmitResult, prepare_submission, submit_from_runs
 
@@ -672,15 +677,7 @@ def _submit_in_pool(db, store, arguments, seeds, settings, options):
         task, method_ref, profile, seeds, overrides, division, description, device, data_dir,
         suite_version,
     )  # fmt: skip
-    template = WorkItem(
-        task=task,
-        method=method_ref,
-        profile=profile,
-        seed=0,
-        overrides=tuple(overrides),
-        suite_version=suite_version,
-        data_dir=str(Path(data_dir).resolve()) if data_dir else None,
-    )
+    template = _template(task, method_ref, profile, overrides, suite_version, data_dir)
     _, outcomes = _run_sweep(db, plan_sweep([template], count, device, options), options)
     failed = [o for o in outcomes if o.status != "succeeded"]
     if failed:
