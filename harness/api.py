@@ -78,8 +78,8 @@ def run(
     """
     from harness.executors import WorkItem, run_item
     from harness.executors.sweep import ExecutorOptions, plan_sweep
-    from harness.machine import collect_fingerprint
-    from harness.runner import save_machine
+    from harness.run.machine import collect_fingerprint
+    from harness.run.runner import save_machine
     from harness.store import open_store
 
     if seeds < 1:
@@ -143,9 +143,9 @@ def runs(
 def show(run_id: str, *, db: str | None = None) -> dict[str, Any]:
     """Everything stored about one run (an id or a prefix of at least 4 characters): provenance,
     settings, every measurement and curve point, and its machine, as `show --json` prints it."""
-    from harness.bundles import machine_to_dict, run_to_dict
     from harness.store import open_store
     from harness.store.queries import get_run
+    from harness.submit.bundles import machine_to_dict, run_to_dict
 
     store = open_store(db)
     try:
@@ -168,9 +168,9 @@ def export(
     `output`, artifacts enclosed and, unless `include_private`, without personal data (host,
     user, pid, paths, command line); returns (runs, machines). Matching nothing raises InputError
     and writes nothing. `on_left_out` hears of each artifact that could not be enclosed."""
-    from harness.bundles import build_bundle, publishable_bundle, write_bundle
     from harness.store import open_store
     from harness.store.queries import RunFilter
+    from harness.submit.bundles import build_bundle, publishable_bundle, write_bundle
 
     known = {"task", "method", "profile", "status", "machine", "since"}
     unknown = sorted(set(filters) - known)

@@ -16,10 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.bundles import assemble_bundle, iso_time, read_json, validate_bundle
 from harness.errors import InputError
-from harness.machine import MachineFingerprint
+from harness.run.machine import MachineFingerprint
 from harness.spec import canonical_json, sha256_hex
+from harness.submit.bundles import assemble_bundle, iso_time, read_json, validate_bundle
 
 TASK = "pytest-benchmark"
 

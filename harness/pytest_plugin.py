@@ -12,6 +12,6 @@ import pytest
 
 @pytest.hookimpl(optionalhook=True)  # pytest-benchmark's hook: unknown without it, and fine
 def pytest_benchmark_update_machine_info(config: Any, machine_info: dict[str, Any]) -> None:
-    from harness.machine import collect_fingerprint
+    from harness.run.machine import collect_fingerprint
 
     machine_info["budgetbench"] = collect_fingerprint().as_dict()

@@ -125,7 +125,7 @@ class BudgetClock:
 
     def add_timed(self, seconds: float) -> None:
         """Count seconds timed elsewhere: a run done in a confined child process (see
-        `harness.confine`), whose clock the harness takes over."""
+        `harness.run.confine`), whose clock the harness takes over."""
         self._timed_s += seconds
 
     def remaining_s(self) -> float:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from conftest import fast_probe_overrides
 
-from harness.machine import collect_fingerprint
-from harness.runner import RunOutcome, execute, prepare, save_machine
+from harness.run.machine import collect_fingerprint
+from harness.run.runner import RunOutcome, execute, prepare, save_machine
 from harness.store import Store, open_store
 
 

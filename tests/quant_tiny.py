@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from harness.machine import collect_fingerprint
-from harness.runner import RunOutcome, execute, prepare, save_machine
+from harness.run.machine import collect_fingerprint
+from harness.run.runner import RunOutcome, execute, prepare, save_machine
 from harness.store import open_store
 
 WORDS = [f"w{i}" for i in range(60)]

@@ -10,11 +10,17 @@ from conftest import assert_one_line_error, run_cli
 from helpers import run_probe
 from sqlalchemy import func, select
 
-from harness.bundles import build_bundle, content_hash, import_bundles, read_bundle, write_bundle
 from harness.errors import InputError
 from harness.store import open_store
 from harness.store.models import Run
 from harness.store.queries import RunFilter
+from harness.submit.bundles import (
+    build_bundle,
+    content_hash,
+    import_bundles,
+    read_bundle,
+    write_bundle,
+)
 
 FAILING = """
 import torch

@@ -10,7 +10,7 @@ import time
 
 from conftest import FAST_PROBE, run_cli
 
-from harness.report import PlainProgress
+from harness.cli.report import PlainProgress
 
 # A method whose run writes what libraries write: a FutureWarning, a progress bar on sys.stderr,
 # and a child process's complaint straight on file descriptor 2.

@@ -24,8 +24,8 @@ from harness.errors import InputError
 from harness.executors import SKIPPED, WorkItem, run_item
 from harness.executors.pool import Slot, run_pool
 from harness.executors.sweep import ExecutorOptions, plan_sweep
-from harness.machine import collect_fingerprint
-from harness.runner import reap_dead_runs, save_machine, utcnow
+from harness.run.machine import collect_fingerprint
+from harness.run.runner import reap_dead_runs, save_machine, utcnow
 from harness.store import Store, open_store
 from harness.store.models import Run
 
@@ -185,9 +185,9 @@ def test_a_run_whose_heartbeat_stopped_is_reaped_on_any_host(sqlite_url):
 
 
 def test_a_running_run_refreshes_its_heartbeat(sqlite_url, tmp_path, monkeypatch):
-    import harness.runner
+    import harness.run.runner
 
-    monkeypatch.setattr(harness.runner, "HEARTBEAT_INTERVAL_S", 0.1)
+    monkeypatch.setattr(harness.run.runner, "HEARTBEAT_INTERVAL_S", 0.1)
     method = tmp_path / "slow.py"
     method.write_text(SLEEPY_METHOD.replace("time.sleep(120)", "pass").replace(
         "return F.scaled", "time.sleep(0.5)\n    return F.scaled"))  # fmt: skip
@@ -281,7 +281,7 @@ def test_slurm_jobs_through_submitits_local_executor_land_in_the_store(sqlite_ur
 
 
 def test_sigterm_stops_the_pool_and_marks_its_running_runs_failed(sqlite_url, tmp_path):
-    from harness.runner import Interrupted
+    from harness.run.runner import Interrupted
 
     method = tmp_path / "sleepy.py"
     method.write_text(SLEEPY_METHOD.replace("torch.initial_seed() == 1", "True"))

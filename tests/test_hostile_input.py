@@ -13,12 +13,12 @@ from conftest import assert_one_line_error, fast_probe_overrides, run_cli
 from helpers import run_probe
 from sqlalchemy import func, select
 
-from harness.bundles import build_bundle, content_hash, import_bundles, write_bundle
 from harness.errors import InputError
 from harness.spec import load_spec, resolve_config
 from harness.store import open_store
 from harness.store.models import Run
 from harness.store.queries import RunFilter
+from harness.submit.bundles import build_bundle, content_hash, import_bundles, write_bundle
 from tasks.probe import ProbeTask
 
 

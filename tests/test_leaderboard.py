@@ -6,7 +6,7 @@ from helpers import run_probe
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from harness.leaderboard import MetricColumn, PaperReference, build_leaderboards
+from harness.score.boards import MetricColumn, PaperReference, build_leaderboards
 from harness.store.models import Run
 
 COLUMNS = [

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import run_cli
 
-from harness.machine import MachineFingerprint, collect_fingerprint
+from harness.run.machine import MachineFingerprint, collect_fingerprint
 
 
 def test_fingerprint_is_stable_on_one_machine():

@@ -8,7 +8,7 @@ import pytest
 from conftest import FAST_PROBE, assert_one_line_error, run_cli
 
 from harness.errors import InputError
-from harness.methods import load_method
+from harness.run.methods import load_method
 from tasks.probe import ProbeTask
 
 GOOD = """

@@ -9,8 +9,8 @@ import inspect
 import pytest
 from conftest import FAST_PROBE, assert_one_line_error, run_cli
 
-from harness.methods import load_method
 from harness.registry import load_task
+from harness.run.methods import load_method
 
 
 def internal_imports(path) -> list[str]:

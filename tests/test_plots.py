@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import matplotlib
 import pytest
 
-from harness.plots import (
+from harness.publish.plots import (
     _STYLE,
     STYLE,
     Line,

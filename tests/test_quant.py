@@ -12,7 +12,7 @@ import torch
 from conftest import assert_one_line_error, run_cli
 from quant_tiny import WORDS, run_quant, scalars, tiny_model, tiny_tokenizer, write_mirror
 
-from harness.runner import RunOutcome
+from harness.run.runner import RunOutcome
 from tasks.quant.compare import compare_logits, scored_slice, summarize
 from tasks.quant.data import choice_items
 from tasks.quant.downstream import evaluate_choices, flip_rate, write_task

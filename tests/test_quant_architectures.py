@@ -12,7 +12,7 @@ import torch
 from quant_tiny import run_quant, scalars, tiny_tokenizer, write_mirror
 
 from harness.errors import InputError
-from harness.runner import prepare
+from harness.run.runner import prepare
 
 
 def _config(family: str, vocab: int):

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from conftest import assert_one_line_error, cli_json, run_cli
 
-from harness.machine import MachineFingerprint
-from harness.regressions import (
+from harness.run.machine import MachineFingerprint
+from harness.run.runner import save_machine
+from harness.score.regressions import (
     compare_groups,
     comparison_values,
     detect_steps,
@@ -19,7 +20,6 @@ from harness.regressions import (
     load_series,
     software_diff,
 )
-from harness.runner import save_machine
 from harness.store import Store, open_store
 from harness.store.models import Measurement, Run
 

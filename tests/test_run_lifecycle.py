@@ -15,7 +15,7 @@ from helpers import run_probe
 
 from harness.errors import InputError
 from harness.registry import load_task
-from harness.runner import resolve_device
+from harness.run.runner import resolve_device
 from harness.store.models import Run
 from harness.store.queries import get_run
 
@@ -226,8 +226,8 @@ def test_saved_artifact_is_stored_with_its_checksum_and_shown(tmp_path, monkeypa
 
     from conftest import fast_probe_overrides
 
-    from harness.machine import collect_fingerprint
-    from harness.runner import execute, prepare, save_machine
+    from harness.run.machine import collect_fingerprint
+    from harness.run.runner import execute, prepare, save_machine
     from harness.store import open_store
     from tasks.probe import ProbeTask
 

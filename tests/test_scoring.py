@@ -1,4 +1,4 @@
-"""The aggregation rules of harness.scoring, on hand-made numbers."""
+"""The aggregation rules of harness.score.rules, on hand-made numbers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from harness.scoring import (
+from harness.score.rules import (
     SeedSummary,
     TaskEntry,
     aggregate_seeds,

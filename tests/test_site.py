@@ -13,13 +13,13 @@ import pytest
 from conftest import assert_one_line_error, fast_probe_overrides, run_cli
 from helpers import run_probe
 
-from harness.bundles import build_bundle, content_hash, import_bundles, write_bundle
-from harness.machine import MachineFingerprint
-from harness.runner import execute, prepare, save_machine
-from harness.site import build_site
+from harness.publish.site import build_site
+from harness.run.machine import MachineFingerprint
+from harness.run.runner import execute, prepare, save_machine
 from harness.spec import load_spec, parse_overrides, resolve_config
 from harness.store import open_store
 from harness.store.queries import RunFilter
+from harness.submit.bundles import build_bundle, content_hash, import_bundles, write_bundle
 
 XSS_NAME = "<script>alert(1)</script>"
 XSS_METHOD = f'''"""A method whose name and description try to inject <b>markup</b>."""
@@ -73,7 +73,9 @@ def site(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("site")
     url = f"sqlite:///{root / 'store.db'}"
     store = open_store(url)
-    machine_id = save_machine(store, __import__("harness.machine").machine.collect_fingerprint())
+    machine_id = save_machine(
+        store, __import__("harness.run.machine").machine.collect_fingerprint()
+    )
     list(execute(store, prepare("probe", None, "smoke", "cpu"), [0], machine_id))
     run_probe(url, seeds=(0, 1))
     method = root / "xss.py"
@@ -311,6 +313,6 @@ def _page_mentioning(directory: Path, word: str) -> Path:
      ("kl_mean", "nats", "quality")],
 )  # fmt: skip
 def test_run_pages_group_metrics(name, unit, group):
-    from harness.site import metric_group
+    from harness.publish.site import metric_group
 
     assert metric_group(name, unit) == group

@@ -14,9 +14,9 @@ import pytest
 from conftest import assert_one_line_error, run_cli
 from helpers import run_probe
 
-import harness.bundles
-from harness.bundles import content_hash, validate_bundle
+import harness.submit.bundles
 from harness.errors import InputError
+from harness.submit.bundles import content_hash, validate_bundle
 from tasks.probe import ProbeTask
 
 JSONL = b'{"problem": 1, "verdict": "pass"}\n{"problem": 2, "verdict": "fail"}\n'
@@ -140,7 +140,7 @@ def test_enclosed_artifacts_are_checked_as_hostile(probe_with_artifacts, tmp_pat
         path.write_text(json.dumps(_resealed(bundle, change)))
         result = run_cli("import", "--db", f"sqlite:///{target / 'store.db'}", str(path))
         assert_one_line_error(result, 2, message)
-    monkeypatch.setattr(harness.bundles, "ARTIFACT_MAX_BYTES", 1024)
+    monkeypatch.setattr(harness.submit.bundles, "ARTIFACT_MAX_BYTES", 1024)
     with pytest.raises(InputError, match="exceed the size cap"):
         validate_bundle(_resealed(bundle, consistent_but_big), Path("big.json"))
     assert not (target / "artifacts").exists()  # nothing written for a rejected bundle

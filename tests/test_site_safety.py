@@ -14,12 +14,12 @@ import pytest
 from conftest import assert_one_line_error, fast_probe_overrides, run_cli
 from helpers import run_probe
 
-from harness.bundles import build_bundle, content_hash, import_validated, validate_bundle
 from harness.errors import InputError
-from harness.site import build_site, csv_cell, published_results, slug
+from harness.publish.site import build_site, csv_cell, published_results, slug
 from harness.store import open_store
 from harness.store.queries import RunFilter
-from harness.submissions import submission_hash, submit, with_submitter, write_submission
+from harness.submit.bundles import build_bundle, content_hash, import_validated, validate_bundle
+from harness.submit.submissions import submission_hash, submit, with_submitter, write_submission
 
 HOSTILE = [
     "../../escaped",
@@ -194,9 +194,9 @@ def copy(dst, src): dst.copy_(src)
 
 
 def test_published_bundles_and_pages_carry_no_personal_data(tmp_path, monkeypatch):
-    import harness.runner
+    import harness.run.runner
 
-    monkeypatch.setattr(harness.runner.socket, "gethostname", lambda: PRIVATE_HOST)
+    monkeypatch.setattr(harness.run.runner.socket, "gethostname", lambda: PRIVATE_HOST)
     for variable in ("LOGNAME", "USER", "LNAME", "USERNAME"):
         monkeypatch.setenv(variable, PRIVATE_USER)
     home = tmp_path / f"home-{PRIVATE_USER}"

@@ -9,24 +9,24 @@ from pathlib import Path
 import pytest
 from conftest import FAST_PROBE, assert_one_line_error, fast_probe_overrides, run_cli
 
-from harness.bundles import build_bundle, content_hash, write_bundle
 from harness.errors import InputError
-from harness.machine import collect_fingerprint
+from harness.publish.site import build_site, results_store
 from harness.registry import task_names
-from harness.runner import execute, prepare, save_machine
-from harness.site import build_site, results_store
+from harness.run.machine import collect_fingerprint
+from harness.run.runner import execute, prepare, save_machine
 from harness.spec import spec_task_names
-from harness.statuses import report_status
 from harness.store import open_store
 from harness.store.queries import RunFilter, find_runs
-from harness.submissions import (
+from harness.submit.bundles import build_bundle, content_hash, write_bundle
+from harness.submit.statuses import report_status
+from harness.submit.submissions import (
     read_submission,
     report_path,
     submission_hash,
     submit,
     write_submission,
 )
-from harness.verify import verify_submission, write_report
+from harness.submit.verify import verify_submission, write_report
 
 # Each kernel sleeps first, so its speed is set by the sleep and barely varies between runs on a
 # busy machine: a re-run lands well within the probe's 50 % tolerance.
@@ -256,7 +256,7 @@ def test_site_from_results_shows_the_submission_status_and_the_suite_score(submi
 
 
 def test_a_budget_overrun_beyond_one_step_and_timed_evaluation_are_reasons():
-    from harness.verify import Verification, _check_budget, _check_consistency, _Checks
+    from harness.submit.verify import Verification, _check_budget, _check_consistency, _Checks
     from tasks.cramming import CrammingTask
 
     verification = Verification("x", "0" * 64, "cramming", "smoke", "m", "h")
@@ -271,7 +271,7 @@ def test_a_budget_overrun_beyond_one_step_and_timed_evaluation_are_reasons():
 
 
 def test_a_rerun_on_other_hardware_names_the_difference(submitted, tmp_path):
-    from harness.machine import MachineFingerprint
+    from harness.run.machine import MachineFingerprint
 
     def other_machine(data):
         machine = data["bundle"]["machines"][0]
@@ -338,7 +338,7 @@ def test_numbers_twice_too_high_or_too_low_are_rejected_alike_by_a_same_hardware
 def test_a_made_up_machine_with_inflated_numbers_is_never_more_than_checked(submitted, tmp_path):
     """Main accepted a claimed other machine with 100x the measured numbers (other hardware
     only warns), and the site showed it as verified."""
-    from harness.machine import MachineFingerprint
+    from harness.run.machine import MachineFingerprint
 
     def forge(data):
         _scale_metric_everywhere(data, 100.0)
@@ -371,7 +371,7 @@ def test_a_swapped_and_rehashed_source_is_revealed_by_the_rerun(submitted, tmp_p
     """Runs of the steady method presented as a slower method (source swapped, method hash and
     the runs' names and hashes recomputed, both checksums resealed): every consistency check
     passes, and only the re-run can tell; main had no same-hardware test of this."""
-    from harness.methods import method_hash
+    from harness.run.methods import method_hash
 
     slow = STEADY_METHOD.replace('"pause_s": 0.05', '"pause_s": 0.3')
     source = tmp_path / "slow.py"
@@ -441,7 +441,7 @@ def test_the_committed_h100_submission_is_checked_not_verified():
 def test_a_signed_report_is_told_from_an_edited_one(submitted, tmp_path):
     import subprocess
 
-    from harness.signatures import Signer, signed_by
+    from harness.submit.signatures import Signer, signed_by
 
     key = tmp_path / "maintainer"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
@@ -470,7 +470,7 @@ def test_a_signed_report_is_told_from_an_edited_one(submitted, tmp_path):
 
 
 def test_the_comparison_is_symmetric_and_a_wide_spread_is_inconclusive_not_a_rejection():
-    from harness.verify import _compare_metric
+    from harness.submit.verify import _compare_metric
 
     low, high = [10.0, 10.2, 9.9], [20.0, 20.3]
     up = _compare_metric("m", "u", low, high, tolerance=0.5)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.machine import collect_fingerprint
-from harness.runner import execute, prepare, save_machine
+from harness.run.machine import collect_fingerprint
+from harness.run.runner import execute, prepare, save_machine
 from harness.store import open_store
 from tasks.verifiers.methods import hf_sampler
 

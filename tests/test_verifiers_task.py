@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import InputError
-from harness.machine import collect_fingerprint
-from harness.runner import execute, prepare, save_machine
+from harness.run.machine import collect_fingerprint
+from harness.run.runner import execute, prepare, save_machine
 from harness.store import open_store
 from tasks.verifiers import problems, samples
 from tasks.verifiers.methods import mutants

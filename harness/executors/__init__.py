@@ -2,7 +2,8 @@
 
 A sweep is a list of `WorkItem`s: (task, method, profile, seed, overrides) plus the sweep they
 belong to. Every executor ends in `run_item`, in-process (`local`) or in a worker process
-(`pool`, `slurm`, torchrun; see `harness.worker`), and every worker writes its own run to the
+(`pool`, `slurm`, torchrun; see `harness.executors.worker`), and every worker writes its own run to
+the
 shared store. Two rules make that safe under retries and interruptions:
 
 - Idempotent run ids: an item's run id is derived from the sweep id, the item and an attempt
@@ -22,7 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness.runner import (
+from harness.run.runner import (
     PreparedRun,
     RunIdTaken,
     RunOutcome,

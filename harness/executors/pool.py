@@ -1,6 +1,7 @@
 """The pool executor: a worker process per device slot, fed from a queue of work items.
 
-Each item runs in a fresh `python -m harness.worker` process (under torchrun when a run spans
+Each item runs in a fresh `python -m harness.executors.worker` process (under torchrun when a run
+spans
 several processes), pinned to its slot's devices with CUDA_VISIBLE_DEVICES, and writes its own
 run to the shared store. A fresh process per run keeps runs independent (no allocator or
 compilation state carried over) and makes a crash cost exactly one run:
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from harness.errors import InputError
 from harness.executors import OutcomeCallback, WorkItem, latest_outcome, outcome_from_json
-from harness.runner import Interrupted, RunOutcome, reap_dead_runs
+from harness.run.runner import Interrupted, RunOutcome, reap_dead_runs
 from harness.store import Store
 
 POLL_S = 0.2
@@ -106,10 +107,10 @@ def worker_command(
     if nproc_per_node > 1:
         launcher = [
             sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc-per-node={nproc_per_node}", "-m", "harness.worker",
+            f"--nproc-per-node={nproc_per_node}", "-m", "harness.executors.worker",
         ]  # fmt: skip
     else:
-        launcher = [sys.executable, "-m", "harness.worker"]
+        launcher = [sys.executable, "-m", "harness.executors.worker"]
     options = ["--device", device, "--outcome-file", str(outcome_file)]
     return [*launcher, *options, *(["--resume"] if resume else []), item.to_json()]
 

@@ -32,7 +32,7 @@ from typing import Any
 from harness.errors import InputError
 from harness.executors import WorkItem, outcome_to_json
 from harness.paths import cache_dir
-from harness.runner import utcnow
+from harness.run.runner import utcnow
 
 JOBS_FILE = "jobs.jsonl"
 FINAL_STATES = frozenset(

@@ -14,7 +14,7 @@ from harness.errors import InputError
 from harness.executors import WorkItem
 from harness.executors.pool import Slot, pool_slots
 from harness.executors.slurm import SlurmOptions, require_cluster
-from harness.runner import PreparedRun
+from harness.run.runner import PreparedRun
 
 EXECUTORS = ("local", "pool", "slurm")
 

@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from harness.machine import collect_fingerprint
-from harness.runner import execute, prepare, save_machine
+from harness.run.machine import collect_fingerprint
+from harness.run.runner import execute, prepare, save_machine
 from harness.store import open_store
 from tasks.cramming.corpus import load_corpus
 from tasks.cramming.masking import mask_exact

@@ -11,8 +11,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from harness.machine import collect_fingerprint
-from harness.runner import execute, prepare, save_machine
+from harness.run.machine import collect_fingerprint
+from harness.run.runner import execute, prepare, save_machine
 from harness.store import open_store
 
 CLI_HELP_BOUND_S = 0.5

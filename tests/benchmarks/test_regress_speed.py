@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.regressions import detect_steps
+from harness.score.regressions import detect_steps
 
 N_SERIES = 1_000
 N_POINTS = 500

@@ -13,7 +13,7 @@ from helpers import run_probe
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from harness.site import build_site
+from harness.publish.site import build_site
 from harness.store import open_store
 from harness.store.models import Measurement, Run
 

@@ -22,8 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.errors import InputError
-from harness.runner import RunOutcome, Tracker
-from harness.scoring import aggregate_seeds, seed_rule
+from harness.run.runner import RunOutcome, Tracker
+from harness.score.rules import aggregate_seeds, seed_rule
 from harness.store.models import Run
 
 # Markup is off: names, errors and settings come from users and bundles and must print as typed
@@ -135,7 +135,7 @@ def progress_tracker(enabled: bool = True) -> Iterator[Tracker | None]:
         TimeElapsedColumn(),
         console=error_console,
         transient=True,
-        redirect_stdout=False,  # third-party output goes to the run's log (harness.capture)
+        redirect_stdout=False,  # third-party output goes to the run's log (harness.cli.capture)
         redirect_stderr=False,
     ) as progress:
 
@@ -181,7 +181,7 @@ def print_outcome_line(outcome: RunOutcome) -> None:
 
 def print_outcomes(outcomes: list[RunOutcome]) -> None:
     """A table of runs, then each (task, method, profile)'s measurements aggregated over seeds
-    (`harness.scoring`: median, olympic mean from five seeds)."""
+    (`harness.score.rules`: median, olympic mean from five seeds)."""
     table = Table(title="Runs", title_justify="left")
     for column in ("run", "task", "method", "profile", "seed", "status", "wall s"):
         table.add_column(column)

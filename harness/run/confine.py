@@ -132,13 +132,13 @@ def sandbox_command(argv: list[str], io_dir: Path, readable: list[Path]) -> list
 
 
 def _run_child(request: dict[str, Any], readable: list[Path], schema: dict[str, Any]) -> dict:
-    """Run `python -m harness.confine` in the sandbox; its validated result, or InputError."""
-    from harness.bundles import read_json
+    """Run `python -m harness.run.confine` in the sandbox; its validated result, or InputError."""
+    from harness.submit.bundles import read_json
 
     with tempfile.TemporaryDirectory(prefix="budgetbench-confined-") as scratch:
         io_dir = Path(scratch)
         (io_dir / "request.json").write_text(json.dumps(request))
-        argv = [sys.executable, "-m", "harness.confine", str(_INSIDE)]
+        argv = [sys.executable, "-m", "harness.run.confine", str(_INSIDE)]
         returncode = subprocess.run(sandbox_command(argv, io_dir, readable)).returncode
         result_path = io_dir / "result.json"
         if not result_path.is_file():
@@ -168,9 +168,9 @@ def prepare_confined(
 ):
     """`runner.prepare` without importing the method here: a PreparedRun whose task runs each
     seed in the sandbox. `method_ref` is a reference name or a single `.py` file."""
-    from harness.methods import method_hash, reference_method_path
     from harness.registry import load_task
-    from harness.runner import PreparedRun, resolve_device
+    from harness.run.methods import method_hash, reference_method_path
+    from harness.run.runner import PreparedRun, resolve_device
     from harness.spec import load_spec, parse_overrides, resolve_config
     from tasks.base import Method
 
@@ -240,7 +240,7 @@ class ConfinedTask:
 
 def _child(io_dir: Path) -> None:
     """Inside the sandbox: load (and for `run`, run) the method; write result.json."""
-    from harness.runner import prepare, seed_everything
+    from harness.run.runner import prepare, seed_everything
 
     request = json.loads((io_dir / "request.json").read_text())
     collector_class = _collector_class()
@@ -275,7 +275,7 @@ def _child(io_dir: Path) -> None:
 
 
 def _collector_class():
-    from harness.runner import RunRecorder
+    from harness.run.runner import RunRecorder
     from harness.store.models import CurvePoint, Measurement
 
     class Collector(RunRecorder):

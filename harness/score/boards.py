@@ -1,6 +1,6 @@
 """Leaderboards: runs grouped into rows of (method, machine) per task, profile and task spec.
 
-A row aggregates the seeds of one method on one hardware key by the rules of `harness.scoring`
+A row aggregates the seeds of one method on one hardware key by the rules of `harness.score.rules`
 (median over the counted runs, olympic mean from five), with the min and max so readers see the
 spread, not one lucky number. Rows whose runs missed the task's quality gate (or all failed) are
 listed apart, unranked. Runs with
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from harness.scoring import SeedSummary, is_ranked, run_counts
+from harness.score.rules import SeedSummary, is_ranked, run_counts
 from harness.store.models import Run
 
 

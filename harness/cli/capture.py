@@ -36,8 +36,8 @@ def logs_dir() -> Path:
 @contextmanager
 def third_party_output_to(log_file: Path) -> Iterator[Captured]:
     """Send everything written to stderr (fd 2) during the block to `log_file` (appended),
-    except budgetbench's own console (`harness.report`), which keeps the real stderr."""
-    from harness import report
+    except budgetbench's own console (`harness.cli.report`), which keeps the real stderr."""
+    from harness.cli import report
 
     log_file.parent.mkdir(parents=True, exist_ok=True)
     captured = Captured(log_file)

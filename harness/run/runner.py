@@ -40,10 +40,10 @@ from typing import Any, TypeVar
 from harness import __version__
 from harness.errors import InputError
 from harness.extras import require_extra
-from harness.machine import MachineFingerprint
-from harness.methods import load_method
 from harness.paths import CHECKOUT_DIR, cache_dir, is_checkout
 from harness.registry import load_task
+from harness.run.machine import MachineFingerprint
+from harness.run.methods import load_method
 from harness.spec import ResolvedConfig, TaskSpec, load_spec, parse_overrides, resolve_config
 from harness.store import Store
 from harness.store.models import Artifact, CurvePoint, Machine, Measurement, Run

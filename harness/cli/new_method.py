@@ -30,8 +30,8 @@ CONSTANT_TYPES = (int, float, str, bool, type(None), tuple, frozenset)
 def new_method_source(task: str, reference: str | None) -> str:
     """The source of a new method for `task`, starting from the reference method `reference`
     (default: the task's first reference method)."""
-    from harness.methods import reference_method_path
     from harness.registry import load_task
+    from harness.run.methods import reference_method_path
 
     task_cls = load_task(task)
     name = reference or task_cls.reference_methods[0]
@@ -207,8 +207,8 @@ def _first_code_line(tree: ast.Module, lines: list[str]) -> int:
 def write_new_method(task: str, reference: str | None, output: Path) -> str:
     """Write the new method to `output` (which must not exist), after checking it loads as a
     method of `task` and imports nothing internal; returns its method name."""
-    from harness.methods import load_method
     from harness.registry import load_task
+    from harness.run.methods import load_method
 
     if output.exists():
         raise InputError(f"{output} exists: choose another file name (nothing was overwritten)")

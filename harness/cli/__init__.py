@@ -283,13 +283,13 @@ def tasks_command(suite_version: str | None, as_json: bool) -> None:
     if as_json:
         _print_json({"suite_version": suite_version, "tasks": rows})
         return
-    from harness.report import print_tasks
+    from harness.cli.report import print_tasks
 
     print_tasks(suite_version, rows)
 
 
 def _install_sigterm_handler() -> None:
-    from harness.runner import Interrupted
+    from harness.run.runner import Interrupted
 
     def handler(signum, frame):
         raise Interrupted()
@@ -300,9 +300,9 @@ def _install_sigterm_handler() -> None:
 def _execute(db, templates, seeds: int, device: str, as_json: bool, options) -> None:
     """Run every template for every seed with the chosen executor; print outcomes; exit 1 if
     any run failed (everything is validated before the first run starts)."""
+    from harness.cli.report import now_running, print_outcomes, progress_tracker
     from harness.executors import SKIPPED
     from harness.executors.sweep import plan_sweep
-    from harness.report import now_running, print_outcomes, progress_tracker
     from harness.store.database import resolve_db_url
 
     with progress_tracker():  # checking every task and method takes a while: say so in a log
@@ -324,9 +324,9 @@ def _execute(db, templates, seeds: int, device: str, as_json: bool, options) -> 
 def _run_sweep(db, sweep, options):
     """Run a planned sweep here (local) or in a pool of workers; returns the store and the
     outcomes in the order they finished, each printed as it finishes."""
-    from harness.machine import collect_fingerprint
-    from harness.report import now_running, print_outcome_line, progress_tracker
-    from harness.runner import reap_dead_runs, save_machine
+    from harness.cli.report import now_running, print_outcome_line, progress_tracker
+    from harness.run.machine import collect_fingerprint
+    from harness.run.runner import reap_dead_runs, save_machine
     from harness.store import open_store
     from harness.store.database import resolve_db_url
 
@@ -372,9 +372,9 @@ def _run_sweep(db, sweep, options):
 
 
 def _run_logged(store, item, prepared, machine_id: str, resume: bool, tracker):
-    """Run one item here with third-party stderr in its log file (`harness.capture`); returns
+    """Run one item here with third-party stderr in its log file (`harness.cli.capture`); returns
     the outcome and a line saying how much went there (None when nothing did)."""
-    from harness.capture import logs_dir, third_party_output_to
+    from harness.cli.capture import logs_dir, third_party_output_to
     from harness.executors import run_item
 
     pending = logs_dir() / f"pending-{item.sweep_id}-{item.task}-seed{item.seed}.log"
@@ -426,7 +426,7 @@ def _print_job_states(states, as_json: bool) -> None:
         rows = [{**state.record.__dict__, "state": state.state} for state in states]
         _print_json([{**row, "outcome": s.outcome} for row, s in zip(rows, states, strict=True)])
         return
-    from harness.report import print_jobs
+    from harness.cli.report import print_jobs
 
     print_jobs(states)
 
@@ -528,13 +528,13 @@ def _run_confined(
     task, method_ref, profile, seeds, device, overrides, suite_version, data_dir, db, as_json,
     executor_flags,
 ) -> None:  # fmt: skip
-    """`run --confine`: each seed in the sandbox (harness.confine), stored here."""
-    from harness.confine import prepare_confined
+    """`run --confine`: each seed in the sandbox (harness.run.confine), stored here."""
+    from harness.cli.report import print_outcome_line, print_outcomes, progress_tracker
     from harness.errors import InputError
-    from harness.machine import collect_fingerprint
     from harness.registry import load_task
-    from harness.report import print_outcome_line, print_outcomes, progress_tracker
-    from harness.runner import execute, save_machine
+    from harness.run.confine import prepare_confined
+    from harness.run.machine import collect_fingerprint
+    from harness.run.runner import execute, save_machine
     from harness.store import open_store
 
     if executor_flags["executor"] != "local" or executor_flags["nproc_per_node"] != 1:
@@ -617,10 +617,10 @@ def submit_command(
 ) -> None:  # fmt: skip
     """Run the required seeds of a method on TASK (here, or in a pool with --executor pool) or
     take runs already stored (--from-runs), and write one self-contained submission."""
+    from harness.cli.report import print_outcome_line, progress_tracker
     from harness.errors import InputError
-    from harness.report import print_outcome_line, progress_tracker
     from harness.store import open_store
-    from harness.submissions import (
+    from harness.submit.submissions import (
         publishable_submission,
         submit,
         submit_from_runs,
@@ -669,7 +669,7 @@ def submit_command(
 def _submit_in_pool(db, store, arguments, seeds, settings, options):
     """Run a submission's seeds with the pool executor, then package the runs it stored."""
     from harness.executors.sweep import plan_sweep
-    from harness.submissions import SubmitResult, prepare_submission, submit_from_runs
+    from harness.submit.submissions import SubmitResult, prepare_submission, submit_from_runs
 
     task, method_ref, profile = arguments
     overrides, division, description, device, data_dir, suite_version = settings
@@ -728,11 +728,11 @@ def verify_command(
     """Check a submission as a reviewer would: exit 0 accepted, 1 rejected (every reason
     listed), 2 unreadable. The status is *checked* without a re-run; --rerun N runs the enclosed
     method here, confined (bwrap), and stores its runs in --db."""
+    from harness.cli.report import print_verification, progress_tracker
     from harness.errors import InputError
-    from harness.report import print_verification, progress_tracker
-    from harness.signatures import Signer
-    from harness.submissions import read_submission, report_path
-    from harness.verify import verify_submission, write_report
+    from harness.submit.signatures import Signer
+    from harness.submit.submissions import read_submission, report_path
+    from harness.submit.verify import verify_submission, write_report
 
     if (sign_key is None) != (signer is None) or (sign_key and report is None):
         raise InputError("--sign KEY and --signer NAME go together, with --report")
@@ -769,7 +769,7 @@ def verify_command(
 def new_method_command(task: str, reference: str | None, output: Path) -> None:
     """Write a self-contained method file for TASK, copied from a reference method with the
     helpers it imports from the task's internals copied in."""
-    from harness.new_method import write_new_method
+    from harness.cli.new_method import write_new_method
 
     name = write_new_method(task, reference, output)
     click.echo(
@@ -800,9 +800,9 @@ def collectives_command(nproc_per_node, device, sizes, iters, warmup, as_json) -
     """Bus bandwidth of all-reduce, all-gather and broadcast (nccl-tests' algbw and busbw)."""
     import dataclasses
 
+    from harness.cli.report import print_collectives
     from harness.collectives import DEFAULT_SIZES, launch
     from harness.errors import InputError
-    from harness.report import print_collectives
 
     try:
         chosen = tuple(int(s) for s in sizes.split(",")) if sizes else DEFAULT_SIZES
@@ -924,8 +924,8 @@ def jobs_command(jobs_dir: Path | None, as_json: bool) -> None:
 @json_option
 def suite_score_command(profile, results_dir, suite_version, db, as_json) -> None:
     """The suite score per machine: performance profile and geometric-mean speedup."""
-    from harness.report import print_suite_scores
-    from harness.site import compute_suite_scores, results_store
+    from harness.cli.report import print_suite_scores
+    from harness.publish.site import compute_suite_scores, results_store
     from harness.store import open_store
 
     with results_store(results_dir) as (store, _submissions):
@@ -945,11 +945,11 @@ def suite_score_command(profile, results_dir, suite_version, db, as_json) -> Non
 @json_option
 def runs_command(task, method, profile, status, hardware_key, since, limit, db, as_json) -> None:
     """List stored runs, newest first."""
-    from harness.bundles import run_to_dict
-    from harness.report import print_runs
-    from harness.runner import reap_dead_runs
+    from harness.cli.report import print_runs
+    from harness.run.runner import reap_dead_runs
     from harness.store import open_store
     from harness.store.queries import find_runs
+    from harness.submit.bundles import run_to_dict
 
     store = open_store(db)
     _report_reaped(reap_dead_runs(store))
@@ -980,7 +980,7 @@ def show_command(run_id: str, db: str | None, as_json: bool) -> None:
 
         _print_json(show(run_id, db=db))
         return
-    from harness.report import print_run
+    from harness.cli.report import print_run
     from harness.store import open_store
     from harness.store.queries import get_run
 
@@ -993,8 +993,8 @@ def show_command(run_id: str, db: str | None, as_json: bool) -> None:
 @json_option
 def machine_command(as_json: bool) -> None:
     """Print this machine's fingerprint and its hardware and software keys."""
-    from harness.machine import collect_fingerprint
-    from harness.report import print_fingerprint
+    from harness.cli.report import print_fingerprint
+    from harness.run.machine import collect_fingerprint
 
     fingerprint = collect_fingerprint()
     if as_json:
@@ -1053,9 +1053,9 @@ def import_command(
     files: tuple[Path, ...], file_format: str, db: str | None, as_json: bool
 ) -> None:
     """Validate files and load them (all or nothing; importing twice adds nothing)."""
-    from harness.bundles import import_validated, read_bundle
     from harness.pytest_benchmark import bundle_from_pytest_benchmark
     from harness.store import open_store
+    from harness.submit.bundles import import_validated, read_bundle
 
     convert = bundle_from_pytest_benchmark if file_format == "pytest-benchmark" else read_bundle
     bundles = [(path, convert(path)) for path in files]
@@ -1114,9 +1114,9 @@ def regress_command(hardware_key, since, threshold, alpha, fail_on_regression, d
     """Find steps in every metric's history per machine, with the software that changed."""
     import dataclasses
 
+    from harness.cli.report import print_changes
     from harness.errors import InputError
-    from harness.regressions import Examined, find_changes, load_series
-    from harness.report import print_changes
+    from harness.score.regressions import Examined, find_changes, load_series
     from harness.store import open_store
 
     store = open_store(db)
@@ -1155,9 +1155,9 @@ def compare_command(group_a: str, group_b: str, db: str | None, as_json: bool) -
     """
     import dataclasses
 
+    from harness.cli.report import print_comparisons
     from harness.errors import InputError
-    from harness.regressions import compare_runs
-    from harness.report import print_comparisons
+    from harness.score.regressions import compare_runs
     from harness.store import open_store
     from harness.store.queries import select_group
 
@@ -1203,10 +1203,10 @@ def site_build_command(
     """Render leaderboards, method, run and machine pages, and regressions as static HTML."""
     import tempfile
 
-    from harness.bundles import bundle_files, import_bundles
     from harness.errors import InputError
-    from harness.site import build_site, published_results
+    from harness.publish.site import build_site, published_results
     from harness.store import open_store
+    from harness.submit.bundles import bundle_files, import_bundles
 
     if bundle_dir is not None and results_dir is not None:
         raise InputError("give --bundles or --results, not both")
@@ -1306,7 +1306,7 @@ def main() -> None:
         )
         sys.exit(EXIT_FAILED)
     except BaseException as exc:
-        from harness.runner import Interrupted
+        from harness.run.runner import Interrupted
 
         if isinstance(exc, Interrupted):
             click.echo("budgetbench: terminated", err=True)

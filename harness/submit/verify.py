@@ -3,10 +3,10 @@
 `verify_submission` never stops at the first problem: it lists every reason the submission is
 rejected (checksums, versions, the method hash against the enclosed source, the seed count, each
 run's rules and internal consistency, runs replayed as other seeds), plus warnings that do not
-reject. The result carries a status (`harness.statuses`): *checked* without a re-run.
+reject. The result carries a status (`harness.submit.statuses`): *checked* without a re-run.
 
 With `rerun=N` it re-runs N of the submitted seeds from the enclosed source, written to a temporary
-directory and run confined (`harness.confine`), into the verifier's own store (the report names
+directory and run confined (`harness.run.confine`), into the verifier's own store (the report names
 those run ids and the verifier's machine), and compares each headline metric (every metric when a
 task names no headline metrics) on a symmetric scale: the ratio re-run / submitted of the geometric
 means (`_compare_metric`), with a confidence interval from the spread of the seeds on both sides,
@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.bundles import content_hash, iso_time, write_bundle
 from harness.errors import InputError
-from harness.methods import method_hash
+from harness.run.methods import method_hash
 from harness.spec import load_spec, resolve_config, suite_versions
-from harness.statuses import (
+from harness.submit.bundles import content_hash, iso_time, write_bundle
+from harness.submit.statuses import (
     AGREES,
     CHECKED,
     DISAGREES,
@@ -45,7 +45,7 @@ from harness.statuses import (
     REPRODUCED_ELSEWHERE,
     VERIFIED,
 )
-from harness.submissions import Submission, submission_hash, write_sources
+from harness.submit.submissions import Submission, submission_hash, write_sources
 
 # Numbers that must agree exactly up to float rounding and JSON round trips.
 _CLOSE = 1e-9
@@ -81,7 +81,8 @@ class RerunComparison:
 
 @dataclass
 class Verification:
-    """The verdict on one submission, as written to its report file (see `harness.statuses`)."""
+    """The verdict on one submission, as written to its report file (see
+    `harness.submit.statuses`)."""
 
     submission: str
     submission_sha256: str
@@ -123,7 +124,7 @@ class Verification:
 
 
 def write_report(verification: Verification, path: Path, signer=None) -> dict[str, Any]:
-    """Write the report (signed when `signer`, a `harness.signatures.Signer`, is given)."""
+    """Write the report (signed when `signer`, a `harness.submit.signatures.Signer`, is given)."""
     data = verification.as_dict()
     if signer is not None:
         data = signer.sign(data)
@@ -152,7 +153,7 @@ def verify_submission(
     """Judge `submission` (already read by `read_submission`); see the module docstring.
 
     A re-run needs `store`, the verifier's own store, which keeps the re-run's runs."""
-    from harness.machine import collect_fingerprint
+    from harness.run.machine import collect_fingerprint
 
     data = submission.data
     fingerprint = collect_fingerprint()
@@ -525,8 +526,8 @@ def _rerun(
     max_rounds: int,
 ) -> None:
     """Re-run `count` seeds, in rounds until every comparison is decided or `max_rounds` ran."""
-    from harness.confine import bwrap_path, prepare_confined
-    from harness.runner import execute, save_machine
+    from harness.run.confine import bwrap_path, prepare_confined
+    from harness.run.runner import execute, save_machine
 
     assert context is not None  # a submission without one was rejected before the re-run
     bwrap_path()  # no sandbox here is the verifier's problem (exit 2), not a reason to reject

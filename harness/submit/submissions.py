@@ -3,7 +3,8 @@
 A submission carries everything a reviewer needs to judge and re-run it without the submitter's
 checkout: the method's source files as text with their hyperparameters and method hash, the
 `--set` overrides it ran with, the declared division, the suite and budgetbench versions, and
-a bundle (see `harness.bundles`) of its runs and machine. A SHA-256 over the whole file (beside
+a bundle (see `harness.submit.bundles`) of its runs and machine. A SHA-256 over the whole file
+(beside
 the bundle's own) shows whether anything was edited after `budgetbench submit` wrote it.
 
 Divisions (MLPerf's): `closed` changes only the method (its interface functions and
@@ -11,7 +12,7 @@ hyperparameters) and runs the profile's settings as the suite states them; `open
 anything else (settings overrides included) and must say what in its description.
 
 Reading is strict about shape (a file that is not a submission is unreadable, exit 2);
-judging what it says is `harness.verify`'s job.
+judging what it says is `harness.submit.verify`'s job.
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.bundles import (
+from harness.errors import InputError
+from harness.spec import canonical_json, parse_overrides, sha256_hex
+from harness.store import Store
+from harness.store.queries import RunFilter
+from harness.submit.bundles import (
     build_bundle,
     check_document,
     iso_time,
@@ -31,10 +36,6 @@ from harness.bundles import (
     validate_bundle,
     write_bundle,
 )
-from harness.errors import InputError
-from harness.spec import canonical_json, parse_overrides, sha256_hex
-from harness.store import Store
-from harness.store.queries import RunFilter
 from tasks.base import Method
 
 FORMAT = "budgetbench-submission"
@@ -291,8 +292,8 @@ def submit(
     """Run seeds 0..N-1 (N: the profile's required seeds unless given) and build the
     submission. Everything is checked before the first run; a failed run or a missed quality
     gate means no submission (the runs stay in the store for inspection)."""
-    from harness.machine import collect_fingerprint
-    from harness.runner import execute, save_machine
+    from harness.run.machine import collect_fingerprint
+    from harness.run.runner import execute, save_machine
 
     prepared, seeds = prepare_submission(
         task, method_ref, profile, seeds, overrides, division, description, device, data_dir,
@@ -317,7 +318,7 @@ def prepare_submission(
 ) -> tuple[Any, int]:
     """Check everything a submission needs before any run (division rules, the method, its
     enclosable source, the seed count); returns the prepared run and the seeds to run."""
-    from harness.runner import prepare
+    from harness.run.runner import prepare
 
     check_division(division, description)
     settings, _ = parse_overrides(overrides)
@@ -436,9 +437,9 @@ def publishable_submission(
 ) -> tuple[dict[str, Any], list[str]]:
     """What `submit` writes: the bundle with its artifacts enclosed and, unless
     `include_private`, without host, user, process id, command line or paths (see
-    `harness.bundles.publishable_bundle`), the checksum recomputed; and a line per artifact
+    `harness.submit.bundles.publishable_bundle`), the checksum recomputed; and a line per artifact
     that could not be enclosed."""
-    from harness.bundles import publishable_bundle
+    from harness.submit.bundles import publishable_bundle
 
     bundle, left_out = publishable_bundle(data["bundle"], include_private)
     published = {**data, "bundle": bundle}

@@ -34,7 +34,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from harness import __version__
-from harness.bundles import (
+from harness.errors import InputError
+from harness.paths import SLUG_LIMIT, site_root, slug
+from harness.publish.plots import Line, line_plot_svg
+from harness.score.boards import (
+    Leaderboard,
+    MetricColumn,
+    PaperReference,
+    build_leaderboards,
+    machine_details,
+    machine_title,
+    readable_name,
+)
+from harness.score.rules import OLYMPIC_MIN_SEEDS, TAU_MAX, SeedSummary, SuiteScore, suite_scores
+from harness.store import Store
+from harness.store.models import Machine, Run
+from harness.submit.bundles import (
     import_validated,
     machine_to_dict,
     public_bundle,
@@ -44,21 +59,6 @@ from harness.bundles import (
     run_to_dict,
     validate_bundle,
 )
-from harness.errors import InputError
-from harness.leaderboard import (
-    Leaderboard,
-    MetricColumn,
-    PaperReference,
-    build_leaderboards,
-    machine_details,
-    machine_title,
-    readable_name,
-)
-from harness.paths import SLUG_LIMIT, site_root, slug
-from harness.plots import Line, line_plot_svg
-from harness.scoring import OLYMPIC_MIN_SEEDS, TAU_MAX, SeedSummary, SuiteScore, suite_scores
-from harness.store import Store
-from harness.store.models import Machine, Run
 
 if TYPE_CHECKING:
     from markupsafe import Markup
@@ -356,7 +356,7 @@ def published_results(results_dir: Path) -> Iterator[PublishedResults]:
     and costs only itself.
     """
     from harness.store import open_store
-    from harness.submissions import REPORT_SUFFIX, SUFFIX, read_submission, submission_files
+    from harness.submit.submissions import REPORT_SUFFIX, SUFFIX, read_submission, submission_files
 
     if not results_dir.is_dir():
         raise InputError(f"{results_dir} is not a directory")
@@ -414,10 +414,10 @@ def _import_one(store: Store, path: Path, bundle: dict[str, Any]) -> None:
 
 
 def _published(results_dir: Path, submission, taken: set[str]) -> PublishedSubmission:
-    from harness.signatures import ALLOWED_SIGNERS, signed_by
-    from harness.statuses import report_status
-    from harness.submissions import report_path
-    from harness.verify import read_report
+    from harness.submit.signatures import ALLOWED_SIGNERS, signed_by
+    from harness.submit.statuses import report_status
+    from harness.submit.submissions import report_path
+    from harness.submit.verify import read_report
 
     relative = submission.path.relative_to(results_dir).as_posix()
     report = read_report(report_path(submission.path))
@@ -475,7 +475,7 @@ def _leaderboards(runs: list[Run]) -> tuple[list[Leaderboard], dict[str, TaskInf
 def compute_suite_scores(
     store: Store, profile: str, suite_version: str | None = None
 ) -> tuple[list[SuiteScore], list[str]]:
-    """The suite score per machine over the suite's tasks (see `harness.scoring`)."""
+    """The suite score per machine over the suite's tasks (see `harness.score.rules`)."""
     with store.session() as session:
         runs = _finished_runs(session)
     boards, _infos = _leaderboards(runs)
@@ -524,7 +524,7 @@ def build_site(
 
     Pages and downloads carry runs in their public form (`public_run_dict`: no host, user,
     process, command line or directory paths) unless `include_private`."""
-    from harness.regressions import find_changes
+    from harness.score.regressions import find_changes
 
     _check_output_directory(out)
     with store.session() as session:

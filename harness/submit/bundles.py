@@ -24,8 +24,8 @@ import jsonschema
 
 from harness import __version__
 from harness.errors import InputError
-from harness.machine import MachineFingerprint
 from harness.paths import slug
+from harness.run.machine import MachineFingerprint
 from harness.spec import canonical_json, sha256_hex
 from harness.store import Store
 from harness.store.limits import INT64, check_row

@@ -1,4 +1,5 @@
-"""A worker process: runs one work item against the shared store (`python -m harness.worker`).
+"""A worker process: runs one work item against the shared store (`python -m
+harness.executors.worker`).
 
 Started by the pool executor (one per device slot), inside a Slurm job, and once per rank by
 torchrun. It reads the store URL from BUDGETBENCH_DB (kept off the command line, where `ps` would
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from harness.errors import InputError
 from harness.executors import SKIPPED, WorkItem, already_done, outcome_to_json, run_item
-from harness.runner import Interrupted, RunOutcome
+from harness.run.runner import Interrupted, RunOutcome
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Distributed:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.worker", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m harness.executors.worker", description=__doc__)
     parser.add_argument("item", help="the work item as JSON")
     parser.add_argument("--device", help="run on this device instead of the item's")
     parser.add_argument("--outcome-file", type=Path, help="write the outcome here as JSON")
@@ -117,8 +118,8 @@ def _run(item: WorkItem, resume: bool) -> RunOutcome | None:
 
 
 def _run_and_store(item: WorkItem, resume: bool, distributed: Distributed | None) -> RunOutcome:
-    from harness.machine import collect_fingerprint
-    from harness.runner import save_machine
+    from harness.run.machine import collect_fingerprint
+    from harness.run.runner import save_machine
     from harness.store import open_store
 
     prepared = item.prepare()
@@ -137,7 +138,7 @@ def _run_and_store(item: WorkItem, resume: bool, distributed: Distributed | None
 
 def _run_unrecorded(item: WorkItem, distributed: Distributed) -> None:
     """A rank other than 0: the same task, seed and settings, nothing stored."""
-    from harness.runner import RunRecorder, seed_everything
+    from harness.run.runner import RunRecorder, seed_everything
 
     prepared = item.prepare()
     if not distributed.share_decision(False):

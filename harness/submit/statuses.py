@@ -4,7 +4,8 @@ The statuses, strongest first:
 
 - `verified`: `budgetbench verify --rerun N` re-ran the submission's method on a machine with the
   *same hardware key* as the submission's, stored those runs in the verifier's own store, and every
-  compared metric agreed (see `harness.verify`: the ratio's confidence interval lies inside the
+  compared metric agreed (see `harness.submit.verify`: the ratio's confidence interval lies inside
+  the
   tolerance band).
 - `reproduced elsewhere`: the same, but the re-run machine has *other hardware* (the report lists
   the hardware and software fields that differ). Speed numbers from other hardware are not the
@@ -17,7 +18,8 @@ The statuses, strongest first:
 
 A status above `checked` is only worth what the report's author is: anyone can edit a JSON file
 and recompute a SHA-256. A maintainer's report is signed (`verify --sign KEY`, an SSH signature
-over the report's canonical JSON, see `harness.signatures`); `report_status` caps an unsigned or
+over the report's canonical JSON, see `harness.submit.signatures`); `report_status` caps an
+unsigned or
 badly signed report at `checked` when asked to require signatures.
 
 Report fields (`<name>.verification.json`, format `budgetbench-verification` version 2). These

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from harness.leaderboard import Leaderboard
+    from harness.score.boards import Leaderboard
 
 OLYMPIC_MIN_SEEDS = 5
 TAU_MAX = 4.0
