@@ -102,6 +102,13 @@ def test_the_harness_imports_no_task_module_but_tasks_base():
     assert not wrong, "\n".join(wrong)
 
 
+def test_the_input_error_tasks_raise_is_the_one_the_harness_catches():
+    from harness.errors import InputError
+    from tasks.base import InputError as TaskInputError
+
+    assert InputError is TaskInputError  # so a task's bad input still exits 2
+
+
 def test_harness_modules_import_each_other_without_a_cycle():
     modules = _modules("harness")
 
