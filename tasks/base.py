@@ -27,6 +27,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar, Protocol, TypeVar
 
+# The plot style's one home is tasks.common.plots; it is named here for the harness (the site's
+# plots), which imports no task module but this one.
+from tasks.common.plots import LINE_STYLES, STYLE, plain_tick_labels  # noqa: F401
+
 T = TypeVar("T")
 
 
@@ -270,3 +274,9 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def run(self, ctx: RunContext, method: Method) -> None:
         """Execute the workload once with `method`, recording measurements through `ctx`."""
+
+
+class InputError(Exception):
+    """Bad usage or bad input that the user can fix (a bad method file, a missing dataset, a
+    malformed bundle); the message is one line that names the culprit. The CLI prints it and
+    exits 2. Tasks raise it from here; `harness.errors.InputError` is this same class."""

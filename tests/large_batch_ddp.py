@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 
 from tasks.base import BudgetClock
-from tasks.cramming.training import Vocabulary
+from tasks.common.masking import Vocabulary
 from tasks.large_batch import LargeBatchConfig
 from tasks.large_batch.scaling import NoiseScaleEstimator
 from tasks.large_batch.training import SweepPoint, train_to_target

@@ -10,9 +10,9 @@ import torch
 from conftest import assert_one_line_error, cli_json, run_cli
 
 from harness.errors import InputError
-from tasks.cramming.corpus import load_corpus
-from tasks.cramming.masking import IGNORE, mask_tokens
-from tasks.cramming.tokenization import SPECIAL_TOKENS, pack_sequences, train_tokenizer
+from tasks.common.corpus import load_corpus
+from tasks.common.masking import IGNORE, mask_tokens
+from tasks.common.tokenization import SPECIAL_TOKENS, pack_sequences, train_tokenizer
 
 # A quick profile: the smoke corpus and model, seconds of budget, no downstream scoring.
 QUICK = ("--set", "budget_s=4", "--set", "eval_points=2", "--set", "downstream=none",
@@ -111,7 +111,7 @@ def test_a_quick_run_stores_the_loss_curve_and_respects_the_budget(tmp_path, cac
 
 METHOD = """
 import torch
-from tasks.cramming.model import EncoderConfig
+from tasks.common.model import EncoderConfig
 HYPERPARAMETERS = {{"mask_rate": {mask_rate}}}
 
 def model_config(vocab_size, max_seq_len, budget_s):
@@ -154,7 +154,7 @@ def method_file(
 def test_a_non_encoder_model_is_rejected_before_anything_runs(tmp_path, cache):
     method = method_file(tmp_path, model_config="return {'layers': 2, 'decoder': True}")
     result, db = run_cramming(tmp_path, cache, "--method", method)
-    assert_one_line_error(result, 2, "must return tasks.cramming.model.EncoderConfig")
+    assert_one_line_error(result, 2, "must return tasks.common.model.EncoderConfig")
     assert not Path(db).exists()
 
 

@@ -18,6 +18,7 @@ from sklearn.metrics import f1_score, matthews_corrcoef
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
 from harness.errors import InputError
+from tasks.common.model import Encoder, EncoderConfig
 from tasks.cramming.downstream import (
     FinetuneProtocol,
     encode,
@@ -26,7 +27,6 @@ from tasks.cramming.downstream import (
     score_glue,
     warmup_cosine,
 )
-from tasks.cramming.model import Encoder, EncoderConfig
 
 WORDS = ("apple", "river", "stone", "cloud", "green", "quiet", "table", "window", "summer", "music")
 NEEDLE = "zebra"

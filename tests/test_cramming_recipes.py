@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from harness.errors import InputError
+from tasks.common.masking import IGNORE, mask_exact, masked_per_sequence
+from tasks.common.model import MaskedLanguageModel, non_embedding_parameters
+from tasks.common.model import training_flops_per_token as flops_per_token
 from tasks.cramming import recipes
 from tasks.cramming.checkpoints import load_checkpoint, save_checkpoint
-from tasks.cramming.masking import IGNORE, mask_exact, masked_per_sequence
 from tasks.cramming.methods import bert_original, crammed_bert
-from tasks.cramming.model import MaskedLanguageModel, non_embedding_parameters
-from tasks.cramming.model import training_flops_per_token as flops_per_token
 
 VOCAB, SEQ = 32768, 128  # pile-readymade's WordPiece and cramming's sequence length
 

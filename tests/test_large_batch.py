@@ -337,6 +337,17 @@ def test_a_method_that_drops_parameters_is_rejected_before_anything_runs(tmp_pat
     assert not Path(db).exists()
 
 
+def test_a_mirror_without_the_corpus_is_rejected_before_anything_runs(tmp_path, cache):
+    mirror = tmp_path / "mirror"
+    (mirror / "wikitext-2-raw").mkdir(parents=True)
+    (mirror / "wikitext-2-raw" / "valid.txt").write_text(" = Title = \n")
+    db = tmp_path / "s.db"
+    result = run_cli("run", "large-batch", "--profile", "smoke", "--set", "corpus=wikitext-2-raw",
+                     "--data-dir", str(mirror), "--db", str(db), env=cache)  # fmt: skip
+    assert_one_line_error(result, 2, f"the data mirror lacks {mirror / 'wikitext-2-raw'}/train.txt")
+    assert not db.exists()
+
+
 def test_two_gloo_processes_reach_the_target_in_the_same_steps_as_one(tmp_path):
     """Tolerance: the same steps-to-target on the shared evaluation grid, and held-out losses
     within 1e-4 (the two runs differ only in floating-point summation order)."""

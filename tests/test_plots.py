@@ -15,9 +15,9 @@ from harness.publish.plots import (
     Line,
     line_plot_figure,
     line_plot_svg,
-    log_tick,
     overlapping_labels,
 )
+from tasks.common.plots import log_tick
 
 matplotlib.use("Agg")
 

@@ -36,6 +36,7 @@ def test_smoke_sized_run_stores_measurements_curves_and_plots(sqlite_url, tmp_pa
     assert 0.0 <= scalars["pass_at_1_strong"] <= scalars["pass_at_1_weak"] <= 1.0
     assert scalars["resampling_accuracy_at_n"] == pytest.approx(scalars["resampling_ceiling"])
     assert scalars["programs_per_s"] > 0
+    from harness.api import show
     from harness.store.queries import get_run
     from tasks.verifiers import compare
 
@@ -44,7 +45,8 @@ def test_smoke_sized_run_stores_measurements_curves_and_plots(sqlite_url, tmp_pa
         curves = {point.metric for point in run.curve_points}
         artifacts = {artifact.name for artifact in run.artifacts}
         notes = run.provenance["task_notes"]
-        plot = compare.draw([run], tmp_path / "compare.svg").read_text()
+    shown = show(outcome.run_id, db=sqlite_url)  # compare reads runs as `show --json` prints them
+    plot = compare.draw([shown], tmp_path / "compare.svg").read_text()
     assert "95 % interval" in plot and "pass@1 (single sample)" in plot
     assert {"pass_at_k_strong", "resampling_accuracy", "utility_cost_8"} <= curves
     assert {"resampling_accuracy_lo", "paper_two_type_accuracy"} <= curves

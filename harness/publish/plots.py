@@ -1,43 +1,26 @@
-"""SVG plots made at build time with matplotlib (no JavaScript charting, no CDN).
+"""The site's SVG plots, made at build time with matplotlib (no JavaScript charting, no CDN).
 
-Text is kept as SVG text and math parsing is off, so a `$` in a method name is printed as typed;
-matplotlib escapes text for XML. A fixed hash salt keeps the output identical across builds.
-
-Math parsing off means matplotlib's own log-axis labels (`$\\mathdefault{10^{2}}$`) would be
-printed raw: `plain_tick_labels` gives log axes plain-text labels instead (`100`, `10⁶`). Task
-plot modules use `STYLE` and call `plain_tick_labels` on their axes after setting the scales.
+They are drawn in the style of the tasks' own figures (`STYLE`, `LINE_STYLES`, plain-text log
+ticks), whose one home is `tasks/common/plots.py`; the harness reaches it through `tasks.base`,
+the only task module it imports. Text is kept as SVG text with math parsing off, so a `$` in a
+method name is printed as typed; matplotlib escapes text for XML.
 """
 
 from __future__ import annotations
 
-import functools
 import io
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-STYLE: dict[str, Any] = {
-    "svg.hashsalt": "budgetbench",
-    "svg.fonttype": "none",
-    "text.parse_math": False,
-    "font.size": 9,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-}
-"""The rcParams of every budgetbench plot (use with `matplotlib.rc_context(STYLE)`)."""
+from tasks.base import LINE_STYLES, STYLE, plain_tick_labels
 
-_STYLE = STYLE  # the name task plot modules imported first
+_STYLE = STYLE  # the name task plot modules imported first (tests/test_plots.py keeps it)
 
-LINE_STYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P")
 MAX_TEXT = 90
 """Longest title or label drawn; longer strings from the data are cut with an ellipsis."""
-
-_SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 @dataclass(frozen=True)
@@ -48,38 +31,6 @@ class Line:
     low: Sequence[float] | None = None
     """With `high`: an interval per point (e.g. min and max over repetitions), drawn as a band."""
     high: Sequence[float] | None = None
-
-
-def plain_tick_labels(axes) -> None:
-    """Give every log-scaled axis of `axes` plain-text tick labels (no mathtext) and no labels
-    on minor ticks, so they neither show raw `$\\mathdefault{…}$` nor overlap."""
-    from matplotlib import ticker
-
-    for axis, limits in ((axes.xaxis, axes.get_xlim()), (axes.yaxis, axes.get_ylim())):
-        if axis.get_scale() != "log":
-            continue
-        base = getattr(axis.get_transform(), "base", 10)
-        axis.set_major_formatter(ticker.FuncFormatter(functools.partial(_log_label, base=base)))
-        axis.set_minor_formatter(ticker.NullFormatter())
-        low, high = sorted(limits)
-        if low > 0 and math.log(high / low, base) < 1.5:  # under two decades: label 2 and 5 too
-            axis.set_major_locator(ticker.LogLocator(base=base, subs=(1.0, 2.0, 5.0)))
-
-
-def _log_label(value: float, _position: int, *, base: float) -> str:
-    return log_tick(value, base)
-
-
-def log_tick(value: float, base: float = 10) -> str:
-    """A log-axis tick as plain text: `0.01`, `100`, `32,768`, or a power such as `10⁶`."""
-    if value <= 0:
-        return ""
-    if 1e-3 <= value < 1e6:
-        return f"{value:,.0f}" if value >= 1 and value == int(value) else f"{value:g}"
-    exponent = round(math.log(value, base))
-    if math.isclose(base**exponent, value, rel_tol=1e-9):
-        return f"{base:g}{str(exponent).translate(_SUPERSCRIPTS)}"
-    return f"{value:.0e}"
 
 
 def short(text: str) -> str:

@@ -211,7 +211,7 @@ class CrammingTask(Task):
         MethodFunction(
             "model_config",
             ("vocab_size", "max_seq_len", "budget_s"),
-            "Return a tasks.cramming.model.EncoderConfig with the given vocab_size and max_seq_len;"
+            "Return a tasks.common.model.EncoderConfig with the given vocab_size and max_seq_len;"
             " the budget lets a method size its model.",
         ),
         MethodFunction(
@@ -237,7 +237,7 @@ class CrammingTask(Task):
     def check_method(self, method: Method, config: Any) -> None:
         """Within the rules: an encoder config (checked again on the real vocabulary at run
         time), a masking rate in bounds and a known precision."""
-        from tasks.cramming.model import EncoderConfig
+        from tasks.common.model import EncoderConfig
 
         try:
             proposed = method.module.model_config(
@@ -247,7 +247,7 @@ class CrammingTask(Task):
             raise ValueError(f"model_config raised {type(exc).__name__}: {exc}") from exc
         if not isinstance(proposed, EncoderConfig):
             raise ValueError(
-                "model_config must return tasks.cramming.model.EncoderConfig (an encoder-only"
+                "model_config must return tasks.common.model.EncoderConfig (an encoder-only"
                 f" transformer trained from scratch), got {type(proposed).__name__}"
             )
         hp = method.hyperparameters
@@ -267,24 +267,17 @@ class CrammingTask(Task):
             load_checkpoint(Path(config.checkpoint))
         if data_dir is None:
             return
-        from tasks.cramming.corpus import HUB_CORPORA, READYMADE
+        from tasks.common.corpus import check_mirror
 
-        needed = []
-        if config.corpus in HUB_CORPORA:
-            needed += [data_dir / config.corpus / f"{split}.txt" for split in ("train", "valid")]
-        if config.corpus == READYMADE:
-            needed.append(data_dir / READYMADE / "tokenizer" / "tokenizer.json")
+        glue = []
         if config.downstream == "glue":
             from tasks.cramming.downstream import glue_task
 
             for name in config.glue_tasks:
                 task = glue_task(name)
                 folder = data_dir / "glue" / task.directory
-                needed += [folder / "train.tsv", *(folder / file for _, file, _ in task.entries)]
-        missing = [str(path) for path in needed if not path.is_file()]
-        if missing:
-            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-            raise ValueError(f"the data mirror lacks {missing[0]}{more}")
+                glue += [folder / "train.tsv", *(folder / file for _, file, _ in task.entries)]
+        check_mirror(config.corpus, data_dir, also=glue)
 
     def quality_gate(self, scalars: Mapping[str, float], config: Any) -> GateResult:
         loss = scalars.get("final_mlm_loss")

@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from tokenizers import Tokenizer
 
-from harness.errors import InputError
-from tasks.cramming.model import EncoderConfig, MaskedLanguageModel
+from tasks.base import InputError
+from tasks.common.model import EncoderConfig, MaskedLanguageModel
 
 FORMAT = "budgetbench-cramming-encoder/1"
 

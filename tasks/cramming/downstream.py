@@ -40,9 +40,9 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from tokenizers import Tokenizer
 from torch import nn
 
-from harness.errors import InputError
-from tasks.cramming.model import Encoder
-from tasks.cramming.training import autocast, resolve_precision
+from tasks.base import InputError
+from tasks.common.model import Encoder
+from tasks.common.precision import autocast, resolve_precision
 
 T = TypeVar("T")
 Track = Callable[[Iterable[Any], str, int | None], Iterable[Any]]

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tasks.cramming.model import EncoderConfig
+from tasks.common.model import EncoderConfig
 
 SIZES = ("hidden_size", "num_layers", "num_heads", "intermediate_size")
 

@@ -1,4 +1,4 @@
-"""The pretraining loop every method runs, and the held-out evaluation (both harness code).
+"""The pretraining loop every method runs (harness code); it evaluates with `tasks.common.heldout`.
 
 Clock rules (cramming's): data preparation and tokenizer training happen before the clock
 starts; model construction, compilation and every training step are timed; evaluation is
@@ -13,7 +13,7 @@ BERT's).
 
 Training batches are masked with a fixed count per sequence (`mask_exact`, cramming's rule, so
 shapes are static); the held-out evaluation keeps BERT's Bernoulli masking at 15 % with a fixed
-seed (`mask_tokens`), the same for every method and for earlier results.
+seed (`tasks.common.heldout`), the same for every method and for earlier results.
 """
 
 from __future__ import annotations
@@ -30,12 +30,11 @@ from types import ModuleType
 import torch
 
 from tasks.base import RunContext
-from tasks.cramming.corpus import SequenceStream
-from tasks.cramming.masking import mask_exact, mask_tokens, masked_per_sequence
-from tasks.cramming.model import MaskedLanguageModel
-
-EVAL_MASK_RATE = 0.15  # fixed, whatever rate a method trains with, so losses compare
-EVAL_SEED = 1234
+from tasks.common.corpus import SequenceStream
+from tasks.common.heldout import heldout_loss
+from tasks.common.masking import Vocabulary, mask_exact, masked_per_sequence
+from tasks.common.model import MaskedLanguageModel
+from tasks.common.precision import autocast, resolve_precision
 
 
 class Diverged(RuntimeError):
@@ -50,26 +49,6 @@ class TrainingResult:
     longest_step_s: float
     final_heldout_loss: float
     """Measured once, at the end of the budget (it is also the curve's last point)."""
-
-
-@dataclass(frozen=True)
-class Vocabulary:
-    mask_id: int
-    special_ids: torch.Tensor
-    size: int
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """ "auto" is bf16 on a GPU and fp32 on a CPU (where bf16 matmuls are slow)."""
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    return precision
-
-
-def autocast(device: torch.device, precision: str):
-    """bf16 autocast where asked for, else a no-op context."""
-    enabled = precision == "bf16"
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def epoch_order(
@@ -100,41 +79,6 @@ def _warm_up_optimizers() -> None:
     parameter.grad = torch.zeros(1)
     for optimizer in (torch.optim.AdamW([parameter]), torch.optim.SGD([parameter], lr=0.1)):
         optimizer.step()
-
-
-@torch.no_grad()
-def heldout_loss(
-    model: MaskedLanguageModel,
-    sequences: torch.Tensor,
-    vocabulary: Vocabulary,
-    device: torch.device,
-    batch_size: int,
-    precision: str,
-) -> float:
-    """Mean MLM loss over the validation sequences with a fixed masking (same for every run)."""
-    generator = torch.Generator().manual_seed(EVAL_SEED)
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    for start in range(0, len(sequences), batch_size):
-        batch = sequences[start : start + batch_size]
-        inputs, labels = mask_tokens(
-            batch,
-            EVAL_MASK_RATE,
-            vocabulary.mask_id,
-            vocabulary.special_ids,
-            vocabulary.size,
-            generator,
-        )
-        masked = int((labels != -100).sum())
-        if masked == 0:
-            continue
-        with autocast(device, precision):
-            loss = model(inputs.to(device), labels.to(device))
-        total += float(loss) * masked
-        count += masked
-    model.train(was_training)
-    return total / max(count, 1)
 
 
 class BatchBuilder:

@@ -6,24 +6,24 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import statistics
-import threading
 from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer
 
-from harness.errors import InputError
-from tasks.base import Method, RunContext
-from tasks.cramming.checkpoints import load_checkpoint, save_checkpoint
-from tasks.cramming.corpus import READYMADE, SequenceStream, load_corpus, load_readymade
-from tasks.cramming.model import (
+from tasks.base import InputError, Method, RunContext
+from tasks.common.heldout import heldout_loss
+from tasks.common.measure import PeakResidentMemory, time_per_call
+from tasks.common.model import (
     Encoder,
     EncoderConfig,
     MaskedLanguageModel,
     training_flops_per_token,
 )
-from tasks.cramming.tokenization import SPECIAL_TOKENS, pack_sequences, train_tokenizer
-from tasks.cramming.training import Vocabulary, heldout_loss, pretrain, resolve_precision
+from tasks.common.precision import resolve_precision
+from tasks.common.pretraining_data import prepare_pretraining_data
+from tasks.cramming.checkpoints import load_checkpoint, save_checkpoint
+from tasks.cramming.training import pretrain
 
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, by a substring of the
 # device name; the first match wins, so more specific names come first.
@@ -44,72 +44,6 @@ GPU_BF16_PEAK_TFLOPS = (
 
 class PretrainedWeights(RuntimeError):
     """The method changed the model's weights outside training (e.g. loaded a checkpoint)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class PretrainingData:
-    """The prepared corpus: tokenizer, packed training and held-out sequences, vocabulary."""
-
-    tokenizer: Tokenizer
-    validation_documents: list[str]
-    train: torch.Tensor | SequenceStream
-    """Packed sequences, or for `pile-readymade` a stream (other tasks use packed corpora)."""
-    validation: torch.Tensor
-    vocabulary: Vocabulary
-
-
-def prepare_pretraining_data(
-    ctx: RunContext, tokenizer: Tokenizer | None = None
-) -> PretrainingData:
-    """Load the profile's corpus, train (or reuse) its tokenizer and pack it into sequences;
-    untimed. Reads `corpus`, `max_corpus_characters`, `vocab_size`, `seq_len` and
-    `eval_sequences` from the profile, and notes the corpus and sequence counts in the run.
-    A given `tokenizer` (a checkpoint's) is used instead of training one."""
-    config = ctx.config
-    if config.corpus == READYMADE:
-        return _prepare_readymade(ctx, tokenizer)
-    corpus = load_corpus(
-        config.corpus, ctx.data_dir, ctx.cache_dir, config.max_corpus_characters or None
-    )
-    ctx.note("corpus", {"name": corpus.name, "source": corpus.source, "sha256": corpus.sha256,
-                        "characters": corpus.characters, "train_documents": len(corpus.train),
-                        "validation_documents": len(corpus.validation)})  # fmt: skip
-    if tokenizer is None:
-        tokenizer = train_tokenizer(corpus.train, config.vocab_size, corpus.sha256, ctx.cache_dir)
-    train = pack_sequences(
-        tokenizer, corpus.train, config.seq_len, ctx.cache_dir, f"{corpus.sha256}:train"
-    )
-    validation = pack_sequences(
-        tokenizer, corpus.validation, config.seq_len, ctx.cache_dir, f"{corpus.sha256}:validation"
-    )[: config.eval_sequences]
-    return PretrainingData(tokenizer, corpus.validation, train, validation, _vocabulary(tokenizer))
-
-
-def _vocabulary(tokenizer: Tokenizer) -> Vocabulary:
-    ids = [tokenizer.token_to_id(token) for token in SPECIAL_TOKENS]
-    if None in ids:
-        missing = SPECIAL_TOKENS[ids.index(None)]
-        raise InputError(f"the tokenizer has no {missing} token")
-    return Vocabulary(
-        mask_id=tokenizer.token_to_id("[MASK]"),
-        special_ids=torch.tensor(ids),
-        size=tokenizer.get_vocab_size(),
-    )
-
-
-def _prepare_readymade(ctx: RunContext, tokenizer: Tokenizer | None) -> PretrainingData:
-    """`pile-readymade`: its own tokenizer, held-out rows read now, training rows streamed."""
-    config = ctx.config
-    own, stream = load_readymade(ctx.data_dir, config.eval_sequences)
-    if tokenizer is not None and tokenizer.to_str() != own.to_str():
-        raise InputError(
-            "pile-readymade is tokenized with its own WordPiece; this checkpoint's differs"
-        )
-    validation = torch.tensor(stream.held_out(config.eval_sequences), dtype=torch.int32)
-    if validation.ndim != 2 or validation.shape[1] != config.seq_len:
-        raise InputError(f"pile-readymade's sequences are not {config.seq_len} tokens long")
-    ctx.note("corpus", {"name": READYMADE, "source": stream.source, "streamed": True})
-    return PretrainingData(own, [], stream, validation, _vocabulary(own))
 
 
 def run_cramming(ctx: RunContext, method: Method) -> None:
@@ -219,7 +153,7 @@ def _prepare_training_sequences(train: torch.Tensor, config, unknown_id: int) ->
 def _check_config(config: object, vocab_size: int, seq_len: int) -> None:
     if not isinstance(config, EncoderConfig):
         raise TypeError(
-            f"model_config must return tasks.cramming.model.EncoderConfig (an encoder-only"
+            f"model_config must return tasks.common.model.EncoderConfig (an encoder-only"
             f" transformer), got {type(config).__name__}"
         )
     if (config.vocab_size, config.max_seq_len) != (vocab_size, seq_len):
@@ -248,8 +182,6 @@ def _peak_flops(device: torch.device, precision: str) -> tuple[float, str]:
         for key, tflops in GPU_BF16_PEAK_TFLOPS:
             if key in name:
                 return tflops * 1e12, f"data-sheet dense bf16 peak of {name}"
-    from tasks.probe.kernels import time_per_call
-
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     n = 2048 if device.type == "cuda" else 512
     a = torch.randn(n, n, device=device, dtype=dtype)
@@ -257,36 +189,6 @@ def _peak_flops(device: torch.device, precision: str) -> tuple[float, str]:
         time_per_call(lambda: a @ a, device, warmup=2, repeats=5, min_repeat_s=0.05)
     )
     return 2.0 * n**3 / seconds, f"measured {n}x{n} {dtype} matmul on {device}"
-
-
-class PeakResidentMemory:
-    """The process's peak resident memory while the block runs, sampled every 20 ms.
-
-    On a CPU there is no per-run counter to reset (`ru_maxrss` only ever grows, so a second seed
-    would inherit the first's peak); a sampler sees this run alone, harness included.
-    """
-
-    def __init__(self, interval_s: float = 0.02) -> None:
-        import psutil
-
-        self._process = psutil.Process()
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self.peak_bytes = self._process.memory_info().rss
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            self.peak_bytes = max(self.peak_bytes, self._process.memory_info().rss)
-
-    def __enter__(self) -> PeakResidentMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, self._process.memory_info().rss)
 
 
 def _peak_memory_mib(device: torch.device, resident: PeakResidentMemory) -> float:

@@ -6,8 +6,9 @@ gradient noise scale) and Nado et al., "A Large Batch Optimizer Reality Check" (
 AdamW or Nesterov matches LAMB at large batch); the target-loss protocol follows MLPerf's BERT.
 
 The frozen workload: cramming's BERT-style masked LM (a fixed architecture per profile, built by
-the harness), cramming's corpus, tokenizer, packing and masking (same loaders and mirror rules), a
-fixed **target** held-out MLM loss, and a sweep of global batch sizes.
+the harness), cramming's corpus, tokenizer, packing and masking (the same code, in
+`tasks.common`, with the same loaders and mirror rules), a fixed **target** held-out MLM loss, and
+a sweep of global batch sizes.
 
 The protocol is Shallue et al. 2018's ("Measuring the effects of data parallelism on neural
 network training"): the optimizer is tuned **at every batch size**, the same way for every
@@ -266,9 +267,9 @@ class LargeBatchTask(Task):
             raise ValueError("learning_rate() must return a finite, non-negative number")
 
     def check_inputs(self, config: Any, data_dir: Path | None) -> None:
-        from tasks.cramming import CrammingTask
+        from tasks.common.corpus import check_mirror
 
-        CrammingTask().check_inputs(_CorpusOnly(config.corpus), data_dir)
+        check_mirror(config.corpus, data_dir)
 
     def quality_gate(self, scalars: Mapping[str, float], config: Any) -> GateResult:
         if scalars.get("batch_sizes_at_target", 0) < 1:
@@ -279,15 +280,6 @@ class LargeBatchTask(Task):
         from tasks.large_batch.workload import run_large_batch
 
         run_large_batch(ctx, method)
-
-
-@dataclass(frozen=True)
-class _CorpusOnly:
-    """Cramming's input check reads only these fields of a profile."""
-
-    corpus: str
-    downstream: str = "none"
-    checkpoint: str = ""
 
 
 def peak_rate_range(hyperparameters: Mapping[str, Any]) -> tuple[float, float]:

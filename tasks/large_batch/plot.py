@@ -16,10 +16,8 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from tasks.common.plots import STYLE
 from tasks.large_batch.scaling import bootstrap_interval, fit_critical_batch, geometric_mean
-
-_STYLE = {"svg.hashsalt": "budgetbench", "svg.fonttype": "none", "text.parse_math": False,
-          "font.size": 9, "axes.grid": True, "grid.alpha": 0.3}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,7 @@ def _render(draw, title: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(STYLE):
         figure, axes = plt.subplots(figsize=(5.5, 4.0), layout="constrained")
         draw(axes)
         axes.set_title(title, loc="left")

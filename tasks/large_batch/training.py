@@ -20,9 +20,10 @@ from types import ModuleType
 import torch
 
 from tasks.base import BudgetClock
-from tasks.cramming.masking import IGNORE, mask_tokens
-from tasks.cramming.model import EncoderConfig, MaskedLanguageModel
-from tasks.cramming.training import Vocabulary, autocast, heldout_loss, resolve_precision
+from tasks.common.heldout import heldout_loss
+from tasks.common.masking import IGNORE, Vocabulary, mask_tokens
+from tasks.common.model import EncoderConfig, MaskedLanguageModel
+from tasks.common.precision import autocast, resolve_precision
 from tasks.large_batch import check_optimizer, parameter_groups
 from tasks.large_batch.scaling import evaluation_steps, first_step_at_target
 

@@ -10,8 +10,8 @@ import statistics
 from dataclasses import dataclass
 
 from tasks.base import Method, RunContext
-from tasks.cramming.model import EncoderConfig
-from tasks.cramming.workload import prepare_pretraining_data
+from tasks.common.model import EncoderConfig
+from tasks.common.pretraining_data import prepare_pretraining_data
 from tasks.large_batch import LargeBatchConfig, peak_rate_range, trajectory_metric
 from tasks.large_batch.plot import SweepCurve, plot_pareto, plot_steps_to_target
 from tasks.large_batch.scaling import (

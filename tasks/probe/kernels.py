@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from types import ModuleType
 
@@ -11,49 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from tasks.base import RunContext
+from tasks.common.measure import time_per_call
 
 MIB = 2**20
-
-
-def time_per_call(
-    fn: Callable[[], object], device: torch.device, warmup: int, repeats: int, min_repeat_s: float
-) -> list[float]:
-    """Seconds per call of `fn`, one value per repetition.
-
-    The number of calls per repetition is calibrated (doubling, as `timeit.autorange` does) so a
-    repetition lasts at least `min_repeat_s`; that keeps timer resolution and launch overhead out
-    of the result for fast operations.
-    """
-    for _ in range(warmup):
-        fn()
-    _synchronize(device)
-    calls = 1
-    while True:
-        elapsed = _timed_calls(fn, device, calls)
-        if elapsed >= min_repeat_s or calls >= 2**20:
-            break
-        calls *= 2
-    return [_timed_calls(fn, device, calls) / calls for _ in range(repeats)]
-
-
-def _timed_calls(fn: Callable[[], object], device: torch.device, calls: int) -> float:
-    if device.type == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(calls):
-            fn()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / 1000.0
-    begin = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return time.perf_counter() - begin
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _check_close(name: str, got: torch.Tensor, expected: torch.Tensor, tol: float) -> None:

@@ -159,8 +159,8 @@ def prepare_data(
 
 def raw_test_text(corpus: str, data_dir) -> tuple[str, str]:
     """The corpus's test split as llama.cpp reads `wiki.test.raw`, and where it came from."""
-    from harness.errors import InputError
-    from tasks.cramming.corpus import HUB_CORPORA
+    from tasks.base import InputError
+    from tasks.common.corpus import HUB_CORPORA
 
     if corpus not in HUB_CORPORA:
         raise InputError(f"the llama.cpp protocol needs a WikiText corpus, not {corpus!r}")

@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness.errors import InputError
+from tasks.base import InputError
 
 SMOKE_MODEL = "smoke-lm"
 
@@ -139,7 +139,7 @@ def train_smoke_model(
     from tokenizers import decoders
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from tasks.cramming.tokenization import pack_sequences, train_tokenizer
+    from tasks.common.tokenization import pack_sequences, train_tokenizer
 
     words = train_tokenizer(train_documents, recipe.vocab_size, recipe.corpus_sha256, cache_dir)
     words.decoder = decoders.WordPiece()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from harness.publish.plots import STYLE
+from tasks.common.plots import STYLE
 from tasks.quant.sampling import Cell, FloorAnalysis
 from tasks.quant.sensitivity import LayerSensitivity
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
+from tasks.common.measure import PeakResidentMemory
+
 
 @dataclass(frozen=True)
 class SpeedResult:
@@ -125,8 +127,6 @@ def _timed(device: torch.device, work) -> float:
 def measure_speed(
     model: torch.nn.Module, prompt: torch.Tensor, decode_tokens: int, repeats: int
 ) -> SpeedResult:
-    from tasks.cramming.workload import PeakResidentMemory
-
     device = prompt.device
     options = {
         "attention_mask": torch.ones_like(prompt),

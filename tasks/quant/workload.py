@@ -15,8 +15,7 @@ from pathlib import Path
 
 import torch
 
-from harness.errors import InputError
-from tasks.base import Method, RunContext
+from tasks.base import InputError, Method, RunContext
 from tasks.quant import plots
 from tasks.quant.compare import compare_logits, summarize
 from tasks.quant.data import EvalData, bos_token, prepare_data, raw_test_text
@@ -46,7 +45,7 @@ class BrokenModel(RuntimeError):
 
 
 def run_quant(ctx: RunContext, method: Method) -> None:
-    from tasks.cramming.corpus import load_corpus
+    from tasks.common.corpus import load_corpus
 
     config = ctx.config
     device = torch.device(ctx.device)

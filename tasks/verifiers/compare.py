@@ -5,35 +5,40 @@ model's single-sample accuracy?
 
 Draws each run's resampling accuracy against k (strong tests; the closed form) with its 95 %
 bootstrap band, and the strongest run's pass@1 (strong tests) as a horizontal line with its
-interval's ends as dotted lines. Every number comes from the runs as stored.
+interval's ends as dotted lines. Every number comes from the runs as stored, read through
+`budgetbench show RUN --json` (a task does not import the harness).
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+from tasks.verifiers.crosscheck import budgetbench_json
 from tasks.verifiers.plots import save_line_plot
 
 
-def _label(run) -> str:
-    samples = str(run.settings.get("samples", ""))
+def _label(run: dict[str, Any]) -> str:
+    samples = str(run["settings"].get("samples", ""))
     name = Path(samples).name.removesuffix(".gz").removesuffix(".jsonl") if samples else ""
-    return name or f"{run.method_name} {run.id[:8]}"
+    return name or f"{run['method_name']} {run['id'][:8]}"
 
 
-def draw(runs: list, output: Path) -> Path:
-    """The comparison plot of `runs` (harness.store Run objects with curves and measurements)."""
+def draw(runs: list[dict[str, Any]], output: Path) -> Path:
+    """The comparison plot of `runs`, each as `budgetbench show RUN --json` prints it (with its
+    curve points and measurements)."""
     lines, bands = [], []
     best = None
     for run in runs:
         curves: dict[str, list[tuple[float, float]]] = {}
-        for point in run.curve_points:
-            curves.setdefault(point.metric, []).append((point.x, point.value))
+        for point in run["curve_points"]:
+            curves.setdefault(point["metric"], []).append((point["x"], point["value"]))
         closed = sorted(curves.get("resampling_accuracy", []))
         if not closed:
-            raise ValueError(f"run {run.id} has no resampling_accuracy curve")
+            raise ValueError(f"run {run['id']} has no resampling_accuracy curve")
         label = _label(run)
         lines.append((label, [x for x, _ in closed], [y for _, y in closed]))
         low, high = (
@@ -43,7 +48,7 @@ def draw(runs: list, output: Path) -> Path:
         if low and high:
             bands.append((f"{label}, 95 % interval", [x for x, _ in low], [y for _, y in low],
                           [y for _, y in high]))  # fmt: skip
-        scalars = {m.name: m.value for m in run.measurements}
+        scalars = {m["name"]: m["value"] for m in run["measurements"]}
         pass_1 = scalars.get("pass_at_1_strong")
         if pass_1 is not None and (best is None or pass_1 > best[1]):
             best = (label, pass_1, scalars.get("pass_at_1_strong_lo"),
@@ -66,21 +71,16 @@ def draw(runs: list, output: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.store import open_store
-    from harness.store.queries import get_run
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_ids", nargs="+")
     parser.add_argument("--db", required=True)
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args(argv)
-    database = args.db if "://" in args.db else f"sqlite:///{Path(args.db).resolve()}"
-    with open_store(database).session() as session:
-        runs = [get_run(session, run_id) for run_id in args.run_ids]
-        if any(run is None for run in runs):
-            print("error: unknown run id", file=sys.stderr)
-            return 2
-        print(draw(runs, args.output))
+    try:
+        runs = [budgetbench_json("show", run_id, "--db", args.db) for run_id in args.run_ids]
+    except subprocess.CalledProcessError:  # budgetbench printed its one-line reason
+        return 2
+    print(draw(runs, args.output))
     return 0
 
 

@@ -18,13 +18,13 @@ import argparse
 import gzip
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 PLUS_FILE = "code/HumanEvalPlus.jsonl.gz"
@@ -135,18 +135,24 @@ def run_evalplus(samples: Path, data_dir: Path, workers: int, out_dir: Path) -> 
     return out_dir / "samples_eval_results.json"
 
 
+def budgetbench_json(*arguments: str) -> Any:
+    """What the `budgetbench` CLI (installed beside this interpreter) prints with `--json`: a task
+    reaches the harness and its store only through the CLI. Its errors go to stderr as they are;
+    a non-zero exit raises `subprocess.CalledProcessError`."""
+    command = [str(Path(sys.executable).parent / "budgetbench"), *arguments, "--json"]
+    printed = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(printed)
+
+
 def run_task(samples: Path, data_dir: Path, workers: int, out_dir: Path) -> Path:
     """`budgetbench run verifiers --profile full` on `samples`; returns its verdicts.jsonl."""
-    database = out_dir / "crosscheck.db"
-    budgetbench = str(Path(sys.executable).parent / "budgetbench")
-    command = [budgetbench, "run", "verifiers", "--profile", "full",
-               "--set", f"samples={samples}", "--set", f"workers={workers}",
-               "--data-dir", str(data_dir), "--db", str(database)]  # fmt: skip
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    with sqlite3.connect(database) as connection:
-        (uri,) = connection.execute(
-            "SELECT uri FROM artifacts WHERE name = 'verdicts' ORDER BY id DESC LIMIT 1"
-        ).fetchone()
+    database = str(out_dir / "crosscheck.db")
+    (outcome,) = budgetbench_json(
+        "run", "verifiers", "--profile", "full", "--set", f"samples={samples}",
+        "--set", f"workers={workers}", "--data-dir", str(data_dir), "--db", database,
+    )  # fmt: skip
+    run = budgetbench_json("show", outcome["run_id"], "--db", database)
+    (uri,) = [artifact["uri"] for artifact in run["artifacts"] if artifact["name"] == "verdicts"]
     return Path(urlparse(uri).path)
 
 

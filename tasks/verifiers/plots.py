@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.publish.plots import LINE_STYLES, STYLE, plain_tick_labels
+from tasks.common.plots import LINE_STYLES, STYLE, plain_tick_labels
 
 
 def save_line_plot(

@@ -19,17 +19,17 @@ import torch
 from harness.run.machine import collect_fingerprint
 from harness.run.runner import execute, prepare, save_machine
 from harness.store import open_store
-from tasks.cramming.corpus import load_corpus
-from tasks.cramming.masking import mask_exact
-from tasks.cramming.model import EncoderConfig, MaskedLanguageModel
-from tasks.cramming.tokenization import SPECIAL_TOKENS, pack_sequences, train_tokenizer
+from tasks.common.corpus import load_corpus
+from tasks.common.masking import mask_exact
+from tasks.common.model import EncoderConfig, MaskedLanguageModel
+from tasks.common.tokenization import SPECIAL_TOKENS, pack_sequences, train_tokenizer
 
 SECONDS = 15.0
 MIN_RATIO = 0.92
 BATCH = 16
 METHOD = f"""
 import torch
-from tasks.cramming.model import EncoderConfig
+from tasks.common.model import EncoderConfig
 HYPERPARAMETERS = {{"mask_rate": 0.15, "precision": "fp32"}}
 
 def model_config(vocab_size, max_seq_len, budget_s):

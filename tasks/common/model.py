@@ -1,4 +1,4 @@
-"""The encoder-only transformer every cramming method trains, built from an `EncoderConfig`.
+"""The encoder-only transformer cramming and large-batch train, built from an `EncoderConfig`.
 
 Methods choose the architecture only through the config (size, norm placement and epsilon,
 activation, biases, positions, tied embeddings, head transform, sparse prediction); the code is

@@ -32,12 +32,12 @@ import json
 import re
 import sys
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import InputError
+from tasks.base import InputError
 
 VALIDATION_EVERY = 20
 HUB_CORPORA = {
@@ -69,6 +69,25 @@ class Corpus:
     @property
     def characters(self) -> int:
         return sum(map(len, self.train)) + sum(map(len, self.validation))
+
+
+def check_mirror(corpus: str, data_dir: Path | None, also: Iterable[Path] = ()) -> None:
+    """Before a run, with a data mirror: every file `corpus` is read from there (WikiText's train
+    and valid splits, pile-readymade's tokenizer), and the `also` files the task reads besides,
+    must be present; raises ValueError naming the first missing one. Without a mirror there is
+    nothing to check (the hub is asked at run time); the offline docstrings need no file."""
+    if data_dir is None:
+        return
+    needed = []
+    if corpus in HUB_CORPORA:
+        needed += [data_dir / corpus / f"{split}.txt" for split in ("train", "valid")]
+    if corpus == READYMADE:
+        needed.append(data_dir / READYMADE / "tokenizer" / "tokenizer.json")
+    needed += also
+    missing = [str(path) for path in needed if not path.is_file()]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ValueError(f"the data mirror lacks {missing[0]}{more}")
 
 
 def load_corpus(

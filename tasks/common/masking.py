@@ -7,9 +7,21 @@ tokens at chosen positions and -100 elsewhere.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 IGNORE = -100
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What masking needs to know of a tokenizer: the [MASK] id, the special tokens' ids (the
+    first ids of the vocabulary) and the vocabulary's size."""
+
+    mask_id: int
+    special_ids: torch.Tensor
+    size: int
 
 
 def mask_tokens(
