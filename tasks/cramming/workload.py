@@ -138,7 +138,9 @@ def run_cramming(ctx: RunContext, method: Method) -> None:
     model = MaskedLanguageModel(encoder_config).to(device)
     ctx.note("model_config", encoder_config.__dict__)
     initial = _weights_digest(model)
-    with PeakResidentMemory() as resident:
+    # Sampled every 100 ms, not 20: on a 2-core CPU each wake-up of the sampler takes a core from
+    # the training threads, and a training step's peak recurs every step.
+    with PeakResidentMemory(interval_s=0.1) as resident:
         result = pretrain(
             ctx,
             model,
