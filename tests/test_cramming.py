@@ -97,16 +97,20 @@ def test_a_quick_run_stores_the_loss_curve_and_respects_the_budget(tmp_path, cac
     detail = cli_json("show", run["id"], "--db", db)
     scalars = {m["name"]: m["value"] for m in detail["measurements"]}
     # How far a few seconds get depends on the machine's load; the rules do not.
-    assert detail["gate_passed"] is (scalars["final_mlm_loss"] < math.log(4096))
+    final, initial = scalars["final_mlm_loss"], scalars["initial_mlm_loss"]
+    assert detail["gate_passed"] is (final < math.log(4096) and final <= initial - 0.25)
     assert 0 <= scalars["budget_used_s"] - 4.0 <= scalars["longest_step_s"]
     assert scalars["tokens_per_s"] > 0 and scalars["mfu"] > 0 and scalars["steps"] >= 1
     heldout = [p for p in detail["curve_points"] if p["metric"] == "heldout_mlm_loss"]
     curve = [p["x"] for p in heldout]
-    assert 1 <= len(curve) <= 2 and curve == sorted(set(curve))
+    assert 2 <= len(curve) <= 3 and curve == sorted(set(curve))
+    assert curve[0] == 0.0 and heldout[0]["value"] == initial  # untrained, before the clock
     assert curve[-1] == pytest.approx(scalars["budget_used_s"])
-    assert heldout[-1]["value"] == scalars["final_mlm_loss"]  # the end state, evaluated once
+    assert heldout[-1]["value"] == final  # the end state, evaluated once
     notes = detail["provenance"]["task_notes"]
     assert notes["corpus"]["name"] == "python-docstrings" and len(notes["corpus"]["sha256"]) == 64
+    assert notes["micro_batch"]["sequences"] == 16  # the smoke profile's: the tiny model is cheap
+    assert notes["micro_batch"]["trained"] >= scalars["steps"]
 
 
 METHOD = """
@@ -185,6 +189,20 @@ def test_divergence_fails_the_run_and_keeps_the_partial_curve(tmp_path, cache):
     assert 1 <= len(points) < 4 and all(math.isfinite(p["value"]) for p in points)
 
 
+def test_the_gate_asks_for_a_quarter_nat_below_the_untrained_model():
+    from harness.spec import load_spec, resolve_config
+    from tasks.cramming import CrammingTask
+
+    smoke = resolve_config(CrammingTask, load_spec("cramming"), "smoke").config  # ln 4096 = 8.318
+    gate = CrammingTask().quality_gate
+    assert gate({"final_mlm_loss": 7.5, "initial_mlm_loss": 8.26}, smoke).passed
+    # below a uniform guess, as an untrained pre-norm model already is, but barely trained
+    missed = gate({"final_mlm_loss": 7.7, "initial_mlm_loss": 7.857}, smoke)
+    assert not missed.passed and "0.25 nats below the untrained model's 7.857" in missed.reason
+    assert not gate({"final_mlm_loss": 8.4, "initial_mlm_loss": 9.0}, smoke).passed  # uniform
+    assert not gate({"final_mlm_loss": 7.5}, smoke).passed
+
+
 def test_capped_or_partial_glue_is_named_as_such():
     from harness.spec import load_spec, resolve_config
     from tasks.cramming import GLUE_TASKS, CrammingTask
@@ -255,7 +273,7 @@ def test_a_run_saves_its_encoder_and_checkpoint_evaluates_it_again(tmp_path, cac
     detail = cli_json("show", run["id"], "--db", db)
     (artifact,) = [a for a in detail["artifacts"] if a["name"] == "encoder"]
     path = artifact["uri"].removeprefix("file://")
-    final = {m["name"]: m["value"] for m in detail["measurements"]}["final_mlm_loss"]
+    trained = {m["name"]: m["value"] for m in detail["measurements"]}
 
     again = tmp_path / "again.db"
     result = run_cli("run", "cramming", "--db", str(again), *QUICK, "--set", f"checkpoint={path}",
@@ -265,7 +283,9 @@ def test_a_run_saves_its_encoder_and_checkpoint_evaluates_it_again(tmp_path, cac
     evaluated = cli_json("show", rerun["id"], "--db", str(again))
     scalars = {m["name"]: m["value"] for m in evaluated["measurements"]}
     # the same weights, held-out sequences and fixed masking: the same loss
-    assert scalars["final_mlm_loss"] == pytest.approx(final, rel=1e-5)
+    assert scalars["final_mlm_loss"] == pytest.approx(trained["final_mlm_loss"], rel=1e-5)
+    # the gate's baseline: the same architecture untrained, initialised as the run's own was
+    assert scalars["initial_mlm_loss"] == pytest.approx(trained["initial_mlm_loss"], rel=1e-5)
     assert "steps" not in scalars and scalars["parameters"] > 0
     assert evaluated["provenance"]["task_notes"]["checkpoint"]["sha256"] == artifact["sha256"]
 

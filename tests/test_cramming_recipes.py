@@ -12,9 +12,9 @@ from harness.errors import InputError
 from tasks.common.masking import IGNORE, mask_exact, masked_per_sequence
 from tasks.common.model import MaskedLanguageModel, non_embedding_parameters
 from tasks.common.model import training_flops_per_token as flops_per_token
-from tasks.cramming import recipes
+from tasks.cramming import recipes, training
 from tasks.cramming.checkpoints import load_checkpoint, save_checkpoint
-from tasks.cramming.methods import bert_original, crammed_bert
+from tasks.cramming.methods import bert_original, crammed_bert, crammed_bert_tiny
 
 VOCAB, SEQ = 32768, 128  # pile-readymade's WordPiece and cramming's sequence length
 
@@ -86,6 +86,45 @@ def test_bert_o4_schedules():
     assert bert_original.learning_rate(0.5, 4_999) == pytest.approx(0.5)
     assert bert_original.learning_rate(0.5, 505_000) == pytest.approx(0.5)
     assert bert_original.batch_size(0.5) == 512
+
+
+def crammings_ramp(elapsed: float, optimizer_steps: int, micro_batch: int) -> int:
+    """cramming/backend/torch_default.py (TorchEngine), transcribed for train=bert-o4
+    (batch_size 8192, batch_size_ramp 0.6, steps 900,000) with the budget as 1: the engine starts
+    at one micro-batch (`current_batch_size = effective_mbs` when the ramp is on); after each
+    optimizer step `schedule_batch_size` sets int(fake_step * batch_size_step // mbs + 1) * mbs,
+    capped at 8192, from the elapsed fraction of the budget."""
+    if optimizer_steps == 0:
+        return micro_batch
+    steps, target, ramp = 900_000, 8192, 0.6
+    fake_step = int(elapsed * steps)
+    batch_size_step = target / (steps * ramp)
+    return min(int(fake_step * batch_size_step // micro_batch + 1) * micro_batch, target)
+
+
+def test_the_full_size_first_step_is_one_micro_batch_as_crammings_ramp_gives():
+    model = full_size(crammed_bert)
+    # The micro-batch is an implementation setting (cramming's impl.microbatch_size): the
+    # profile's on a GPU, on a CPU capped at 1.5e11 FLOPs, i.e. 2 sequences of 128 tokens at
+    # 585,418,752 FLOPs per token (74.9 GFLOPs a sequence).
+    cpu = training.device_micro_batch(16, model, SEQ, torch.device("cpu"))
+    gpu = training.device_micro_batch(128, model, SEQ, torch.device("cuda"))
+    assert (cpu, gpu) == (2, 128)
+    tiny = MaskedLanguageModel(crammed_bert_tiny.model_config(4096, SEQ, 60.0))
+    assert training.device_micro_batch(16, tiny, SEQ, torch.device("cpu")) == 16
+    for micro_batch in (cpu, gpu):
+        # The first step, however much of the budget the set-up took: one micro-batch.
+        for spent in (0.0, 0.2, 0.9):
+            micro_batches, rate = training.step_schedule(crammed_bert, spent, 0, micro_batch)
+            assert micro_batches * micro_batch == crammings_ramp(spent, 0, micro_batch)
+            assert micro_batches == 1 and rate == 0.25  # budget-triangle2 starts at 25 %
+        # Later steps follow the ramp, rounded up to whole micro-batches as cramming rounds.
+        for spent in (0.001, 0.1, 0.25, 0.3, 0.59, 0.6, 0.9):
+            micro_batches, _ = training.step_schedule(crammed_bert, spent, 3, micro_batch)
+            assert micro_batches * micro_batch == crammings_ramp(spent, 3, micro_batch)
+    # Why a short CPU budget completes one optimizer step: the second, begun after a quarter of
+    # the budget, accumulates 3,414 sequences (8192 x 0.25 / 0.6, rounded up to the micro-batch).
+    assert training.step_schedule(crammed_bert, 0.25, 1, cpu)[0] * cpu == 3414
 
 
 def test_optimizers_exempt_biases_and_norms_from_weight_decay():

@@ -1,15 +1,24 @@
 """The pretraining loop every method runs (harness code); it evaluates with `tasks.common.heldout`.
 
-Clock rules (cramming's): data preparation and tokenizer training happen before the clock
-starts; model construction, compilation and every training step are timed; evaluation is
-untimed. The loop checks the clock before each optimizer step and stops once the budget is spent,
-so a run overshoots by at most one step, and it records by how much.
+Clock rules (cramming's `pretrain.py`, which starts its clocks once the model is built): data
+preparation, tokenizer training and building the model happen before the clock starts; the
+method's optimizer set-up (stricter than cramming, which builds it before its clocks start),
+compilation and every training step are timed; evaluation is untimed. The loop checks the clock
+before each micro-batch and stops once the budget is spent, so a run overshoots by at most one
+micro-batch, and it records by how much.
 
 The method supplies `batch_size(progress)` (sequences per optimizer step, reached by gradient
-accumulation over micro-batches of the profile's size) and `learning_rate(progress, step)` (a
-factor on the learning rates its optimizer was built with); `progress` is the spent fraction of
-the budget, `step` the number of optimizer steps taken so far (for step-based schedules such as
-BERT's).
+accumulation over micro-batches) and `learning_rate(progress, step)` (a factor on the learning
+rates its optimizer was built with); `progress` is the spent fraction of the budget, `step` the
+number of optimizer steps taken so far (for step-based schedules such as BERT's). The first step
+takes both at progress 0, as cramming's does (its batch ramp starts at one micro-batch and its
+schedules at the moment the training engine is built, whatever set-up came before).
+
+The micro-batch is an implementation setting, as cramming's `impl.microbatch_size` is, apart from
+the recipe's batch: the profile's `micro_batch`, capped on a CPU so that one micro-batch costs at
+most `CPU_MICRO_BATCH_FLOPS` (see `device_micro_batch`). With exact-count masking every
+micro-batch has the same number of labels, so accumulating micro-batches gives the same gradient
+as one large batch; the micro-batch only sets how finely a ramped batch is rounded up.
 
 Training batches are masked with a fixed count per sequence (`mask_exact`, cramming's rule, so
 shapes are static); the held-out evaluation keeps BERT's Bernoulli masking at 15 % with a fixed
@@ -18,6 +27,7 @@ seed (`tasks.common.heldout`), the same for every method and for earlier results
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import queue
@@ -33,8 +43,13 @@ from tasks.base import RunContext
 from tasks.common.corpus import SequenceStream
 from tasks.common.heldout import heldout_loss
 from tasks.common.masking import Vocabulary, mask_exact, masked_per_sequence
-from tasks.common.model import MaskedLanguageModel
+from tasks.common.model import MaskedLanguageModel, training_flops_per_token
 from tasks.common.precision import autocast, resolve_precision
+
+CPU_MICRO_BATCH_FLOPS = 1.5e11
+"""At most this many training FLOPs in one micro-batch on a CPU (about a second of the 2-core
+CPU this project is developed on): two sequences of 128 tokens for the full-size reference
+models, the profile's whole micro-batch for the scaled-down ones."""
 
 
 class Diverged(RuntimeError):
@@ -44,9 +59,15 @@ class Diverged(RuntimeError):
 @dataclass(frozen=True)
 class TrainingResult:
     steps: int
+    micro_batches: int
+    """Micro-batches trained, those of an accumulation cut by the budget included (cramming's
+    `steps` count these)."""
+    micro_batch: int
     tokens: int
     timed_s: float
     longest_step_s: float
+    initial_heldout_loss: float
+    """The untrained model's, before the clock starts (the curve's first point, at 0 s)."""
     final_heldout_loss: float
     """Measured once, at the end of the budget (it is also the curve's last point)."""
 
@@ -70,6 +91,35 @@ def epoch_order(
     if order.ndim != 1 or len(order) == 0 or order.min() < 0 or order.max() >= len(train):
         raise ValueError(f"data_order must return indices into the {len(train)} training sequences")
     return order
+
+
+def device_micro_batch(
+    requested: int, model: MaskedLanguageModel, seq_len: int, device: torch.device
+) -> int:
+    """The micro-batch the loop uses: the profile's, and on a CPU no more sequences than fit in
+    `CPU_MICRO_BATCH_FLOPS` (at least one). A full-size model's 16-sequence micro-batch takes
+    tens of seconds on a 2-core CPU, and cramming's ramped batch starts at one micro-batch, so
+    a short budget would end inside the first step."""
+    if device.type != "cpu":
+        return requested
+    per_sequence = training_flops_per_token(model) * seq_len
+    return max(1, min(requested, int(CPU_MICRO_BATCH_FLOPS // per_sequence)))
+
+
+def step_schedule(
+    method: ModuleType, progress: float, steps: int, micro_batch: int
+) -> tuple[int, float]:
+    """The micro-batches to accumulate and the learning-rate factor for the optimizer step after
+    `steps` steps, begun at `progress`: the method's `batch_size` rounded up to whole
+    micro-batches, and its `learning_rate`. The first step takes both at progress 0, as
+    cramming's does (its ramped batch starts at one micro-batch, its schedules when the training
+    engine is built), whatever the set-up before it cost."""
+    if steps == 0:
+        progress = 0.0
+    batch_size = int(method.batch_size(progress))
+    if batch_size < 1:
+        raise ValueError(f"method's batch_size({progress:.3f}) returned {batch_size}")
+    return math.ceil(batch_size / micro_batch), float(method.learning_rate(progress, steps))
 
 
 def _warm_up_optimizers() -> None:
@@ -210,8 +260,9 @@ def pretrain(
     batch is the method's `batch_size` rounded up to whole micro-batches. The host waits for the
     device only at evaluation points and at the end (inside the timed region, so queued work is
     paid for); the training loss stays on the device until then, which is also when divergence
-    is detected. The curve's last point is taken at the end of the budget and returned as the
-    final held-out loss, so the end state is evaluated once.
+    is detected. The curve's first point is the untrained model (0 s, before the clock starts),
+    its last is taken at the end of the budget and returned as the final held-out loss, so the
+    end state is evaluated once.
     """
     device = torch.device(ctx.device)
     clock = ctx.clock
@@ -221,11 +272,23 @@ def pretrain(
     precision = resolve_precision(hp.get("precision", "fp32"), device)
     mask_rate, clip = float(hp["mask_rate"]), hp.get("grad_clip")
     per_sequence = masked_per_sequence(mask_rate, validation.shape[1])
+    eval_batch = micro_batch
+    micro_batch = device_micro_batch(micro_batch, model, validation.shape[1], device)
 
+    def evaluate() -> float:
+        loss_at = heldout_loss(model, validation, vocabulary, device, eval_batch, precision)
+        if not math.isfinite(loss_at):
+            raise Diverged(f"held-out loss became {loss_at} after step {steps}")
+        ctx.record_point("heldout_mlm_loss", clock.timed_s, loss_at)
+        return loss_at
+
+    steps = micro_steps = tokens = 0
+    initial_heldout = evaluate()  # untimed: the untrained model, the quality gate's baseline
     _warm_up_optimizers()
     with clock.timed():  # building the optimizer and compiling count against the budget
         optimizer = method.configure_optimizer(model)
-        check_weights()
+    check_weights()  # the harness's own rule check, untimed
+    with clock.timed():
         base_rates = [group["lr"] for group in optimizer.param_groups]
         step_model, static_count = model, 0
         if hp.get("compile") and device.type == "cuda":
@@ -236,8 +299,8 @@ def pretrain(
             method, train, vocabulary, micro_batch, mask_rate, ctx.seed, shuffle,
             pin_memory=device.type == "cuda",
         )  # fmt: skip
+    cast = autocast(device, precision) if precision == "bf16" else contextlib.nullcontext()
 
-    steps = tokens = 0
     longest = 0.0
     step_loss = torch.full((), math.nan, device=device)
     # The last checkpoint is the budget itself (budget * n / n may round just above it).
@@ -246,43 +309,41 @@ def pretrain(
     progress_bar = iter(ctx.track(range(eval_points), "pretraining", total=eval_points))
     final_heldout = math.nan
 
-    def evaluate(steps: int) -> float:
+    def checkpoint() -> None:
+        nonlocal final_heldout
+        while checkpoints and clock.timed_s >= checkpoints[0]:  # a long step passes several
+            checkpoints.pop(0)
+            next(progress_bar, None)
         train_loss = float(step_loss)  # the one host sync between evaluation points
         if steps and not math.isfinite(train_loss):
             raise Diverged(f"training loss became {train_loss} by step {steps}")
-        loss_at = heldout_loss(model, validation, vocabulary, device, micro_batch, precision)
-        if not math.isfinite(loss_at):
-            raise Diverged(f"held-out loss became {loss_at} after step {steps}")
-        ctx.record_point("heldout_mlm_loss", clock.timed_s, loss_at)
+        final_heldout = evaluate()
         if steps:
             ctx.record_point("train_mlm_loss", clock.timed_s, train_loss)
-        return loss_at
 
     try:
-        while not clock.exhausted:
-            with clock.timed():
+        with clock.timed():  # one region: evaluation points step out of it (`untimed`)
+            while not clock.exhausted:
                 started = time.perf_counter()
                 progress = min(1.0, clock.timed_s / budget)
-                batch_size = int(method.batch_size(progress))
-                if batch_size < 1:
-                    raise ValueError(f"method's batch_size({progress:.3f}) returned {batch_size}")
-                factor = float(method.learning_rate(progress, steps))
+                micro_batches, factor = step_schedule(method, progress, steps, micro_batch)
                 for group, base in zip(optimizer.param_groups, base_rates, strict=True):
                     group["lr"] = base * factor
-                micro_batches = math.ceil(batch_size / micro_batch)
                 accumulated = torch.zeros((), device=device)
                 for index in range(micro_batches):
                     if index and clock.exhausted:  # cramming's rule: stop mid-accumulation
                         break
                     inputs, labels = builder.next()
-                    with autocast(device, precision):
+                    with cast:
                         loss = step_model(
                             inputs.to(device, non_blocking=True),
                             labels.to(device, non_blocking=True),
                             static_count,
                         )
-                    (loss / micro_batches).backward()
-                    accumulated += loss.detach() / micro_batches
+                    scaled = loss / micro_batches
+                    scaled.backward()
+                    accumulated += scaled.detach()
+                    micro_steps += 1
                     tokens += inputs.numel()
                 else:
                     if clip:
@@ -292,16 +353,17 @@ def pretrain(
                     step_loss = accumulated
                 optimizer.zero_grad(set_to_none=True)
                 longest = max(longest, time.perf_counter() - started)  # a cut step counts too
-                due = bool(checkpoints) and clock.timed_s >= checkpoints[0]
-                if due or clock.exhausted:
-                    _synchronize(device)
-            if checkpoints and clock.timed_s >= checkpoints[0]:  # untimed: outside the region
-                while checkpoints and clock.timed_s >= checkpoints[0]:  # a long step passes several
-                    checkpoints.pop(0)
-                    next(progress_bar, None)
-                final_heldout = evaluate(steps)
+                if clock.timed_s >= checkpoints[0] or clock.exhausted:
+                    _synchronize(device)  # queued work is paid for before the clock is read
+                    if clock.exhausted:
+                        break
+                    if clock.timed_s >= checkpoints[0]:
+                        with clock.untimed():
+                            checkpoint()
     finally:
         builder.close()
-    if checkpoints:  # set-up spent the whole budget before a step: evaluate the end state once
-        final_heldout = evaluate(steps)
-    return TrainingResult(steps, tokens, clock.timed_s, longest, final_heldout)
+    checkpoint()  # the end state, once, with the clock stopped
+    return TrainingResult(
+        steps, micro_steps, micro_batch, tokens, clock.timed_s, longest, initial_heldout,
+        final_heldout,
+    )  # fmt: skip

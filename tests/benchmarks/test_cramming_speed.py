@@ -1,17 +1,19 @@
 """The cramming training loop must not be where time goes (issues 3 and 15): on the same model,
 batch, exact-count masking and optimizer, the harness's tokens/s (a real run through the runner
 and store, its clock, its background batch builder) is at least 92 % of a minimal hand-written
-PyTorch loop that masks on the main thread. Both are timed alike: from building the model to the
-end of the same number of seconds. Issue 15 asks for 98 %: two quiet CI runs of the 2-core VM
-passed 0.98, a third measured 0.952, one run under load 1.011; so 98 % is not stable there, and
-92 % (the bound that held across the earlier sessions' CI runs) is asserted.
+PyTorch loop that masks on the main thread. Both are timed alike, as cramming times: from
+building the optimizer (the model is built before the clock starts) to the end of the same number
+of seconds.
 
-The two alternate, minimal-harness-minimal-harness, and each side's mean is compared, so a slow
-drift of a shared VM lands on both sides equally.
+Rounds alternate minimal-harness, three times; each round's ratio is kept (extra_info) and the
+median ratio is asserted, so one disturbed round on a shared VM does not decide. Issue 15 asks for
+98 %: quiet CI runs of the 2-core VM measured 0.98 and above twice, 0.952 once, so 92 % is
+asserted until a quiet machine shows 98 % stable (see the issue's notes).
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
@@ -24,7 +26,8 @@ from tasks.common.masking import mask_exact
 from tasks.common.model import EncoderConfig, MaskedLanguageModel
 from tasks.common.tokenization import SPECIAL_TOKENS, pack_sequences, train_tokenizer
 
-SECONDS = 15.0
+SECONDS = 10.0
+ROUNDS = 3
 MIN_RATIO = 0.92
 BATCH = 16
 METHOD = f"""
@@ -54,13 +57,13 @@ def minimal_loop_tokens_per_s(cache_dir) -> float:
     train = pack_sequences(tokenizer, corpus.train, 128, cache_dir, f"{corpus.sha256}:train")
     special = torch.tensor([tokenizer.token_to_id(t) for t in SPECIAL_TOKENS])
     mask_id = tokenizer.token_to_id("[MASK]")
-    start = time.perf_counter()
     config = EncoderConfig(
         tokenizer.get_vocab_size(), 128, hidden_size=128, num_layers=2, num_heads=2,
         intermediate_size=512, norm="pre", sparse_prediction=True, dropout=0.0,
     )  # fmt: skip
     torch.manual_seed(0)
     model = MaskedLanguageModel(config)
+    start = time.perf_counter()
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
     generator = torch.Generator().manual_seed(0)
     tokens = 0
@@ -86,16 +89,17 @@ def test_training_loop_overhead_against_a_minimal_loop(benchmark, tmp_path, monk
 
     def alternate() -> tuple[list[float], list[float]]:
         minimal, harness = [], []
-        for _ in range(2):
+        for _ in range(ROUNDS):
             minimal.append(minimal_loop_tokens_per_s(tmp_path / "cache"))
             (outcome,) = execute(store, prepared, [0], machine_id)
             harness.append(outcome.scalars["tokens_per_s"][0])
         return minimal, harness
 
     minimal, harness = benchmark.pedantic(alternate, rounds=1)
-    ratio = (sum(harness) / len(harness)) / (sum(minimal) / len(minimal))
+    ratios = [h / m for h, m in zip(harness, minimal, strict=True)]
+    ratio = statistics.median(ratios)
     benchmark.extra_info.update(
-        harness_tokens_per_s=harness, minimal_tokens_per_s=minimal, ratio=ratio
+        harness_tokens_per_s=harness, minimal_tokens_per_s=minimal, ratios=ratios, ratio=ratio
     )
-    print(f"harness {harness} tokens/s, minimal loop {minimal} tokens/s, ratio {ratio:.3f}")
+    print(f"harness {harness} tokens/s, minimal loop {minimal} tokens/s, ratios {ratios}")
     assert ratio >= MIN_RATIO
