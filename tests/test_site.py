@@ -311,6 +311,6 @@ def _page_mentioning(directory: Path, word: str) -> Path:
      ("kl_mean", "nats", "quality")],
 )  # fmt: skip
 def test_run_pages_group_metrics(name, unit, group):
-    from harness.publish.site import metric_group
+    from harness.publish.pages import metric_group
 
     assert metric_group(name, unit) == group

@@ -15,7 +15,10 @@ from conftest import assert_one_line_error, fast_probe_overrides, run_cli
 from helpers import run_probe
 
 from harness.errors import InputError
-from harness.publish.site import build_site, csv_cell, published_results, slug
+from harness.paths import slug
+from harness.publish.downloads import csv_cell
+from harness.publish.site import build_site
+from harness.score.inputs import published_results
 from harness.store import open_store
 from harness.store.queries import RunFilter
 from harness.submit.bundles import build_bundle, content_hash, import_validated, validate_bundle

@@ -10,10 +10,11 @@ import pytest
 from conftest import FAST_PROBE, assert_one_line_error, fast_probe_overrides, run_cli
 
 from harness.errors import InputError
-from harness.publish.site import build_site, results_store
+from harness.publish.site import build_site
 from harness.registry import task_names
 from harness.run.machine import collect_fingerprint
 from harness.run.runner import execute, prepare, save_machine
+from harness.score.inputs import results_store
 from harness.spec import spec_task_names
 from harness.store import open_store
 from harness.store.queries import RunFilter, find_runs

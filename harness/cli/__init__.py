@@ -925,7 +925,8 @@ def jobs_command(jobs_dir: Path | None, as_json: bool) -> None:
 def suite_score_command(profile, results_dir, suite_version, db, as_json) -> None:
     """The suite score per machine: performance profile and geometric-mean speedup."""
     from harness.cli.report import print_suite_scores
-    from harness.publish.site import compute_suite_scores, results_store
+    from harness.score.inputs import results_store
+    from harness.score.suite import compute_suite_scores
     from harness.store import open_store
 
     with results_store(results_dir) as (store, _submissions):
@@ -1204,7 +1205,8 @@ def site_build_command(
     import tempfile
 
     from harness.errors import InputError
-    from harness.publish.site import build_site, published_results
+    from harness.publish.site import build_site
+    from harness.score.inputs import published_results
     from harness.store import open_store
     from harness.submit.bundles import bundle_files, import_bundles
 

@@ -1,3 +1,6 @@
-"""Scoring: the rules that turn stored runs into per-method scores, the leaderboards built from
-them, suite scores, and regression detection over time. Computes; renders nothing.
+"""Scoring: the one place numbers are computed from stored runs. `inputs` reads the runs (from a
+store or a `results/` directory), `rules` states how seeds and tasks aggregate, `tasks` knows
+each task's metrics and standard settings, `boards` builds the leaderboards, `suite` the suite
+score, and `regressions` the changes over time. Computes; renders nothing, and never imports
+`harness.publish`.
 """

@@ -209,12 +209,17 @@ def build_leaderboards(
                 ],
             )
         )
-    boards.sort(key=lambda b: (b.task, _profile_order(b.profile), not b.is_standard, b.slug))
+    boards.sort(key=lambda b: (b.task, profile_rank(b.profile), not b.is_standard, b.slug))
     return boards
 
 
-def _profile_order(profile: str) -> int:
-    return {"smoke": 0, "standard": 1, "full": 2}.get(profile, 3)
+PROFILE_ORDER = ("smoke", "standard", "full")
+"""The suite's profiles from quickest to longest: boards and pages list profiles in this order."""
+
+
+def profile_rank(profile: str) -> int:
+    """A profile's place in `PROFILE_ORDER`; a profile the suite does not name comes last."""
+    return PROFILE_ORDER.index(profile) if profile in PROFILE_ORDER else len(PROFILE_ORDER)
 
 
 def _row(runs: list[Run]) -> LeaderboardRow:
@@ -268,6 +273,28 @@ def _rank(rows: list[LeaderboardRow], columns: list[MetricColumn]) -> None:
         return (0, tuple(values), row.method_name)
 
     rows.sort(key=key)
+
+
+def bundle_scores(
+    runs: list[dict[str, Any]], declared: list[MetricColumn]
+) -> list[tuple[MetricColumn, SeedSummary]]:
+    """(column, summary over the seeds) per metric of a bundle's runs (a submission's), the
+    `declared` metrics first in their order; a run that did not succeed adds nothing."""
+    values: dict[str, list[float]] = {}
+    units: dict[str, tuple[str, bool]] = {}
+    for run in runs:
+        if run["status"] != "succeeded":
+            continue
+        for m in run["measurements"]:
+            values.setdefault(m["name"], []).append(m["value"])
+            units[m["name"]] = (m["unit"], m["higher_is_better"])
+    columns = {c.name: c for c in declared}
+    order = {name: index for index, name in enumerate(columns)}
+    return [
+        (columns.get(name) or MetricColumn(name, *units[name]), SeedSummary.of(found))
+        for name, found in sorted(values.items(), key=lambda item: (order.get(item[0], 1e9),
+                                                                   item[0]))
+    ]  # fmt: skip
 
 
 _WORDS = {"kl": "KL", "ppl": "perplexity", "mfu": "MFU", "mib": "MiB", "gbps": "GB/s",

@@ -1,5 +1,6 @@
 """The aggregation rules, stated once: how seeds become one number, which runs count, and how
-tasks become a suite score. Leaderboards, verification and the site all call these functions.
+tasks become a suite score. Leaderboards (`boards`), the suite score (`suite`), reports and the
+site's submission pages all call these functions.
 
 Rules:
 - **Seeds → one number per metric**: the median over a method's counted runs; with at least
@@ -28,10 +29,6 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from harness.score.boards import Leaderboard
 
 OLYMPIC_MIN_SEEDS = 5
 TAU_MAX = 4.0
@@ -128,15 +125,6 @@ def profile_score(
         return 0.0
     area = sum(max(0.0, tau_max - max(1.0, ratios.get(task, math.inf))) for task in tasks)
     return area / ((tau_max - 1.0) * len(tasks))
-
-
-def profile_curve(
-    ratios: Mapping[str, float], tasks: Sequence[str], taus: Sequence[float]
-) -> list[float]:
-    """ρ(τ) at each τ: the fraction of `tasks` whose ratio is at most τ."""
-    if not tasks:
-        return [0.0 for _ in taus]
-    return [sum(ratios.get(t, math.inf) <= tau for t in tasks) / len(tasks) for tau in taus]
 
 
 def speedup(value: float, reference: float, higher_is_better: bool) -> float | None:
@@ -239,45 +227,3 @@ def suite_score(
         )
     scores.sort(key=lambda s: -s.profile_score)  # stable: ties stay in name order
     return SuiteScore(hardware_key, hardware_label, profile, list(tasks), scores, tau_max)
-
-
-def suite_scores(
-    boards: Iterable[Leaderboard],
-    profile: str,
-    tasks: Sequence[str],
-    reference_methods: Mapping[str, str],
-    tau_max: float = TAU_MAX,
-) -> list[SuiteScore]:
-    """The suite score per hardware key from the standard leaderboards of `profile`.
-
-    `tasks` are the suite's tasks (a task without a board counts as missing for everyone);
-    `reference_methods` names each task's reference method (its first). An entry is a method
-    name: a submitter uses one name across tasks to be scored as one entry.
-    """
-    by_hardware: dict[str, list[TaskEntry]] = {}
-    labels: dict[str, str] = {}
-    for board in boards:
-        if board.profile != profile or not board.is_standard or board.task not in tasks:
-            continue
-        headline = board.headline_columns or board.columns
-        if not headline:
-            continue
-        metric = headline[0]
-        for row in board.rows:
-            summary = row.metrics.get(metric.name)
-            labels[row.hardware_key] = row.hardware_label
-            by_hardware.setdefault(row.hardware_key, []).append(
-                TaskEntry(
-                    task=board.task,
-                    entry=row.method_name,
-                    value=summary.value if summary else None,
-                    ranked=row.ranked and summary is not None,
-                    higher_is_better=metric.higher_is_better,
-                    is_reference=row.is_reference_method
-                    and row.method_name == reference_methods.get(board.task),
-                )
-            )
-    return [
-        suite_score(results, tasks, key, labels[key], profile, tau_max)
-        for key, results in sorted(by_hardware.items(), key=lambda item: labels[item[0]])
-    ]
