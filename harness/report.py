@@ -345,15 +345,20 @@ def print_run(run: Run) -> None:
         console.print(table)
 
 
-def _print_task_report(run: Run) -> None:
-    """The task's own summary of the run's scalars (e.g. quant's llama.cpp-style table)."""
+def task_report_lines(run: Run) -> list[str]:
+    """The task's own summary of the run's scalars (e.g. quant's llama.cpp-style table), as
+    `show` and the site's run page print it."""
     from harness.registry import load_task
 
     try:
         task = load_task(run.task)()
     except InputError:  # a run of a task this installation does not have
-        return
-    lines = task.report_lines({m.name: m.value for m in run.measurements})
+        return []
+    return task.report_lines({m.name: m.value for m in run.measurements})
+
+
+def _print_task_report(run: Run) -> None:
+    lines = task_report_lines(run)
     if lines:
         console.print(Text("\n".join(lines)))
 

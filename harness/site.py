@@ -848,6 +848,8 @@ def _render_methods(
 def _render_runs(
     writer: _Writer, runs: list[Run], include_private: bool, infos: dict[str, TaskInfo]
 ) -> None:
+    from harness.report import task_report_lines
+
     for run in runs:
         declared = (
             {column.name: column for column in infos[run.task].metrics}
@@ -879,6 +881,7 @@ def _render_runs(
             artifacts=[_publish_artifact(writer, run.id, artifact) for artifact in run.artifacts],
             curves=plots,
             groups=metric_groups(run.measurements, declared),
+            report=task_report_lines(run),
             budget_s=(run.settings or {}).get("budget_s"),
             error_summary=(shown["error"] or "").split("\n\n", 1)[0],
         )
