@@ -32,7 +32,7 @@ settings, so a sweep computes them once.
 Deviations from llama.cpp that remain (everything else of the token-level protocol and summary
 follows tools/perplexity/perplexity.cpp; see `tasks.quant.compare` and `tasks.quant.data`):
 - Models and formats: PyTorch through transformers, not GGUF and ggml kernels; the formats are
-  the libraries' (bitsandbytes, torchao, HQQ), not llama.cpp's k-quants or i-quants, so
+  the libraries' (bitsandbytes, torchao, HQQ, GPTQModel), not llama.cpp's k-quants or i-quants, so
   a row here and a row of a llama.cpp table share a protocol, not a format.
 - The reference: float32 by default (bfloat16 on request); llama.cpp's tables take the
   `--kl-divergence-base` logits of whatever model was run first, usually the F16 or BF16 GGUF.
@@ -85,6 +85,7 @@ REFERENCE_METHODS = (
     "torchao-fp8-weight-only",
     "torchao-int4-weight-only",
     "hqq-4bit",
+    "gptq-4bit",
 )
 
 
