@@ -111,7 +111,7 @@ def dataset_location(task: str, data_dir: Path | None) -> tuple[str, str | None]
     path, name = str(config["dataset_path"]), config.get("dataset_name")
     if data_dir is None:
         return path, name
-    directory = data_dir / path
+    directory = (data_dir / path).resolve()
     if not directory.is_dir():
         raise InputError(
             f"lm-eval task {task}: the data mirror lacks {directory} (the files of hub dataset"
