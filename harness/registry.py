@@ -29,3 +29,13 @@ def load_task(name: str) -> type:
     if not (isinstance(task_cls, type) and issubclass(task_cls, Task)):
         raise InputError(f"entry point {name!r} does not name a budgetbench Task subclass")
     return task_cls
+
+
+def task_report_lines(task_name: str, scalars: dict[str, float]) -> list[str]:
+    """The task's own summary of a run's scalars (e.g. quant's llama.cpp-style table), as `show`
+    and the site's run page print it; nothing for a task this installation does not have."""
+    try:
+        task = load_task(task_name)()
+    except InputError:
+        return []
+    return task.report_lines(scalars)

@@ -43,6 +43,33 @@ def tiny_tokenizer(add_bos: bool = False):
     )  # fmt: skip
 
 
+def qwen_tokenizer():
+    """A byte-level BPE trained with `tokenizers` on the WORDS text the way Qwen2's is built (its
+    own pre-tokenization regex, then bytes), so that transformers' `Qwen2Tokenizer`, which
+    rebuilds a Qwen2 checkpoint's tokenizer from its vocabulary and merges, reads it back as it
+    was trained. (A word-level vocabulary saved beside a Qwen2 config loads as a Qwen2Tokenizer
+    that finds no merges and encodes every text to no ids at all.)"""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])  # fmt: skip
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=320, special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )  # fmt: skip
+    text = [" ".join(WORDS[(i * 7 + j) % 60] for j in range(40)) + " =" for i in range(60)]
+    bpe.train_from_iterator(text, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>"
+    )
+
+
 def tiny_model(vocab_size: int):
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -64,6 +91,68 @@ def write_mirror(root: Path) -> Path:
             "".join(article.format(title=f"w{offset % 60}", text=text(i + offset))
                     for i in range(count))
         )  # fmt: skip
+    return root
+
+
+def _words(seed: int, count: int) -> str:
+    return " ".join(WORDS[(seed * 7 + k * 13) % 60] for k in range(count))
+
+
+def lm_eval_rows(task: str, count: int) -> list[dict]:
+    """`count` documents in the hub dataset's own schema for lm-eval's `task`."""
+    rows = []
+    for i in range(count):
+        if task == "hellaswag":  # Rowan/hellaswag
+            rows.append({"ind": i, "activity_label": _words(i, 1), "ctx_a": _words(i, 5),
+                         "ctx_b": _words(i + 1, 2), "ctx": _words(i, 7),
+                         "endings": [_words(i + k, 3) for k in range(4)],
+                         "source_id": f"tiny~{i}", "split": "val", "split_type": "indomain",
+                         "label": str(i % 4)})  # fmt: skip
+        elif task == "arc_easy":  # allenai/ai2_arc, subset ARC-Easy
+            rows.append({"id": f"tiny-{i}", "question": _words(i, 6),
+                         "choices": {"text": [_words(i + k, 2) for k in range(4)],
+                                     "label": ["A", "B", "C", "D"]},
+                         "answerKey": "ABCD"[i % 4]})  # fmt: skip
+        elif task == "piqa":  # baber/piqa
+            rows.append({"goal": _words(i, 6), "sol1": _words(i + 1, 4), "sol2": _words(i + 2, 4),
+                         "label": i % 2})  # fmt: skip
+        elif task == "winogrande":  # allenai/winogrande, subset winogrande_xl
+            rows.append({"sentence": f"{_words(i, 3)} _ {_words(i + 1, 3)}",
+                         "option1": _words(i + 2, 1), "option2": _words(i + 3, 1),
+                         "answer": str(1 + i % 2)})  # fmt: skip
+    return rows
+
+
+# lm-eval task -> (hub dataset, subset or None, splits lm-eval's config names)
+LM_EVAL_MIRROR = {
+    "hellaswag": ("Rowan/hellaswag", None, ("train", "validation")),
+    "arc_easy": ("allenai/ai2_arc", "ARC-Easy", ("train", "validation", "test")),
+    "piqa": ("baber/piqa", None, ("train", "validation")),
+    "winogrande": ("allenai/winogrande", "winogrande_xl", ("train", "validation")),
+}
+
+
+def write_lm_eval_mirror(root: Path, documents: int = 6) -> Path:
+    """lm-eval's four downstream datasets, a few rows each in their real schemas, laid out as
+    `huggingface-cli download --repo-type dataset` lays out the hub's parquet repositories
+    (`data/<split>-00000-of-00001.parquet`, or a subset's folder that the README's `configs`
+    name)."""
+    import datasets
+
+    for task, (repo, subset, splits) in LM_EVAL_MIRROR.items():
+        directory = root / repo
+        folder = directory / (subset or "data")
+        folder.mkdir(parents=True)
+        for split in splits:
+            rows = lm_eval_rows(task, documents if split != "train" else 2)
+            datasets.Dataset.from_list(rows).to_parquet(folder / f"{split}-00000-of-00001.parquet")
+        if subset is not None:
+            files = "".join(
+                f"  - split: {split}\n    path: {subset}/{split}-*\n" for split in splits
+            )
+            (directory / "README.md").write_text(
+                f"---\nconfigs:\n- config_name: {subset}\n  data_files:\n{files}---\n"
+            )
     return root
 
 

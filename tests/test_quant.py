@@ -3,6 +3,7 @@ on a tiny `save_pretrained` model (a real quantized method, a broken one, an uns
 
 from __future__ import annotations
 
+import html
 import math
 import sqlite3
 from pathlib import Path
@@ -10,12 +11,22 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import assert_one_line_error, run_cli
-from quant_tiny import WORDS, run_quant, scalars, tiny_model, tiny_tokenizer, write_mirror
+from quant_tiny import (
+    LM_EVAL_MIRROR,
+    WORDS,
+    lm_eval_rows,
+    run_quant,
+    scalars,
+    tiny_model,
+    tiny_tokenizer,
+    write_lm_eval_mirror,
+    write_mirror,
+)
 
 from harness.run.runner import RunOutcome
 from tasks.quant.compare import compare_logits, scored_slice, summarize
 from tasks.quant.data import choice_items
-from tasks.quant.downstream import evaluate_choices, flip_rate, write_task
+from tasks.quant.downstream import SYNTHETIC, evaluate, flip_rate, write_tasks
 
 
 @pytest.fixture(scope="module")
@@ -75,17 +86,66 @@ def test_lm_eval_scores_choice_items_offline_and_flips_count_changed_answers(tmp
     assert [item.label for item in items[:5]] == [0, 1, 2, 3, 0]
     assert all(item.choices[item.label] == " ".join(d.split()[6:9]) for item, d in
                zip(items, documents, strict=False))  # fmt: skip
-    result = evaluate_choices(tiny_model(63), tiny_tokenizer(), write_task(items, tmp_path), 4)
-    assert len(result.correct) == 8 and len(result.predictions) == 8
+    task_dir = write_tasks([SYNTHETIC], items, None, tmp_path)
+    tokenizer = tiny_tokenizer()
+    (result,) = evaluate(
+        tiny_model(len(tokenizer)), tokenizer, task_dir, [SYNTHETIC], 4, 3
+    ).values()
+    assert len(result.correct) == 8 and len(result.predictions) == 8  # `limit` spares its items
     assert result.accuracy == pytest.approx(100 * sum(result.correct) / 8)
     assert all(c == (p == i.label) for c, p, i in zip(result.correct, result.predictions, items,
                                                        strict=True))  # fmt: skip
     assert flip_rate([True, False, True, True], [True, True, False, True]) == 50.0
 
 
+def _expected_label(task: str, row: dict) -> int:
+    """The true choice of a mirror row, read from the dataset's own schema."""
+    if task == "arc_easy":
+        return row["choices"]["label"].index(row["answerKey"])
+    if task == "winogrande":
+        return int(row["answer"]) - 1
+    return int(row["label"])
+
+
+def test_lm_eval_runs_its_own_task_configs_offline_from_a_mirror_in_the_hubs_layout(tmp_path):
+    write_lm_eval_mirror(tmp_path / "mirror", documents=6)
+    tasks = list(LM_EVAL_MIRROR)
+    task_dir = write_tasks(tasks, [], tmp_path / "mirror", tmp_path / "tasks")
+    assert (
+        str(tmp_path / "mirror" / "Rowan" / "hellaswag")
+        in (task_dir / "hellaswag.yaml").read_text()
+    )
+    tokenizer = tiny_tokenizer()
+    results = evaluate(tiny_model(len(tokenizer)), tokenizer, task_dir, tasks, 4, limit=5)
+    for task in tasks:
+        result = results[task]
+        assert len(result.correct) == 5, task  # lm-eval's limit: the first 5 of 6 documents
+        assert len(set(result.doc_hashes)) == 5
+        assert result.accuracy == pytest.approx(100 * sum(result.correct) / 5)
+        assert (result.accuracy_norm is None) == (task == "winogrande")  # acc_norm where defined
+        # lm-eval read the labels from the mirror's rows: correct exactly where the argmax is it
+        labels = [_expected_label(task, row) for row in lm_eval_rows(task, 5)]
+        assert result.correct == [p == label for p, label in zip(result.predictions, labels,
+                                                                  strict=True)], task  # fmt: skip
+
+
+def test_a_downstream_dataset_missing_from_the_mirror_is_a_one_line_error_before_the_run(
+    tmp_path,
+):
+    (tmp_path / "mirror").mkdir()
+    result = run_cli("run", "quant", "--method", "fp32", "--set", 'downstream=["piqa"]',
+                     "--data-dir", str(tmp_path / "mirror"),
+                     "--db", f"sqlite:///{tmp_path / 's.db'}")  # fmt: skip
+    assert_one_line_error(result, 2, f"lm-eval task piqa: the data mirror lacks {tmp_path}")
+    if (tmp_path / "s.db").exists():
+        with sqlite3.connect(tmp_path / "s.db") as connection:
+            assert connection.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+
+
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory) -> Path:
-    return write_mirror(tmp_path_factory.mktemp("mirror"))
+    """WikiText-2 raw and lm-eval's downstream datasets, tiny, in one data mirror."""
+    return write_lm_eval_mirror(write_mirror(tmp_path_factory.mktemp("mirror")))
 
 
 def _run(tiny_dir: Path, mirror: Path, tmp_path: Path, method: str, monkeypatch) -> RunOutcome:
@@ -200,3 +260,52 @@ def test_the_reference_is_fp32_and_named_so_bf16_is_measured_not_zero(
     assert bf16["kl_mean"] > 0 and bf16["measured_bits_per_weight"] == 16.0
     shown = run_cli("show", outcome.run_id, "--json", "--db", f"sqlite:///{tmp_path / 's.db'}")
     assert '"reference": "fp32: the same model in torch.float32"' in shown.stdout
+
+
+def test_real_lm_eval_tasks_give_accuracy_and_flips_against_the_reference_per_task(
+    tiny_dir, mirror, tmp_path, monkeypatch
+):
+    tasks = 'downstream=["hellaswag", "winogrande"]'
+    outcome = run_quant(tiny_dir, mirror, tmp_path, "fp32", monkeypatch, [tasks, "choice_items=5"])
+    assert outcome.status == "succeeded", outcome.error
+    fp32 = scalars(outcome)
+    for task in ("hellaswag", "winogrande"):
+        assert fp32[f"downstream_{task}_flip_rate"] == 0.0
+        assert fp32[f"downstream_{task}_accuracy"] == fp32[f"downstream_{task}_accuracy_reference"]
+    assert "downstream_synthetic_choice_accuracy" not in fp32
+
+    outcome = run_quant(
+        tiny_dir, mirror, tmp_path, "bnb-fp4", monkeypatch, [tasks, "choice_items=5"]
+    )
+    assert outcome.status == "succeeded", outcome.error
+    fp4 = scalars(outcome)
+    pooled = []
+    for task in ("hellaswag", "winogrande"):
+        mine, theirs = (
+            fp4[f"downstream_{task}_accuracy"],
+            fp4[f"downstream_{task}_accuracy_reference"],
+        )
+        assert theirs == fp32[f"downstream_{task}_accuracy"]  # the same reference answers
+        assert abs(mine - theirs) <= fp4[f"downstream_{task}_flip_rate"] + 1e-9
+        pooled.append(mine)
+    assert fp4["choice_accuracy"] == pytest.approx(sum(pooled) / 2)  # 5 documents each
+    assert (
+        "downstream_hellaswag_accuracy_norm" in fp4
+        and "downstream_winogrande_accuracy_norm" not in fp4
+    )
+    shown = run_cli("show", outcome.run_id, "--db", f"sqlite:///{tmp_path / 's.db'}").stdout
+    assert "====== Downstream (lm-eval, zero-shot; flips against the reference) ======" in shown
+    row = next(line for line in shown.splitlines() if line.startswith("hellaswag "))
+    assert f"flips {fp4['downstream_hellaswag_flip_rate']:7.3f}%" in row and "acc_norm" in row
+
+    # The site's run page prints the same llama.cpp-style table and downstream rows.
+    from harness.site import build_site, run_path
+    from harness.store import open_store
+
+    build_site(open_store(f"sqlite:///{tmp_path / 's.db'}"), tmp_path / "site")
+    page = (tmp_path / "site" / run_path(outcome.run_id)).read_text()
+    table = page.split('<pre class="task-report">', 1)[1].split("</pre>", 1)[0]
+    assert "====== KL divergence statistics ======" in table
+    assert f"Mean    KLD: {fp4['kl_mean']:10.6f} ± {fp4['kl_mean_se']:10.6f}" in table
+    assert f"Same top p: {fp4['same_top1']:6.3f}%" in table
+    assert row in html.unescape(table)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from quant_tiny import run_quant, scalars, tiny_tokenizer, write_mirror
+from quant_tiny import qwen_tokenizer, run_quant, scalars, tiny_tokenizer, write_mirror
 
 from harness.errors import InputError
 from harness.run.runner import prepare
@@ -48,12 +48,15 @@ def _config(family: str, vocab: int):
             new_decoder_architecture=False,
             **common,
         )
+    if family == "qwen2":  # biased q/k/v projections, grouped-query attention, no BOS
+        no_bos = {**common, "pad_token_id": 0, "eos_token_id": 0, "bos_token_id": None}
+        return t.Qwen2Config(hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                             num_attention_heads=4, num_key_value_heads=2, **no_bos)  # fmt: skip
     raise ValueError(family)
 
 
-# Llama is tests/test_quant.py's model. (Qwen2 is left out: transformers loads a saved tokenizer
-# next to a Qwen2 config as its own Qwen2Tokenizer, which the tiny word-level vocabulary is not.)
-FAMILIES = ("gpt2", "gpt-neox", "opt", "falcon")
+# Llama is tests/test_quant.py's model.
+FAMILIES = ("gpt2", "gpt-neox", "opt", "falcon", "qwen2")
 
 
 @pytest.fixture(scope="module")
@@ -67,13 +70,16 @@ def mirror(tmp_path_factory) -> Path:
 def test_a_tiny_model_of_each_family_runs_a_4bit_format_end_to_end(
     family, method, mirror, tmp_path, monkeypatch
 ):
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = tiny_tokenizer()
+    tokenizer = qwen_tokenizer() if family == "qwen2" else tiny_tokenizer()
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(_config(family, len(tokenizer)))
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
+    loaded = AutoTokenizer.from_pretrained(tmp_path / "model")  # as the task loads it
+    text = (mirror / "wikitext-2-raw" / "valid.txt").read_text()[:500]
+    assert loaded(text)["input_ids"] == tokenizer(text)["input_ids"] != []
     outcome = run_quant(tmp_path / "model", mirror, tmp_path, method, monkeypatch,
                         ["sensitivity_max_layers=2"])  # fmt: skip
     assert outcome.status == "succeeded", outcome.error
@@ -156,3 +162,43 @@ def test_hqq_4bit_quantizes_on_a_cpu_with_its_packed_bits_counted():
     # packed 4-bit codes + float32 scale and zero per 64 weights = 5.0, plus HQQ's few bytes of
     # per-layer metadata (shape, packing names)
     assert 5.0 <= bits_per_weight(base, quantized, ["0"]) < 5.01
+
+
+def test_gptq_4bit_runs_end_to_end_with_its_packed_bits_counted(mirror, tmp_path, monkeypatch):
+    pytest.importorskip("gptqmodel", reason="the gptq extra (GPTQModel) is not installed")
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = tiny_tokenizer()
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256,
+                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                         pad_token_id=1, eos_token_id=2, bos_token_id=3)  # fmt: skip
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    outcome = run_quant(tmp_path / "model", mirror, tmp_path, "gptq-4bit", monkeypatch,
+                        ["calibration_windows=4"])  # fmt: skip
+    assert outcome.status == "succeeded", outcome.error
+    assert list((tmp_path / "cwd").iterdir()) == []  # GPTQModel's log files stay in its scratch
+    measured = scalars(outcome)
+    # Packed 4-bit codes, a bfloat16 scale and a 4-bit zero point per 128 weights, and a
+    # 32-bit group index per input column: q, k, v, o (128 -> 128), gate, up (128 -> 256) and
+    # down (256 -> 128).
+    shapes = [(128, 128)] * 4 + [(128, 256)] * 2 + [(256, 128)]
+    weights = sum(i * o for i, o in shapes)
+    stored = sum(i * o * (4 + (16 + 4) / 128) + 32 * i for i, o in shapes)
+    assert measured["measured_bits_per_weight"] == pytest.approx(stored / weights)
+    assert measured["kl_mean"] > 0 and measured["quality_retained"] > 50
+    assert "layer_kl_max" not in measured  # no per-layer sweep for GPTQ
+
+
+def test_gptq_refuses_a_conv1d_model_it_would_reload_transposed():
+    pytest.importorskip("gptqmodel", reason="the gptq extra (GPTQModel) is not installed")
+    from transformers import GPT2LMHeadModel
+
+    from tasks.quant.formats import Unsupported, gptq, linear_projections, quantizable_linears
+
+    model = linear_projections(GPT2LMHeadModel(_config("gpt2", 70)).eval())
+    with pytest.raises(Unsupported, match=r"reload transformer\.h\.0\.attn\.c_attn as a Conv1D"):
+        gptq(model, torch.zeros(1, 8, dtype=torch.long), quantizable_linears(model), 4, 32)

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.errors import InputError
+from harness.registry import task_report_lines
 from harness.run.runner import RunOutcome, Tracker
 from harness.score.rules import aggregate_seeds, seed_rule
 from harness.store.models import Run
@@ -346,14 +346,7 @@ def print_run(run: Run) -> None:
 
 
 def _print_task_report(run: Run) -> None:
-    """The task's own summary of the run's scalars (e.g. quant's llama.cpp-style table)."""
-    from harness.registry import load_task
-
-    try:
-        task = load_task(run.task)()
-    except InputError:  # a run of a task this installation does not have
-        return
-    lines = task.report_lines({m.name: m.value for m in run.measurements})
+    lines = task_report_lines(run.task, {m.name: m.value for m in run.measurements})
     if lines:
         console.print(Text("\n".join(lines)))
 

@@ -21,6 +21,7 @@ from harness.publish.links import (
 )
 from harness.publish.plots import Line, line_plot_svg
 from harness.publish.writer import PageWriter
+from harness.registry import task_report_lines
 from harness.score.boards import MetricColumn, bundle_scores, readable_name
 from harness.score.rules import OLYMPIC_MIN_SEEDS, TAU_MAX
 from harness.score.suite import REFERENCE_FAMILY, SuiteSection
@@ -145,6 +146,7 @@ def render_runs(
             artifacts=[_publish_artifact(writer, run.id, artifact) for artifact in run.artifacts],
             curves=plots,
             groups=metric_groups(run.measurements, declared),
+            report=task_report_lines(run.task, {m.name: m.value for m in run.measurements}),
             budget_s=(run.settings or {}).get("budget_s"),
             error_summary=(shown["error"] or "").split("\n\n", 1)[0],
         )

@@ -15,24 +15,41 @@ tokens:
   ln(PPL_Q/PPL_base), PPL ratio and difference, the KLD mean and percentile ladder, the Δp mean,
   ladder and RMS, the same-top share, each with llama.cpp's standard errors; `show` prints them
   laid out as llama.cpp does;
-- downstream (`tasks.quant.downstream`): lm-evaluation-harness accuracy on a *synthetic*
-  multiple-choice task built from held-out text (pick a passage's true continuation), and the
-  flip rate against the reference; it is an offline check, not a published benchmark;
+- downstream (`tasks.quant.downstream`): lm-evaluation-harness accuracy and the flip rate against
+  the reference on lm-eval's own `hellaswag`, `arc_easy`, `piqa` and `winogrande` (standard, full;
+  zero-shot, hub or `--data-dir` mirror); the smoke profile runs instead a *synthetic* 4-way
+  continuation choice built from held-out text, an offline check of the plumbing and not a
+  published benchmark (its metrics, `show` and the site say so);
 - sampling sensitivity (`tasks.quant.sampling`): a temperature x top-k x max-new-tokens grid,
   each cell's departure from the reference with a bootstrap interval, against a noise floor (the
   reference against itself with other seeds);
 - per-layer sensitivity (`tasks.quant.sensitivity`): one layer quantized at a time;
 - speed and memory (`tasks.quant.speed`).
-The reference's own results (sampling grid and floor, downstream answers) are cached on disk,
-keyed by the model's files, the data and the settings, so a sweep computes them once.
+The reference's own results (sampling grid and floor; downstream answers, keyed by lm-eval's
+hashes of the documents scored) are cached on disk, keyed by the model's files, the data and the
+settings, so a sweep computes them once.
 
-Deviations from llama.cpp that remain: the models run in PyTorch through transformers (not GGUF
-and ggml kernels), so the formats are the libraries' (bitsandbytes, torchao), not llama.cpp's
-k-quants; the reference's log-probabilities are exact (llama.cpp keeps 16-bit codes of them and
-drops entries below -16 from the KL sum); tokenization is the Hugging Face tokenizer's, which can
-differ from llama.cpp's own for the same vocabulary; `eval_windows` may cap the windows (as
-`--chunks` does; 0 takes them all). The smoke profile keeps `protocol = "articles"` (validation
-articles of its own corpus, no BOS), which no published table uses.
+Deviations from llama.cpp that remain (everything else of the token-level protocol and summary
+follows tools/perplexity/perplexity.cpp; see `tasks.quant.compare` and `tasks.quant.data`):
+- Models and formats: PyTorch through transformers, not GGUF and ggml kernels; the formats are
+  the libraries' (bitsandbytes, torchao, HQQ, GPTQModel), not llama.cpp's k-quants or i-quants, so
+  a row here and a row of a llama.cpp table share a protocol, not a format.
+- The reference: float32 by default (bfloat16 on request); llama.cpp's tables take the
+  `--kl-divergence-base` logits of whatever model was run first, usually the F16 or BF16 GGUF.
+- Reference log-probabilities are exact (float64 here); llama.cpp stores them as 16-bit codes in
+  its base-logits file and leaves vocabulary entries below -16 out of the KL sum.
+- Tokenization is the Hugging Face tokenizer's, which can split the same text differently from
+  llama.cpp's own tokenizer for the same vocabulary, so the scored tokens (and their count) may
+  differ.
+- `eval_windows` may cap the windows (llama.cpp's `--chunks`; 0, the standard and full setting,
+  takes them all). The smoke profile keeps `protocol = "articles"` (validation articles of its own
+  corpus, no BOS), which no published table uses.
+- Downstream accuracy is lm-eval's (its prompts, `acc` and `acc_norm`), not llama.cpp's own
+  `--hellaswag`/`--winogrande`/`--multiple-choice` scorers, whose data files, prompts and scoring
+  differ; standard scores the first `choice_items` documents of each task, full all of them. The
+  smoke profile's synthetic continuation choice is no benchmark at all.
+- Speed is PyTorch eager at batch 1 (prefill of `speed_prompt_len`, then `speed_decode_tokens`
+  decode steps), not `llama-bench`'s pp512/tg128 with ggml kernels.
 
 Primary quality score: exp(-mean NLL) of the held-out scored tokens, i.e. 1/perplexity.
 `quality_retained` = PPL_ref / PPL_q in percent; the quality gate asks for at least 99
@@ -45,11 +62,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tasks.base import GateResult, Method, MethodFunction, Metric, RunContext, Task
+from tasks.quant.downstream import DOWNSTREAM_TASKS, LM_EVAL_TASKS, SYNTHETIC, SYNTHETIC_LABEL
 
 # torchao registers Enum subclasses as pytree constants, which torch >= 2.14 logs as deprecated on
 # import; the message is for torchao's authors, not for someone reading a benchmark's output.
@@ -67,6 +85,7 @@ REFERENCE_METHODS = (
     "torchao-fp8-weight-only",
     "torchao-int4-weight-only",
     "hqq-4bit",
+    "gptq-4bit",
 )
 
 
@@ -104,6 +123,9 @@ class QuantConfig:
     """The reference's precision, the same on every device: "fp32" or "bf16"."""
     floor_bootstrap: int = 1000
     """Bootstrap resamples for the sampling grid's intervals."""
+    downstream: list[str] = field(default_factory=lambda: list(LM_EVAL_TASKS))
+    """lm-eval tasks scored (see tasks.quant.downstream); "synthetic-choice" is smoke's offline
+    stand-in. `choice_items` documents of each (0: all of a real task's)."""
     smoke_vocab_size: int = 4096
     smoke_hidden_size: int = 128
     smoke_layers: int = 2
@@ -135,8 +157,13 @@ class QuantConfig:
             raise TypeError('reference must be "fp32" or "bf16"')
         if self.prompt_len >= self.context_len:
             raise TypeError("prompt_len must be shorter than context_len")
-        if self.choice_count < 2 or self.choice_items < self.choice_count:
-            raise TypeError("choice_count must be at least 2 and choice_items at least that")
+        if self.choice_count < 2 or self.choice_items < 0:
+            raise TypeError("choice_count must be at least 2 and choice_items at least 0")
+        unknown = sorted(set(self.downstream) - set(DOWNSTREAM_TASKS))
+        if not self.downstream or unknown or len(set(self.downstream)) < len(self.downstream):
+            raise TypeError(f"downstream must list distinct tasks out of {list(DOWNSTREAM_TASKS)}")
+        if SYNTHETIC in self.downstream and self.choice_items < self.choice_count:
+            raise TypeError(f"{SYNTHETIC} needs choice_items of at least choice_count")
         if not self.temperatures or any(not 0 <= t <= 2 for t in self.temperatures):
             raise TypeError("temperatures must be a non-empty list between 0 and 2")
         if not self.top_ks or any(k < 0 for k in self.top_ks):
@@ -198,6 +225,24 @@ def token_metrics() -> tuple[Metric, ...]:
     return tuple(metrics)
 
 
+def downstream_metrics() -> tuple[Metric, ...]:
+    """Each downstream task's lm-eval accuracy and flips (see tasks.quant.downstream)."""
+    from tasks.quant.downstream import metric_key
+
+    metrics = []
+    for task in DOWNSTREAM_TASKS:
+        what = SYNTHETIC_LABEL if task == SYNTHETIC else f"lm-eval {task}, zero-shot"
+        key = f"downstream_{metric_key(task)}"
+        metrics += [
+            _m(f"{key}_accuracy", "%", True, f"accuracy (acc), {what}"),
+            _m(f"{key}_accuracy_reference", "%", True, f"the reference's accuracy, {what}"),
+            _m(f"{key}_flip_rate", "%", False, f"items whose correctness flipped, {what}"),
+        ]
+        if task != SYNTHETIC:
+            metrics.append(_m(f"{key}_accuracy_norm", "%", True, f"acc_norm, {what}"))
+    return tuple(metrics)
+
+
 def sampling_metrics() -> tuple[Metric, ...]:
     """The sampling grid against its noise floor (see tasks.quant.sampling)."""
     return (
@@ -238,9 +283,21 @@ class QuantTask(Task):
     metrics = (
         _m("quality_retained", "%", True, "PPL_ref / PPL_q (primary score exp(-mean NLL) kept)"),
         *token_metrics(),
-        _m("choice_accuracy", "%", True, "lm-eval continuation-choice accuracy"),
+        _m(
+            "choice_accuracy",
+            "%",
+            True,
+            "lm-eval accuracy over the items of all the profile's downstream tasks (smoke: the"
+            " synthetic continuation choice only, an offline check, not a benchmark)",
+        ),
         _m("choice_accuracy_reference", "%", True, "the reference's accuracy on the same items"),
-        _m("choice_flip_rate", "%", False, "items whose correctness differs from the reference"),
+        _m(
+            "choice_flip_rate",
+            "%",
+            False,
+            "items whose correctness differs from the reference, over all downstream tasks",
+        ),
+        *downstream_metrics(),
         *sampling_metrics(),
         _m("sampling_nll", "nats", False, "generations' NLL under the reference", "T"),
         _m("sampling_reference_nll", "nats", False, "the reference's own generations", "T"),
@@ -307,6 +364,14 @@ class QuantTask(Task):
             missing = [str(path) for path in needed if not path.is_file()]
             if missing:
                 raise ValueError(f"the data mirror lacks {missing[0]}")
+        from tasks.quant.downstream import check_reachable
+
+        for task in config.downstream:
+            if task != SYNTHETIC:
+                try:
+                    check_reachable(task, data_dir)
+                except Exception as exc:
+                    raise ValueError(str(exc)) from exc
 
     def quality_gate(self, scalars: Mapping[str, float], config: Any) -> GateResult:
         retained = scalars.get("quality_retained")
@@ -322,8 +387,9 @@ class QuantTask(Task):
 
     def report_lines(self, scalars: Mapping[str, float]) -> list[str]:
         from tasks.quant.compare import llama_cpp_report
+        from tasks.quant.downstream import downstream_report
 
-        return llama_cpp_report(dict(scalars))
+        return llama_cpp_report(dict(scalars)) + downstream_report(dict(scalars))
 
     def run(self, ctx: RunContext, method: Method) -> None:
         from tasks.quant.workload import run_quant

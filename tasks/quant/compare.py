@@ -156,7 +156,9 @@ def summarize(stats: list[TokenStats]) -> dict[str, float]:
 
 def llama_cpp_report(scalars: dict[str, float]) -> list[str]:
     """The summary laid out as llama.cpp prints it after `--kl-divergence` (lines missing from
-    `scalars` are left out)."""
+    `scalars` are left out; nothing at all for a run that measured none of them)."""
+    if "kl_mean" not in scalars and "ppl" not in scalars:
+        return []
 
     def line(label: str, name: str, scale: str = "{:10.6f}", error: bool = False) -> str | None:
         if name not in scalars or math.isnan(scalars[name]):

@@ -16,7 +16,8 @@ multiple-choice items, all cut from the profile's corpus with the model's own to
   all a method may look at.
 - Prompts for generation: the first `prompt_len` tokens of held-out windows spread evenly over
   them (equal lengths, so a batch needs no padding).
-- Multiple choice ("continuation choice"): held-out documents are cut into consecutive spans of
+- Multiple choice ("continuation choice", the smoke profile's synthetic downstream task, built only
+  when the profile lists `synthetic-choice`): held-out documents are cut into consecutive spans of
   `choice_context_words + choice_continuation_words` words; the context is a span's first words
   and the true answer the rest; the distractors are the true continuations of the following items,
   and the answer's position rotates so that it is not always the first choice.
@@ -147,12 +148,16 @@ def prepare_data(
     calibration = token_windows(tokenizer, train, config.context_len, config.calibration_windows)
     rows = torch.linspace(0, heldout.shape[0] - 1, config.prompts).round().long()
     prompts = heldout[rows, : config.prompt_len].clone()
-    items = choice_items(
-        validation,
-        config.choice_items,
-        config.choice_count,
-        config.choice_context_words,
-        config.choice_continuation_words,
+    items = (
+        choice_items(
+            validation,
+            config.choice_items,
+            config.choice_count,
+            config.choice_context_words,
+            config.choice_continuation_words,
+        )
+        if "synthetic-choice" in config.downstream
+        else []
     )
     return EvalData(heldout, calibration, prompts, items)
 

@@ -2,8 +2,10 @@
 
 Nothing here quantizes by hand: bitsandbytes' own modules (`Linear4bit` with `Params4bit`,
 `Linear8bitLt` with `Int8Params`) quantize their weights when moved to their device, torchao's
-`quantize_` swaps the weights of the selected modules for its quantized tensor subclasses, and
-HQQ's `HQQLinear` quantizes the linear layer it is given.
+`quantize_` swaps the weights of the selected modules for its quantized tensor subclasses,
+HQQ's `HQQLinear` quantizes the linear layer it is given, and GPTQModel runs GPTQ (Frantar et al.
+2022: each layer's weights rounded column by column with second-order error correction from the
+calibration activations) on a saved copy of the model and loads its packed result back.
 
 Compute precision follows the device: float32 on a CPU, bfloat16 on CUDA.
 
@@ -15,12 +17,18 @@ Falcon's `query_key_value`; GPT-2's `Conv1D` projections are first converted to 
 Device support (bitsandbytes 0.50, torchao 0.18, checked on a CPU): bitsandbytes' 4-bit (NF4, FP4,
 with and without double quantization) and 8-bit (LLM.int8) layers run on the CPU and on CUDA;
 torchao's int8 weight-only, int8 dynamic, float8 weight-only and int4 weight-only through
-`IntxWeightOnlyConfig` run on the CPU; `Int4WeightOnlyConfig` (tinygemm) does not.
+`IntxWeightOnlyConfig` run on the CPU; `Int4WeightOnlyConfig` (tinygemm) does not. GPTQModel 7.7
+(the `gptq` extra, a source build: `pip install --no-build-isolation gptqmodel`) quantizes and
+runs on the CPU through its `TorchLinear` kernel and on CUDA through its fastest kernel.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import tempfile
 from collections.abc import Callable, Collection
+from pathlib import Path
 
 import torch
 
@@ -182,3 +190,80 @@ def torchao(model: torch.nn.Module, modules: Collection[str], config) -> torch.n
                 " (no kernel for this device)"
             )
     return model
+
+
+def _copy_tokenizer(model: torch.nn.Module, directory: Path) -> None:
+    """Save the tokenizer of the checkpoint `model` was loaded from (transformers records its
+    directory as `name_or_path`) into `directory`."""
+    from transformers import AutoTokenizer
+
+    origin = Path(getattr(model, "name_or_path", "") or "")
+    if not origin.is_dir():
+        raise Unsupported("GPTQModel needs the model's tokenizer, and the model names no directory")
+    AutoTokenizer.from_pretrained(origin, local_files_only=True).save_pretrained(directory)
+
+
+def gptq(
+    model: torch.nn.Module,
+    calibration: torch.Tensor,
+    modules: Collection[str],
+    bits: int,
+    group_size: int,
+) -> torch.nn.Module:
+    """GPTQ through GPTQModel: the model is saved to a scratch directory, quantized there with
+    `calibration` (windows of token ids, every token attended), the quantized checkpoint saved
+    and loaded back (packed int32 codes, a scale and a packed zero point per `group_size` weights,
+    a group index per input column). Linear layers not in `modules` are left out with GPTQModel's
+    `dynamic` skip rules; one it leaves unquantized fails the run (`Unsupported`)."""
+    # GPTQModel's CPU pool gives its model loader 2 workers but itself (cores + 1) // 2: on a
+    # 2-core machine it refuses to start unless told how many CPU workers to use.
+    os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(2, (os.cpu_count() or 1) // 2)))
+    try:
+        from gptqmodel import BACKEND, GPTQModel, QuantizeConfig
+    except ImportError as exc:
+        raise Unsupported(
+            f"GPTQModel is not installed ({exc}): pip install --no-build-isolation gptqmodel"
+        ) from exc
+    # The checkpoint is reloaded by the architecture's own code: a projection it builds as
+    # something else than nn.Linear (GPT-2's Conv1D, converted here) would load transposed.
+    with torch.device("meta"):
+        native = type(model)(model.config)
+    for name in modules:
+        if type(native.get_submodule(name)) is not type(model.get_submodule(name)):
+            kind = type(native.get_submodule(name)).__name__
+            raise Unsupported(f"GPTQModel would reload {name} as a {kind}, not a linear layer")
+    dtype = compute_dtype(model)
+    device = next(model.parameters()).device
+    selected = set(modules)
+    skipped = [name for name in quantizable_linears(model) if name not in selected]
+    config = QuantizeConfig(
+        bits=bits,
+        group_size=group_size,
+        desc_act=False,
+        offload_to_disk=False,  # its per-module disk offload costs minutes on a slow disk
+        dynamic={f"-:^{re.escape(name)}$": {} for name in skipped} or None,
+    )
+    rows = [{"input_ids": row.tolist(), "attention_mask": [1] * len(row)} for row in calibration]
+    backend = BACKEND.TORCH if device.type == "cpu" else BACKEND.AUTO
+    with tempfile.TemporaryDirectory(prefix="budgetbench-gptq-") as scratch:
+        source, target = Path(scratch) / "model", Path(scratch) / "gptq"
+        # GPTQModel writes per-run log files under ./logs of the working directory; keep them in
+        # the scratch directory instead of the user's.
+        from gptqmodel.looper import loop_processor
+
+        loop_processor._PROJECT_LOG_DIR = Path(scratch) / "logs"
+        model.to(dtype).save_pretrained(source)
+        _copy_tokenizer(model, source)  # GPTQModel loads one beside every checkpoint
+        wrapped = GPTQModel.load(str(source), config, device=str(device), dtype=dtype)
+        wrapped.quantize(rows, batch_size=min(len(rows), 8))
+        wrapped.save(str(target))
+        # Its kernels compute in 16 bits only (TorchLinear on a CPU too): bfloat16 everywhere.
+        loaded = GPTQModel.load(
+            str(target), device=str(device), backend=backend, dtype=torch.bfloat16
+        )
+    quantized = loaded.model.eval()
+    for name in modules:
+        layer = quantized.get_submodule(name)
+        if "qweight" not in dict(layer.named_buffers()):
+            raise Unsupported(f"GPTQModel left {name} unquantized ({type(layer).__name__})")
+    return quantized

@@ -19,7 +19,15 @@ from tasks.base import InputError, Method, RunContext
 from tasks.quant import plots
 from tasks.quant.compare import compare_logits, summarize
 from tasks.quant.data import EvalData, bos_token, prepare_data, raw_test_text
-from tasks.quant.downstream import evaluate_choices, flip_rate, write_task
+from tasks.quant.downstream import (
+    SYNTHETIC,
+    SYNTHETIC_LABEL,
+    ChoiceResult,
+    evaluate,
+    flip_rate,
+    metric_key,
+    write_tasks,
+)
 from tasks.quant.formats import quantizable_linears
 from tasks.quant.models import (
     SMOKE_MODEL,
@@ -94,7 +102,7 @@ def run_quant(ctx: RunContext, method: Method) -> None:
     with _phase(phases, "token_level"):
         _token_level(ctx, reference, quantized, data, device)
     with _phase(phases, "downstream"):
-        _downstream(ctx, quantized, tokenizer, data, cached)
+        _downstream(ctx, reference, quantized, tokenizer, data, digest, reference_dtype)
     with _phase(phases, "sampling"):
         _sampling(ctx, method, reference, quantized, data, device, cached, work_dir)
     with _phase(phases, "per_layer"):
@@ -179,58 +187,93 @@ def _token_level(ctx: RunContext, reference, quantized, data: EvalData, device) 
             ctx.record(name, value)
 
 
-def _reference_results(ctx: RunContext, reference, tokenizer, data, digest, dtype) -> dict:
-    """The reference's downstream answers and sampling grid, from the cache or computed once."""
+def _cache_path(ctx: RunContext, kind: str, *parts) -> Path:
+    """Where the reference's results for these inputs are cached (see the package docstring)."""
     import transformers
 
+    key_text = json.dumps(
+        [kind, *parts, ctx.device, torch.__version__, transformers.__version__], sort_keys=True
+    )
+    key = hashlib.sha256(key_text.encode()).hexdigest()[:20]
+    return ctx.cache_dir / "quant-reference" / f"{kind}-{key}.json"
+
+
+def _write_cache(path: Path, results: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".tmp-{time.time_ns()}")
+    temporary.write_text(json.dumps(results))
+    temporary.replace(path)
+
+
+def _reference_results(ctx: RunContext, reference, tokenizer, data, digest, dtype) -> dict:
+    """The reference's sampling grid and its floor, from the cache or computed once."""
     config = ctx.config
     settings = {
         name: getattr(config, name)
         for name in ("temperatures", "top_ks", "max_new_tokens", "generation_seeds", "batch_size")
     }
-    key_text = json.dumps(
-        ["v2", digest, data.sha256, settings, str(dtype), ctx.device, torch.__version__,
-         transformers.__version__],
-        sort_keys=True,
-    )  # fmt: skip
-    key = hashlib.sha256(key_text.encode()).hexdigest()[:20]
-    path = ctx.cache_dir / "quant-reference" / f"{key}.json"
+    path = _cache_path(ctx, "sampling", digest, data.sha256, settings, str(dtype))
     if path.is_file():
         ctx.note("reference_cache", f"reused {path}")
         return json.loads(path.read_text())
-    with tempfile.TemporaryDirectory(prefix="budgetbench-quant-") as temporary_dir:
-        task_dir = write_task(data.choice_items, Path(temporary_dir))
-        choices = evaluate_choices(reference, tokenizer, task_dir, config.batch_size)
     prompts = data.prompts.to(next(reference.parameters()).device)
     cells = sampling_grid(reference, reference, prompts, config)
     floor = sampling_grid(reference, reference, prompts, config, config.generation_seeds)
-    results = {
-        "choice_accuracy": choices.accuracy,
-        "choice_correct": choices.correct,
-        "sampling": cells_json(cells),
-        "floor": cells_json(floor),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".tmp-{time.time_ns()}")
-    temporary.write_text(json.dumps(results))
-    temporary.replace(path)
+    results = {"sampling": cells_json(cells), "floor": cells_json(floor)}
+    _write_cache(path, results)
     ctx.note("reference_cache", f"computed {path}")
     return results
 
 
-def _downstream(ctx: RunContext, quantized, tokenizer, data, cached: dict) -> None:
+def _downstream(ctx: RunContext, reference, quantized, tokenizer, data, digest, dtype) -> None:
+    """Both models on the profile's lm-eval tasks; the reference's answers come from the cache
+    when the same documents (lm-eval's hashes) were scored before."""
+    import lm_eval
+
+    config = ctx.config
+    tasks = list(config.downstream)
     with tempfile.TemporaryDirectory(prefix="budgetbench-quant-") as temporary_dir:
-        task_dir = write_task(data.choice_items, Path(temporary_dir))
-        result = evaluate_choices(quantized, tokenizer, task_dir, ctx.config.batch_size)
-    ctx.record("choice_accuracy", result.accuracy)
-    ctx.record("choice_accuracy_reference", cached["choice_accuracy"])
-    ctx.record("choice_flip_rate", flip_rate(cached["choice_correct"], result.correct))
-    ctx.note(
-        "downstream",
-        f"lm-eval multiple choice over {len(result.correct)} held-out items: pick the true"
-        f" {ctx.config.choice_continuation_words}-word continuation of"
-        f" {ctx.config.choice_context_words} words among {ctx.config.choice_count}",
-    )
+        task_dir = write_tasks(tasks, data.choice_items, ctx.data_dir, Path(temporary_dir))
+        score = lambda model: evaluate(  # noqa: E731
+            model, tokenizer, task_dir, tasks, config.batch_size, config.choice_items
+        )
+        mine = score(quantized)
+        documents = {task: result.doc_hashes for task, result in mine.items()}
+        path = _cache_path(
+            ctx, "downstream", digest, documents, str(dtype), config.batch_size, lm_eval.__version__
+        )
+        if path.is_file():
+            theirs = {task: ChoiceResult(**row) for task, row in
+                      json.loads(path.read_text()).items()}  # fmt: skip
+        else:
+            theirs = score(reference)
+            _write_cache(path, {task: asdict(result) for task, result in theirs.items()})
+    pooled_mine, pooled_theirs = [], []
+    for task in tasks:
+        if theirs[task].doc_hashes != mine[task].doc_hashes:
+            raise RuntimeError(f"lm-eval {task}: the two models were scored on other documents")
+        key = f"downstream_{metric_key(task)}"
+        ctx.record(f"{key}_accuracy", mine[task].accuracy)
+        if mine[task].accuracy_norm is not None:
+            ctx.record(f"{key}_accuracy_norm", mine[task].accuracy_norm)
+        ctx.record(f"{key}_accuracy_reference", theirs[task].accuracy)
+        ctx.record(f"{key}_flip_rate", flip_rate(theirs[task].correct, mine[task].correct))
+        pooled_mine += mine[task].correct
+        pooled_theirs += theirs[task].correct
+    ctx.record("choice_accuracy", 100.0 * sum(pooled_mine) / len(pooled_mine))
+    ctx.record("choice_accuracy_reference", 100.0 * sum(pooled_theirs) / len(pooled_theirs))
+    ctx.record("choice_flip_rate", flip_rate(pooled_theirs, pooled_mine))
+    described = {
+        task: (
+            f"{SYNTHETIC_LABEL}: {len(mine[task].correct)} held-out items, pick the true"
+            f" {config.choice_continuation_words}-word continuation of"
+            f" {config.choice_context_words} words among {config.choice_count}"
+            if task == SYNTHETIC
+            else f"lm-eval {task}, zero-shot, {len(mine[task].correct)} documents"
+        )
+        for task in tasks
+    }
+    ctx.note("downstream", described)
 
 
 def _sampling(ctx, method, reference, quantized, data, device, cached, work_dir: Path) -> None:
