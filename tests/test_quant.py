@@ -299,8 +299,8 @@ def test_real_lm_eval_tasks_give_accuracy_and_flips_against_the_reference_per_ta
     assert f"flips {fp4['downstream_hellaswag_flip_rate']:7.3f}%" in row and "acc_norm" in row
 
     # The site's run page prints the same llama.cpp-style table and downstream rows.
-    from harness.site import build_site, run_path
-
+    from harness.publish.links import run_path
+    from harness.publish.site import build_site
     from harness.store import open_store
 
     build_site(open_store(f"sqlite:///{tmp_path / 's.db'}"), tmp_path / "site")
