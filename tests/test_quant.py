@@ -12,7 +12,7 @@ import torch
 from conftest import assert_one_line_error, run_cli
 from quant_tiny import WORDS, run_quant, scalars, tiny_model, tiny_tokenizer, write_mirror
 
-from harness.run.runner import RunOutcome
+from harness.store.records import RunRecord
 from tasks.quant.compare import compare_logits, scored_slice, summarize
 from tasks.quant.data import choice_items
 from tasks.quant.downstream import evaluate_choices, flip_rate, write_task
@@ -88,7 +88,7 @@ def mirror(tmp_path_factory) -> Path:
     return write_mirror(tmp_path_factory.mktemp("mirror"))
 
 
-def _run(tiny_dir: Path, mirror: Path, tmp_path: Path, method: str, monkeypatch) -> RunOutcome:
+def _run(tiny_dir: Path, mirror: Path, tmp_path: Path, method: str, monkeypatch) -> RunRecord:
     return run_quant(tiny_dir, mirror, tmp_path, method, monkeypatch)
 
 

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InputError
-from harness.executors import WorkItem, outcome_to_json
+from harness.executors import WorkItem
 from harness.paths import cache_dir
-from harness.run.runner import utcnow
+from harness.run.liveness import utcnow
 
 JOBS_FILE = "jobs.jsonl"
 FINAL_STATES = frozenset(
@@ -189,7 +189,7 @@ def run_job(item_json: str, db_url: str, resume: bool, nproc_per_node: int) -> d
         )
     finally:
         store.dispose()
-    return json.loads(outcome_to_json(outcomes[0]))
+    return outcomes[0].outcome_json()
 
 
 def read_jobs(jobs_dir: Path) -> list[JobRecord]:

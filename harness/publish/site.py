@@ -30,9 +30,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
-
 from harness import __version__
 from harness.errors import InputError
 from harness.paths import SLUG_LIMIT, site_root, slug
@@ -48,7 +45,8 @@ from harness.score.boards import (
 )
 from harness.score.rules import OLYMPIC_MIN_SEEDS, TAU_MAX, SeedSummary, SuiteScore, suite_scores
 from harness.store import Store
-from harness.store.models import Machine, Run
+from harness.store.queries import all_machines, finished_runs
+from harness.store.records import MachineRecord, RunRecord
 from harness.submit.bundles import (
     import_validated,
     machine_to_dict,
@@ -403,14 +401,9 @@ def _claim_runs(claimed: dict[str, str], bundle: dict[str, Any], relative: str) 
 
 
 def _import_one(store: Store, path: Path, bundle: dict[str, Any]) -> None:
-    """Import one validated bundle in its own transaction; a database error rejects the file."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    try:
-        import_validated(store, [(path, bundle)])
-    except SQLAlchemyError as exc:
-        first_line = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
-        raise InputError(f"the store refused it: {first_line}") from exc
+    """Import one validated bundle in its own transaction; a database error rejects the file
+    (`harness.store.runs.StoreRefused`, an InputError)."""
+    import_validated(store, [(path, bundle)])
 
 
 def _published(results_dir: Path, submission, taken: set[str]) -> PublishedSubmission:
@@ -445,23 +438,7 @@ def _submission_slug(relative: str, taken: set[str]) -> str:
     return readable
 
 
-def _finished_runs(session) -> list[Run]:
-    return list(
-        session.scalars(
-            select(Run)
-            .where(Run.status != "running")
-            .order_by(Run.started_at, Run.id)
-            .options(
-                selectinload(Run.measurements),
-                selectinload(Run.curve_points),
-                selectinload(Run.artifacts),
-                selectinload(Run.machine),
-            )
-        )
-    )
-
-
-def _leaderboards(runs: list[Run]) -> tuple[list[Leaderboard], dict[str, TaskInfo]]:
+def _leaderboards(runs: list[RunRecord]) -> tuple[list[Leaderboard], dict[str, TaskInfo]]:
     infos, standard_hashes, references = _task_infos({run.task for run in runs})
     boards = build_leaderboards(
         runs,
@@ -477,7 +454,7 @@ def compute_suite_scores(
 ) -> tuple[list[SuiteScore], list[str]]:
     """The suite score per machine over the suite's tasks (see `harness.score.rules`)."""
     with store.session() as session:
-        runs = _finished_runs(session)
+        runs = finished_runs(session)
     boards, _infos = _leaderboards(runs)
     return _suite_scores(boards, profile, suite_version)
 
@@ -529,8 +506,8 @@ def build_site(
     _check_output_directory(out)
     with store.session() as session:
         changes = find_changes(session)
-        runs = _finished_runs(session)
-        machines = list(session.scalars(select(Machine).order_by(Machine.first_seen_at)))
+        runs = finished_runs(session)
+        machines = all_machines(session)
     boards, infos = _leaderboards(runs)
     staging = Path(tempfile.mkdtemp(prefix=".site-", dir=out.parent))
     try:
@@ -814,18 +791,21 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
-def _latest_machines(machines: list[Machine]) -> dict[str, Machine]:
+def _latest_machines(machines: list[MachineRecord]) -> dict[str, MachineRecord]:
     """The newest fingerprint of each hardware key."""
-    latest: dict[str, Machine] = {}
+    latest: dict[str, MachineRecord] = {}
     for machine in machines:
         latest[machine.hardware_key] = machine
     return latest
 
 
 def _render_methods(
-    writer: _Writer, runs: list[Run], submissions: list[PublishedSubmission], include_private: bool
+    writer: _Writer,
+    runs: list[RunRecord],
+    submissions: list[PublishedSubmission],
+    include_private: bool,
 ) -> None:
-    by_method: dict[str, list[Run]] = {}
+    by_method: dict[str, list[RunRecord]] = {}
     for run in runs:
         by_method.setdefault(run.method_hash, []).append(run)
     for method_hash, method_runs in by_method.items():
@@ -846,7 +826,7 @@ def _render_methods(
 
 
 def _render_runs(
-    writer: _Writer, runs: list[Run], include_private: bool, infos: dict[str, TaskInfo]
+    writer: _Writer, runs: list[RunRecord], include_private: bool, infos: dict[str, TaskInfo]
 ) -> None:
     for run in runs:
         declared = (
@@ -978,9 +958,9 @@ def _duration(seconds: float | None) -> str:
 
 def _render_machines(
     writer: _Writer,
-    runs: list[Run],
-    machines: list[Machine],
-    latest: dict[str, Machine],
+    runs: list[RunRecord],
+    machines: list[MachineRecord],
+    latest: dict[str, MachineRecord],
     changes,
 ) -> None:
     for hardware_key, machine in latest.items():
@@ -1027,7 +1007,7 @@ class _Point:
     software_key: str
 
 
-def _history(runs: list[Run], changes) -> History:
+def _history(runs: list[RunRecord], changes) -> History:
     """A line per method (with the spread of its repetitions as a band), a mark where the
     software changed between runs and one where a step was detected; constant metrics are
     listed rather than plotted, as a flat line says nothing a table does not."""
