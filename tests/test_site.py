@@ -74,7 +74,7 @@ def site(tmp_path_factory) -> Path:
     url = f"sqlite:///{root / 'store.db'}"
     store = open_store(url)
     machine_id = save_machine(
-        store, __import__("harness.run.machine").machine.collect_fingerprint()
+        store, __import__("harness.run.machine").run.machine.collect_fingerprint()
     )
     list(execute(store, prepare("probe", None, "smoke", "cpu"), [0], machine_id))
     run_probe(url, seeds=(0, 1))

@@ -10,7 +10,7 @@ submitit's quiet fallback to running the jobs here (`--submitit-cluster local` a
 name). A job's state comes from the controller (`squeue`, which knows every job it still holds),
 then from accounting (`sacct`, through submitit) for jobs the controller has forgotten, so a
 cluster without an accounting database still reports states, and `--wait` ends when every job has.
-Each run stores its Slurm job id (`slurm_job_id` in its provenance, see `runner.provenance`).
+Each run stores its Slurm job id (`slurm_job_id` in its provenance, see `harness.run.provenance`).
 
 A requeued or resubmitted job reruns the same item with the same run ids (see
 `executors.WorkItem.run_id`): a run that already succeeded is not stored twice.
