@@ -24,6 +24,7 @@ HEARTBEAT_STALE_S = 300.0  # ten missed heartbeats: the process is gone (or its 
 
 
 def utcnow() -> datetime:
+    """Now, timezone-aware UTC (what the store keeps)."""
     return datetime.now(timezone.utc)
 
 

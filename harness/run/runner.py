@@ -135,6 +135,7 @@ def save_machine(store: Store, fingerprint: MachineFingerprint) -> str:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators: the same seed gives the same run."""
     import numpy as np
     import torch
 

@@ -45,6 +45,7 @@ def _copy(record_type: type, row: Any, **converted: Any) -> Any:
 
 
 def machine_record(row: Machine) -> MachineRecord:
+    """The record of a machine row."""
     return _copy(MachineRecord, row)
 
 
@@ -68,6 +69,8 @@ def _records(session: Session, query: Any) -> list[RunRecord]:
 
 @dataclass(frozen=True)
 class RunFilter:
+    """Which runs `find_runs` returns; a field left None does not filter."""
+
     task: str | None = None
     method: str | None = None
     profile: str | None = None
@@ -201,6 +204,7 @@ def finished_runs(session: Session) -> list[RunRecord]:
 
 
 def get_machine(session: Session, machine_id: str) -> MachineRecord | None:
+    """The machine with this id, or None."""
     row = session.get(Machine, machine_id)
     return machine_record(row) if row is not None else None
 
