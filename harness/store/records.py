@@ -97,9 +97,6 @@ class ArtifactRecord:
         return asdict(self)
 
 
-_ARTIFACT_FIELDS = ("name", "uri", "media_type", "size_bytes", "sha256")
-"""An artifact's fields in a bundle; a published one also encloses its bytes (`content`)."""
-
 RunResult = MeasurementRecord | CurvePointRecord | ArtifactRecord
 """What a run records while it runs (see `harness.run.recorder`)."""
 
@@ -168,6 +165,7 @@ class RunRecord:
         return {m.name: m.value for m in self.measurements}
 
     def with_status(self, status: str) -> RunRecord:
+        """The same run with another status (an executor's `skipped`)."""
         return replace(self, status=status)
 
     def to_dict(self) -> dict[str, Any]:
@@ -194,8 +192,9 @@ class RunRecord:
                 for m in data["measurements"]
             ),
             curve_points=tuple(CurvePointRecord(**p) for p in data["curve_points"]),
-            artifacts=tuple(
-                ArtifactRecord(**{k: a[k] for k in _ARTIFACT_FIELDS}) for a in data["artifacts"]
+            artifacts=tuple(  # a published artifact also encloses its bytes (`content`)
+                ArtifactRecord(**{f.name: a[f.name] for f in fields(ArtifactRecord)})
+                for a in data["artifacts"]
             ),
             machine=machine,
         )
