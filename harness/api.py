@@ -14,9 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import InputError
+
+if TYPE_CHECKING:
+    from harness.store.records import RunRecord
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class Run:
     measurements: dict[str, float]
 
     @classmethod
-    def from_stored(cls, run: Any) -> Run:
+    def from_stored(cls, run: RunRecord) -> Run:
         return cls(
             id=run.id,
             task=run.task,
@@ -51,7 +54,7 @@ class Run:
             wall_s=run.wall_s,
             started_at=run.started_at,
             hardware_key=run.hardware_key,
-            measurements={m.name: m.value for m in run.measurements},
+            measurements=run.scalar_values(),
         )
 
 
@@ -135,7 +138,7 @@ def runs(
     store = open_store(db)
     try:
         with store.session() as session:
-            return [Run.from_stored(r) for r in find_runs(session, run_filter, with_children=True)]
+            return [Run.from_stored(r) for r in find_runs(session, run_filter)]
     finally:
         store.dispose()
 

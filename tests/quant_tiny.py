@@ -8,8 +8,9 @@ from pathlib import Path
 import torch
 
 from harness.run.machine import collect_fingerprint
-from harness.run.runner import RunOutcome, execute, prepare, save_machine
+from harness.run.runner import execute, prepare, save_machine
 from harness.store import open_store
+from harness.store.records import RunRecord
 
 WORDS = [f"w{i}" for i in range(60)]
 SPECIALS = ["[UNK]", "[PAD]", "[SEP]", "[BOS]"]
@@ -158,7 +159,7 @@ def write_lm_eval_mirror(root: Path, documents: int = 6) -> Path:
 
 def run_quant(
     model_dir: Path, mirror: Path, tmp_path: Path, method: str, monkeypatch, extra=()
-) -> RunOutcome:
+) -> RunRecord:
     monkeypatch.setenv("BUDGETBENCH_CACHE_DIR", str(tmp_path.parent / "quant-cache"))
     overrides = [f"model={model_dir}", "corpus=wikitext-2-raw",
                  *(TINY[i + 1] for i in range(0, len(TINY), 2)), *extra]  # fmt: skip
@@ -168,5 +169,5 @@ def run_quant(
     return outcome
 
 
-def scalars(outcome: RunOutcome) -> dict[str, float]:
+def scalars(outcome: RunRecord) -> dict[str, float]:
     return {name: value for name, (value, _unit) in outcome.scalars.items()}

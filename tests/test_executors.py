@@ -24,8 +24,9 @@ from harness.errors import InputError
 from harness.executors import SKIPPED, WorkItem, run_item
 from harness.executors.pool import Slot, run_pool
 from harness.executors.sweep import ExecutorOptions, plan_sweep
+from harness.run.liveness import reap_dead_runs, utcnow
 from harness.run.machine import collect_fingerprint
-from harness.run.runner import reap_dead_runs, save_machine, utcnow
+from harness.run.runner import save_machine
 from harness.store import Store, open_store
 from harness.store.models import Run
 
@@ -185,9 +186,9 @@ def test_a_run_whose_heartbeat_stopped_is_reaped_on_any_host(sqlite_url):
 
 
 def test_a_running_run_refreshes_its_heartbeat(sqlite_url, tmp_path, monkeypatch):
-    import harness.run.runner
+    import harness.run.liveness
 
-    monkeypatch.setattr(harness.run.runner, "HEARTBEAT_INTERVAL_S", 0.1)
+    monkeypatch.setattr(harness.run.liveness, "HEARTBEAT_INTERVAL_S", 0.1)
     method = tmp_path / "slow.py"
     method.write_text(SLEEPY_METHOD.replace("time.sleep(120)", "pass").replace(
         "return F.scaled", "time.sleep(0.5)\n    return F.scaled"))  # fmt: skip

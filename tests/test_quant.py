@@ -23,7 +23,7 @@ from quant_tiny import (
     write_mirror,
 )
 
-from harness.run.runner import RunOutcome
+from harness.store.records import RunRecord
 from tasks.quant.compare import compare_logits, scored_slice, summarize
 from tasks.quant.data import choice_items
 from tasks.quant.downstream import SYNTHETIC, evaluate, flip_rate, write_tasks
@@ -148,7 +148,7 @@ def mirror(tmp_path_factory) -> Path:
     return write_lm_eval_mirror(write_mirror(tmp_path_factory.mktemp("mirror")))
 
 
-def _run(tiny_dir: Path, mirror: Path, tmp_path: Path, method: str, monkeypatch) -> RunOutcome:
+def _run(tiny_dir: Path, mirror: Path, tmp_path: Path, method: str, monkeypatch) -> RunRecord:
     return run_quant(tiny_dir, mirror, tmp_path, method, monkeypatch)
 
 

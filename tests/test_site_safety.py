@@ -197,9 +197,9 @@ def copy(dst, src): dst.copy_(src)
 
 
 def test_published_bundles_and_pages_carry_no_personal_data(tmp_path, monkeypatch):
-    import harness.run.runner
+    import harness.run.provenance
 
-    monkeypatch.setattr(harness.run.runner.socket, "gethostname", lambda: PRIVATE_HOST)
+    monkeypatch.setattr(harness.run.provenance.socket, "gethostname", lambda: PRIVATE_HOST)
     for variable in ("LOGNAME", "USER", "LNAME", "USERNAME"):
         monkeypatch.setenv(variable, PRIVATE_USER)
     home = tmp_path / f"home-{PRIVATE_USER}"

@@ -313,7 +313,7 @@ def _execute(db, templates, seeds: int, device: str, as_json: bool, options) -> 
         return
     store, outcomes = _run_sweep(db, sweep, options)
     if as_json:
-        _print_json([_outcome_json(o) for o in outcomes])
+        _print_json([o.outcome_json() for o in outcomes])
     else:
         print_outcomes(outcomes)
         click.echo(f"stored in {store.display_url}", err=True)
@@ -325,8 +325,9 @@ def _run_sweep(db, sweep, options):
     """Run a planned sweep here (local) or in a pool of workers; returns the store and the
     outcomes in the order they finished, each printed as it finishes."""
     from harness.cli.report import now_running, print_outcome_line, progress_tracker
+    from harness.run.liveness import reap_dead_runs
     from harness.run.machine import collect_fingerprint
-    from harness.run.runner import reap_dead_runs, save_machine
+    from harness.run.runner import save_machine
     from harness.store import open_store
     from harness.store.database import resolve_db_url
 
@@ -438,21 +439,6 @@ def _report_reaped(run_ids: list[str]) -> None:
         )
 
 
-def _outcome_json(outcome) -> dict[str, Any]:
-    return {
-        "run_id": outcome.run_id,
-        "task": outcome.task,
-        "method": outcome.method_name,
-        "profile": outcome.profile,
-        "seed": outcome.seed,
-        "status": outcome.status,
-        "error": outcome.error,
-        "gate_passed": outcome.gate_passed,
-        "wall_s": outcome.wall_s,
-        "measurements": {name: value for name, (value, _unit) in outcome.scalars.items()},
-    }
-
-
 @cli.command("run")
 @click.argument("task")
 @click.option(
@@ -552,7 +538,7 @@ def _run_confined(
             outcomes.append(outcome)
             print_outcome_line(outcome)
     if as_json:
-        _print_json([_outcome_json(o) for o in outcomes])
+        _print_json([o.outcome_json() for o in outcomes])
     else:
         print_outcomes(outcomes)
         click.echo(f"stored in {store.display_url}", err=True)
@@ -947,7 +933,7 @@ def suite_score_command(profile, results_dir, suite_version, db, as_json) -> Non
 def runs_command(task, method, profile, status, hardware_key, since, limit, db, as_json) -> None:
     """List stored runs, newest first."""
     from harness.cli.report import print_runs
-    from harness.run.runner import reap_dead_runs
+    from harness.run.liveness import reap_dead_runs
     from harness.store import open_store
     from harness.store.queries import find_runs
     from harness.submit.bundles import run_to_dict

@@ -22,9 +22,9 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.registry import task_report_lines
-from harness.run.runner import RunOutcome, Tracker
+from harness.run.recorder import Tracker
 from harness.score.rules import aggregate_seeds, seed_rule
-from harness.store.models import Run
+from harness.store.records import RunRecord
 
 # Markup is off: names, errors and settings come from users and bundles and must print as typed
 # (a method called "[bold]x" stays "[bold]x"). Colour is applied through Text styles instead.
@@ -159,10 +159,10 @@ def _number(value: float) -> str:
     return f"{value:.4g}"
 
 
-def print_outcome_line(outcome: RunOutcome) -> None:
+def print_outcome_line(outcome: RunRecord) -> None:
     marks = {"succeeded": ("✓", "green"), "skipped": ("↷", "cyan")}
     mark = marks.get(outcome.status, ("✗", "red"))
-    done = f"{outcome.status} in {outcome.wall_s:.1f} s"
+    done = f"{outcome.status} in {outcome.wall_s or 0.0:.1f} s"
     if outcome.status == "skipped":
         done = "skipped: already stored as"
     line = (
@@ -179,13 +179,13 @@ def print_outcome_line(outcome: RunOutcome) -> None:
         )
 
 
-def print_outcomes(outcomes: list[RunOutcome]) -> None:
+def print_outcomes(outcomes: list[RunRecord]) -> None:
     """A table of runs, then each (task, method, profile)'s measurements aggregated over seeds
     (`harness.score.rules`: median, olympic mean from five seeds)."""
     table = Table(title="Runs", title_justify="left")
     for column in ("run", "task", "method", "profile", "seed", "status", "wall s"):
         table.add_column(column)
-    groups: dict[tuple[str, str, str], list[RunOutcome]] = {}
+    groups: dict[tuple[str, str, str], list[RunRecord]] = {}
     for outcome in outcomes:
         table.add_row(
             _short(outcome.run_id),
@@ -194,7 +194,7 @@ def print_outcomes(outcomes: list[RunOutcome]) -> None:
             outcome.profile,
             str(outcome.seed),
             _status(outcome.status, outcome.gate_passed),
-            f"{outcome.wall_s:.1f}",
+            f"{outcome.wall_s or 0.0:.1f}",
         )
         groups.setdefault((outcome.task, outcome.method_name, outcome.profile), []).append(outcome)
     console.print(table)
@@ -244,7 +244,7 @@ def print_jobs(states) -> None:
     console.print(table)
 
 
-def print_runs(runs: list[Run]) -> None:
+def print_runs(runs: list[RunRecord]) -> None:
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, show_edge=False)
     for column in (
         "run",
@@ -275,7 +275,7 @@ def print_runs(runs: list[Run]) -> None:
         console.print("no runs match")
 
 
-def print_run(run: Run) -> None:
+def print_run(run: RunRecord) -> None:
     reference = " reference" if run.is_reference_method else ""
     fields = [
         ("run", run.id),
@@ -345,7 +345,8 @@ def print_run(run: Run) -> None:
         console.print(table)
 
 
-def _print_task_report(run: Run) -> None:
+def _print_task_report(run: RunRecord) -> None:
+    """The task's own summary of the run's scalars (e.g. quant's llama.cpp-style table)."""
     lines = task_report_lines(run.task, {m.name: m.value for m in run.measurements})
     if lines:
         console.print(Text("\n".join(lines)))

@@ -18,6 +18,7 @@ the workers in order.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -26,13 +27,17 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.errors import InputError
-from harness.executors import OutcomeCallback, WorkItem, latest_outcome, outcome_from_json
-from harness.run.runner import Interrupted, RunOutcome, reap_dead_runs
+from harness.executors import SKIPPED, OutcomeCallback, WorkItem, latest_outcome
+from harness.executors.attempts import skipped
+from harness.run.liveness import reap_dead_runs, utcnow
+from harness.run.runner import Interrupted
 from harness.store import Store
+from harness.store.queries import run_by_id
+from harness.store.records import RunRecord
 
 POLL_S = 0.2
 STOP_GRACE_S = 30.0
@@ -191,27 +196,60 @@ def _launch(
     return _Running(item, slot, process, outcome_file, log_file)
 
 
-def _collect(store: Store, job: _Running) -> RunOutcome:
-    """The outcome the worker wrote, or, if it died first, its run marked failed."""
+def _collect(store: Store, job: _Running) -> RunRecord:
+    """The run the worker stored and named in its outcome file, or, if it died first, its run
+    marked failed."""
     if job.outcome_file.is_file():
-        return outcome_from_json(job.outcome_file.read_text())
+        return _reported(store, job.outcome_file.read_text())
     code = job.process.returncode
     how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
     reap_dead_runs(store)
     stored = latest_outcome(store, job.item)
     if stored is not None and stored.status != "running":
         return stored
-    last_line = _last_line(job.log_file)
-    return RunOutcome(
-        run_id=stored.run_id if stored else "",
-        task=job.item.task,
-        method_name=job.item.method or "",
-        profile=job.item.profile,
-        seed=job.item.seed,
+    error = f"worker on {job.slot.label} {how}: {_last_line(job.log_file)} (log {job.log_file})"
+    if stored is not None:
+        return replace(stored, status="failed", error=error)
+    return _unstored_failure(job.item, error)
+
+
+def _reported(store: Store, outcome_json: str) -> RunRecord:
+    """The stored run a worker's outcome (`RunRecord.outcome_json`) names."""
+    outcome = json.loads(outcome_json)
+    with store.session() as session:
+        stored = run_by_id(session, outcome["run_id"])
+    if stored is None:
+        raise RuntimeError(f"a worker reported run {outcome['run_id']}, which is not stored")
+    return skipped(stored) if outcome["status"] == SKIPPED else stored
+
+
+def _unstored_failure(item: WorkItem, error: str) -> RunRecord:
+    """The outcome of an item whose worker died before it stored a run: no id, and the fields
+    only a stored run has left blank."""
+    return RunRecord(
+        id="",
+        task=item.task,
+        suite_version=item.suite_version or "",
+        spec_version=0,
+        task_spec_hash="",
+        profile=item.profile,
+        method_name=item.method or "",
+        method_hash="",
+        method_description="",
+        is_reference_method=False,
+        seed=item.seed,
+        device=item.device,
         status="failed",
-        error=f"worker on {job.slot.label} {how}: {last_line} (log {job.log_file})",
+        error=error,
         gate_passed=None,
         gate_reason="",
+        settings={},
+        hyperparameters={},
+        provenance={},
+        machine_id="",
+        hardware_key="",
+        software_key="",
+        started_at=utcnow(),
         wall_s=0.0,
     )
 

@@ -10,7 +10,7 @@ submitit's quiet fallback to running the jobs here (`--submitit-cluster local` a
 name). A job's state comes from the controller (`squeue`, which knows every job it still holds),
 then from accounting (`sacct`, through submitit) for jobs the controller has forgotten, so a
 cluster without an accounting database still reports states, and `--wait` ends when every job has.
-Each run stores its Slurm job id (`slurm_job_id` in its provenance, see `runner.provenance`).
+Each run stores its Slurm job id (`slurm_job_id` in its provenance, see `harness.run.provenance`).
 
 A requeued or resubmitted job reruns the same item with the same run ids (see
 `executors.WorkItem.run_id`): a run that already succeeded is not stored twice.
@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InputError
-from harness.executors import WorkItem, outcome_to_json
+from harness.executors import WorkItem
 from harness.paths import cache_dir
-from harness.run.runner import utcnow
+from harness.run.liveness import utcnow
 
 JOBS_FILE = "jobs.jsonl"
 FINAL_STATES = frozenset(
@@ -189,7 +189,7 @@ def run_job(item_json: str, db_url: str, resume: bool, nproc_per_node: int) -> d
         )
     finally:
         store.dispose()
-    return json.loads(outcome_to_json(outcomes[0]))
+    return outcomes[0].outcome_json()
 
 
 def read_jobs(jobs_dir: Path) -> list[JobRecord]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.errors import InputError
-from harness.executors import WorkItem
+from harness.executors.items import WorkItem
 from harness.executors.pool import Slot, pool_slots
 from harness.executors.slurm import SlurmOptions, require_cluster
 from harness.run.runner import PreparedRun

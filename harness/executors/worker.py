@@ -16,6 +16,7 @@ records nothing.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -23,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import InputError
-from harness.executors import SKIPPED, WorkItem, already_done, outcome_to_json, run_item
-from harness.run.runner import Interrupted, RunOutcome
+from harness.executors import SKIPPED, WorkItem, already_done, run_item
+from harness.run.runner import Interrupted
+from harness.store.records import RunRecord
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def _install_signal_handlers() -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
 
 
-def _run(item: WorkItem, resume: bool) -> RunOutcome | None:
+def _run(item: WorkItem, resume: bool) -> RunRecord | None:
     distributed = Distributed.from_environment()
     if distributed is None:
         return _run_and_store(item, resume, None)
@@ -117,7 +119,7 @@ def _run(item: WorkItem, resume: bool) -> RunOutcome | None:
         distributed.teardown()
 
 
-def _run_and_store(item: WorkItem, resume: bool, distributed: Distributed | None) -> RunOutcome:
+def _run_and_store(item: WorkItem, resume: bool, distributed: Distributed | None) -> RunRecord:
     from harness.run.machine import collect_fingerprint
     from harness.run.runner import save_machine
     from harness.store import open_store
@@ -138,7 +140,8 @@ def _run_and_store(item: WorkItem, resume: bool, distributed: Distributed | None
 
 def _run_unrecorded(item: WorkItem, distributed: Distributed) -> None:
     """A rank other than 0: the same task, seed and settings, nothing stored."""
-    from harness.run.runner import RunRecorder, seed_everything
+    from harness.run.recorder import RunRecorder
+    from harness.run.runner import seed_everything
 
     prepared = item.prepare()
     if not distributed.share_decision(False):
@@ -147,10 +150,10 @@ def _run_unrecorded(item: WorkItem, distributed: Distributed) -> None:
     prepared.task.run(RunRecorder(None, "", prepared, item.seed, None), prepared.method)
 
 
-def write_outcome(path: Path, outcome: RunOutcome) -> None:
+def write_outcome(path: Path, outcome: RunRecord) -> None:
     """Write atomically: a reader sees the whole outcome or no file."""
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(outcome_to_json(outcome))
+    partial.write_text(json.dumps(outcome.outcome_json()))
     partial.replace(path)
 
 

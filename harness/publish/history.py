@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from harness.publish.plots import Line, line_plot_svg
-from harness.store.models import Run
+from harness.store.records import RunRecord
 
 MAX_PLOTS_PER_MACHINE = 60
 
@@ -32,7 +32,7 @@ class _Point:
     software_key: str
 
 
-def machine_history(runs: list[Run], changes) -> History:
+def machine_history(runs: list[RunRecord], changes) -> History:
     """A line per method (with the spread of its repetitions as a band), a mark where the
     software changed between runs and one where a step was detected; constant metrics are
     listed rather than plotted, as a flat line says nothing a table does not."""

@@ -25,7 +25,7 @@ from harness.registry import task_report_lines
 from harness.score.boards import MetricColumn, bundle_scores, readable_name
 from harness.score.rules import OLYMPIC_MIN_SEEDS, TAU_MAX
 from harness.score.suite import REFERENCE_FAMILY, SuiteSection
-from harness.store.models import Machine, Run
+from harness.store.records import MachineRecord, RunRecord
 from harness.submit.bundles import (
     machine_to_dict,
     public_bundle,
@@ -88,11 +88,11 @@ def render_submissions(
 
 def render_methods(
     writer: PageWriter,
-    runs: list[Run],
+    runs: list[RunRecord],
     submissions: list[PublishedSubmission],
     include_private: bool,
 ) -> None:
-    by_method: dict[str, list[Run]] = {}
+    by_method: dict[str, list[RunRecord]] = {}
     for run in runs:
         by_method.setdefault(run.method_hash, []).append(run)
     for method_hash, method_runs in by_method.items():
@@ -113,7 +113,7 @@ def render_methods(
 
 
 def render_runs(
-    writer: PageWriter, runs: list[Run], include_private: bool, infos: dict[str, TaskInfo]
+    writer: PageWriter, runs: list[RunRecord], include_private: bool, infos: dict[str, TaskInfo]
 ) -> None:
     for run in runs:
         declared = (
@@ -233,9 +233,9 @@ def metric_groups(measurements, declared: dict[str, MetricColumn]) -> list[tuple
 
 def render_machines(
     writer: PageWriter,
-    runs: list[Run],
-    machines: list[Machine],
-    latest: dict[str, Machine],
+    runs: list[RunRecord],
+    machines: list[MachineRecord],
+    latest: dict[str, MachineRecord],
     changes,
 ) -> None:
     for hardware_key, machine in latest.items():

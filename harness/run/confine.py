@@ -275,8 +275,8 @@ def _child(io_dir: Path) -> None:
 
 
 def _collector_class():
-    from harness.run.runner import RunRecorder
-    from harness.store.models import CurvePoint, Measurement
+    from harness.run.recorder import RunRecorder
+    from harness.store.records import CurvePointRecord, MeasurementRecord
 
     class Collector(RunRecorder):
         """A run context that keeps everything in memory (no store inside the sandbox)."""
@@ -292,9 +292,11 @@ def _collector_class():
             measurements = [
                 {"name": m.name, "value": m.value, "samples": m.samples}
                 for m in self._pending
-                if isinstance(m, Measurement)
+                if isinstance(m, MeasurementRecord)
             ]
-            points = [[p.metric, p.x, p.value] for p in self._pending if isinstance(p, CurvePoint)]
+            points = [
+                [p.metric, p.x, p.value] for p in self._pending if isinstance(p, CurvePointRecord)
+            ]
             return {"error": error, "measurements": measurements, "points": points,
                     "notes": self.notes, "timed_s": self.clock.timed_s}  # fmt: skip
 

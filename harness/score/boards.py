@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from harness.score.rules import SeedSummary, is_ranked, run_counts
-from harness.store.models import Run
+from harness.store.records import RunRecord
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ class Leaderboard:
 
 
 def build_leaderboards(
-    runs: Iterable[Run],
+    runs: Iterable[RunRecord],
     declared_metrics: dict[str, list[MetricColumn]],
     standard_hashes: dict[tuple[str, str], str],
     references: dict[str, list[PaperReference]],
@@ -169,7 +169,7 @@ def build_leaderboards(
     units stored with the measurements); `standard_hashes` maps (task, profile) to the task-spec
     hash of the suite's unmodified profile.
     """
-    groups: dict[tuple[str, str, str, str], dict[tuple[str, str, str], list[Run]]] = {}
+    groups: dict[tuple[str, str, str, str], dict[tuple[str, str, str], list[RunRecord]]] = {}
     for run in runs:
         if run.status == "running":
             continue
@@ -222,7 +222,7 @@ def profile_rank(profile: str) -> int:
     return PROFILE_ORDER.index(profile) if profile in PROFILE_ORDER else len(PROFILE_ORDER)
 
 
-def _row(runs: list[Run]) -> LeaderboardRow:
+def _row(runs: list[RunRecord]) -> LeaderboardRow:
     runs = sorted(runs, key=lambda r: (r.started_at, r.id))
     last = runs[-1]
     row = LeaderboardRow(

@@ -1,9 +1,9 @@
 """Where scoring and the site get their runs: the one door records come through.
 
 `load_runs` reads the finished runs and the machines of a store; `published_results` turns a
-`results/` directory into such a store first. Today both hand out ORM rows, and the results go
-through a scratch SQLite database to get them; once the store hands out records of its own,
-only the bodies here change, not their callers.
+`results/` directory into such a store first. Both hand out `RunRecord`s; the results still go
+through a scratch SQLite database, which validates and de-duplicates bundles exactly as an
+import does.
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
-
 from harness.errors import InputError
 from harness.store import Store
-from harness.store.models import Machine, Run
+from harness.store.queries import all_machines, finished_runs
+from harness.store.records import MachineRecord, RunRecord
 from harness.submit.bundles import import_validated, read_bundle, validate_bundle
 from harness.submit.results import PublishedSubmission, RejectedFile, published_submission
 
@@ -30,13 +28,13 @@ class StoredRuns:
     """A store's finished runs (oldest first, with their measurements, curves, artifacts and
     machine loaded) and its machine fingerprints (first seen first)."""
 
-    runs: list[Run]
-    machines: list[Machine]
+    runs: list[RunRecord]
+    machines: list[MachineRecord]
 
     @property
-    def latest_machines(self) -> dict[str, Machine]:
+    def latest_machines(self) -> dict[str, MachineRecord]:
         """The newest fingerprint of each hardware key."""
-        latest: dict[str, Machine] = {}
+        latest: dict[str, MachineRecord] = {}
         for machine in self.machines:
             latest[machine.hardware_key] = machine
         return latest
@@ -45,25 +43,9 @@ class StoredRuns:
 def load_runs(store: Store) -> StoredRuns:
     """Every finished run and every machine of `store`, readable after the session closes."""
     with store.session() as session:
-        runs = _finished_runs(session)
-        machines = list(session.scalars(select(Machine).order_by(Machine.first_seen_at)))
+        runs = finished_runs(session)
+        machines = all_machines(session)
     return StoredRuns(runs, machines)
-
-
-def _finished_runs(session) -> list[Run]:
-    return list(
-        session.scalars(
-            select(Run)
-            .where(Run.status != "running")
-            .order_by(Run.started_at, Run.id)
-            .options(
-                selectinload(Run.measurements),
-                selectinload(Run.curve_points),
-                selectinload(Run.artifacts),
-                selectinload(Run.machine),
-            )
-        )
-    )
 
 
 @dataclass(frozen=True)
@@ -145,11 +127,6 @@ def _claim_runs(claimed: dict[str, str], bundle: dict[str, Any], relative: str) 
 
 
 def _import_one(store: Store, path: Path, bundle: dict[str, Any]) -> None:
-    """Import one validated bundle in its own transaction; a database error rejects the file."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    try:
-        import_validated(store, [(path, bundle)])
-    except SQLAlchemyError as exc:
-        first_line = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
-        raise InputError(f"the store refused it: {first_line}") from exc
+    """Import one validated bundle in its own transaction; a database error rejects the file
+    (`harness.store.runs.StoreRefused`, an InputError)."""
+    import_validated(store, [(path, bundle)])

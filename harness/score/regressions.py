@@ -49,10 +49,10 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from harness.store.models import Machine, Measurement, Run
+from harness.store.queries import StoreSession as Session
+from harness.store.queries import machine_software, measured_values
+from harness.store.records import RunRecord
 
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_ALPHA = 0.01
@@ -115,39 +115,13 @@ def load_series(
     `hardware_key` is a prefix; `since` keeps runs started at or after it. Times come back as
     timezone-aware UTC (the store's column type sees to that).
     """
-    query = (
-        select(
-            Run.id,
-            Run.started_at,
-            Run.task,
-            Run.task_spec_hash,
-            Run.profile,
-            Run.method_name,
-            Run.method_hash,
-            Run.hardware_key,
-            Run.software_key,
-            Run.machine_id,
-            Measurement.name,
-            Measurement.value,
-            Measurement.unit,
-            Measurement.higher_is_better,
-        )
-        .join(Measurement, Measurement.run_id == Run.id)
-        .where(Run.status == "succeeded")
-        .order_by(Run.started_at, Run.id)
-    )
-    if hardware_key:
-        query = query.where(Run.hardware_key.startswith(hardware_key))
-    if since is not None:
-        query = query.where(Run.started_at >= since)
-
     points: dict[SeriesKey, list[Point]] = {}
     latest: dict[SeriesKey, tuple[str, str, bool]] = {}
-    for row in session.execute(query):
+    for row in measured_values(session, hardware_key=hardware_key, since=since):
         key = SeriesKey(
             row.task, row.task_spec_hash, row.profile, row.method_hash, row.name, row.hardware_key
         )
-        point = Point(row.id, row.started_at, row.value, row.software_key, row.machine_id)
+        point = Point(row.run_id, row.started_at, row.value, row.software_key, row.machine_id)
         points.setdefault(key, []).append(point)
         latest[key] = (row.method_name, row.unit, row.higher_is_better)
     return [Series(key, *latest[key], tuple(points[key])) for key in points]
@@ -384,7 +358,7 @@ def find_changes(
     for series in loaded:
         for step in detect_steps(series.values, threshold=threshold, alpha=alpha):
             found.append((series, step))
-    software = _software_of(
+    software = machine_software(
         session,
         {
             series.points[i].machine_id
@@ -395,15 +369,6 @@ def find_changes(
     changes = [_change(series, step, software) for series, step in found]
     changes.sort(key=lambda change: (not change.is_regression, -abs(change.relative_change)))
     return changes
-
-
-def _software_of(session: Session, machine_ids: set[str]) -> dict[str, dict[str, Any]]:
-    if not machine_ids:
-        return {}
-    rows = session.execute(
-        select(Machine.id, Machine.fingerprint).where(Machine.id.in_(sorted(machine_ids)))
-    )
-    return {row.id: (row.fingerprint or {}).get("software", {}) for row in rows}
 
 
 def _change(series: Series, step: Step, software: dict[str, dict[str, Any]]) -> Change:
@@ -524,7 +489,7 @@ def compare_groups(
     return Comparison(median_a, median_b, ratio, ci, p_value, len(a), len(b), confidence)
 
 
-def comparison_values(run: Run) -> dict[str, list[float]]:
+def comparison_values(run: RunRecord) -> dict[str, list[float]]:
     """Per scalar measurement of `run`: its raw repetitions if stored, else its one value."""
     return {m.name: list(m.samples) if m.samples else [m.value] for m in run.measurements}
 
@@ -552,7 +517,7 @@ class MetricComparison:
 
 
 def compare_runs(
-    a: Sequence[Run], b: Sequence[Run], *, alpha: float = 0.05
+    a: Sequence[RunRecord], b: Sequence[RunRecord], *, alpha: float = 0.05
 ) -> list[MetricComparison]:
     """Compare two groups per metric they share.
 
@@ -576,7 +541,7 @@ def compare_runs(
     ]
 
 
-def _group_values(runs: Sequence[Run]) -> dict[str, list[float]]:
+def _group_values(runs: Sequence[RunRecord]) -> dict[str, list[float]]:
     if len(runs) == 1:
         return comparison_values(runs[0])
     values: dict[str, list[float]] = {}

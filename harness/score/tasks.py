@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.errors import InputError
 from harness.score.boards import Leaderboard, MetricColumn, PaperReference, build_leaderboards
-from harness.store.models import Run
+from harness.store.records import RunRecord
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def metric_columns(task_cls) -> list[MetricColumn]:
     ]
 
 
-def leaderboards(runs: list[Run]) -> tuple[list[Leaderboard], dict[str, TaskInfo]]:
+def leaderboards(runs: list[RunRecord]) -> tuple[list[Leaderboard], dict[str, TaskInfo]]:
     """The leaderboards of `runs` (finished runs), and what is known of their tasks."""
     infos, standard_hashes, references = task_infos({run.task for run in runs})
     boards = build_leaderboards(

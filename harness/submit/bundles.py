@@ -28,22 +28,13 @@ from harness.paths import slug
 from harness.run.machine import MachineFingerprint
 from harness.spec import canonical_json, sha256_hex
 from harness.store import Store
-from harness.store.limits import INT64, check_row
-from harness.store.models import Artifact, CurvePoint, Machine, Measurement, Run
+from harness.store.limits import INT64
 from harness.store.queries import RunFilter, find_runs
+from harness.store.records import ArtifactRecord, MachineRecord, RunRecord, utc_iso
+from harness.store.runs import import_runs
 
 FORMAT = "budgetbench-bundle"
 FORMAT_VERSION = 1
-
-_RUN_FIELDS = (
-    "id", "task", "suite_version", "spec_version", "task_spec_hash", "profile", "method_name",
-    "method_hash", "method_description", "is_reference_method", "seed", "device", "status",
-    "error", "gate_passed", "gate_reason", "settings", "hyperparameters", "provenance",
-    "machine_id", "hardware_key", "software_key", "wall_s", "timed_s",
-)  # fmt: skip
-_MEASUREMENT_FIELDS = ("name", "value", "unit", "higher_is_better", "samples")
-_POINT_FIELDS = ("metric", "x", "x_unit", "value", "unit")
-_ARTIFACT_FIELDS = ("name", "uri", "media_type", "size_bytes", "sha256")
 
 _STRING = {"type": "string"}
 _NUMBER = {"type": "number"}
@@ -169,50 +160,36 @@ class ImportResult:
     machines_added: int
 
 
-def iso_time(moment: datetime) -> str:
-    """An aware time (the store always returns UTC) in the bundle's ISO form."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+iso_time = utc_iso
+"""An aware time (the store always returns UTC) in the bundle's ISO form."""
 
 
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(timezone.utc)
+def machine_to_dict(machine: MachineRecord) -> dict[str, Any]:
+    """The bundle form of a machine."""
+    return machine.to_dict()
 
 
-def machine_to_dict(machine: Machine) -> dict[str, Any]:
-    return {
-        "id": machine.id,
-        "hardware_key": machine.hardware_key,
-        "software_key": machine.software_key,
-        "hardware_label": machine.hardware_label,
-        "fingerprint": machine.fingerprint,
-        "first_seen_at": iso_time(machine.first_seen_at),
-    }
-
-
-def run_to_dict(run: Run) -> dict[str, Any]:
+def run_to_dict(run: RunRecord) -> dict[str, Any]:
     """The bundle form of a finished run (children included)."""
-    data: dict[str, Any] = {name: getattr(run, name) for name in _RUN_FIELDS}
-    data["started_at"] = iso_time(run.started_at)
-    data["finished_at"] = iso_time(run.finished_at) if run.finished_at else None
-    data["measurements"] = [
-        {f: getattr(m, f) for f in _MEASUREMENT_FIELDS} for m in run.measurements
-    ]
-    data["curve_points"] = [{f: getattr(p, f) for f in _POINT_FIELDS} for p in run.curve_points]
-    data["artifacts"] = [{f: getattr(a, f) for f in _ARTIFACT_FIELDS} for a in run.artifacts]
-    return data
+    return run.to_dict()
+
+
+def records_from_bundle(bundle: dict[str, Any]) -> list[RunRecord]:
+    """The runs of a validated bundle (`validate_bundle`) as records, each with its machine:
+    what a reader of bundles (the site) needs, without a database."""
+    machines = {m["id"]: MachineRecord.from_dict(m) for m in bundle["machines"]}
+    return [RunRecord.from_dict(run, machines.get(run["machine_id"])) for run in bundle["runs"]]
 
 
 def build_bundle(store: Store, run_filter: RunFilter) -> dict[str, Any]:
     """A bundle of the finished runs matching the filter (running runs are left out)."""
     with store.session() as session:
-        runs = [
-            r for r in find_runs(session, run_filter, with_children=True) if r.status != "running"
-        ]
-        runs.sort(key=lambda r: (r.started_at, r.id))
-        machines = {r.machine.id: machine_to_dict(r.machine) for r in runs}
-        return assemble_bundle(
-            [machines[key] for key in sorted(machines)], [run_to_dict(r) for r in runs]
-        )
+        runs = [r for r in find_runs(session, run_filter) if r.status != "running"]
+    runs.sort(key=lambda r: (r.started_at, r.id))
+    machines = {r.machine_id: machine_to_dict(r.machine) for r in runs if r.machine is not None}
+    return assemble_bundle(
+        [machines[key] for key in sorted(machines)], [run_to_dict(r) for r in runs]
+    )
 
 
 def assemble_bundle(machines: list[dict[str, Any]], runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -386,57 +363,16 @@ def import_bundles(store: Store, paths: list[Path]) -> ImportResult:
 
 def import_validated(store: Store, bundles: list[tuple[Path, dict[str, Any]]]) -> ImportResult:
     """Import bundles that passed `validate_bundle`, in one transaction."""
-    added = present = machines_added = 0
     bundles = [(path, store_artifact_contents(store, bundle)) for path, bundle in bundles]
-    with store.session() as session:
-        for path, bundle in bundles:
-            for machine in bundle["machines"]:
-                if session.get(Machine, machine["id"]) is None:
-                    row = Machine(
-                        **{k: v for k, v in machine.items() if k != "first_seen_at"},
-                        first_seen_at=_parse_time(machine["first_seen_at"]),
-                    )
-                    _check_rows(path, [row])
-                    session.add(row)
-                    machines_added += 1
-            session.flush()
-            for run_data in bundle["runs"]:
-                existing = session.get(Run, run_data["id"])
-                if existing is not None:
-                    if existing.status == "running" or run_to_dict(existing) != run_data:
-                        session.rollback()
-                        raise InputError(
-                            f"{path}: run {run_data['id']} already exists with different content;"
-                            " nothing was imported"
-                        )
-                    present += 1
-                    continue
-                run = _run_from_dict(run_data)
-                _check_rows(path, [run, *run.measurements, *run.curve_points, *run.artifacts])
-                session.add(run)
-                added += 1
-            session.flush()
-        session.commit()
-    return ImportResult(added, present, machines_added)
-
-
-def _check_rows(path: Path, rows: list[Any]) -> None:
-    """The store's limits (`harness.store.limits`), named by the file, before anything is added."""
-    for row in rows:
-        try:
-            check_row(row)
-        except InputError as exc:
-            raise InputError(f"{path}: {exc}; nothing was imported") from None
-
-
-def _run_from_dict(data: dict[str, Any]) -> Run:
-    run = Run(**{name: data[name] for name in _RUN_FIELDS})
-    run.started_at = _parse_time(data["started_at"])
-    run.finished_at = _parse_time(data["finished_at"]) if data["finished_at"] else None
-    run.measurements = [Measurement(**m) for m in data["measurements"]]
-    run.curve_points = [CurvePoint(**p) for p in data["curve_points"]]
-    run.artifacts = [Artifact(**a) for a in data["artifacts"]]
-    return run
+    batches = [
+        (
+            str(path),
+            [MachineRecord.from_dict(m) for m in bundle["machines"]],
+            [RunRecord.from_dict(r) for r in bundle["runs"]],
+        )
+        for path, bundle in bundles
+    ]
+    return ImportResult(*import_runs(store, batches))
 
 
 # Publishing: what leaves the store. The store (and `show`) keeps everything a run recorded;
@@ -526,7 +462,7 @@ def artifact_path(location: str) -> Path | None:
     return Path(unquote(parsed.path))
 
 
-def read_artifact(artifact: dict[str, Any] | Artifact) -> bytes | None:
+def read_artifact(artifact: dict[str, Any] | ArtifactRecord) -> bytes | None:
     """An artifact's bytes from its local file, or None when the file is missing, too large or
     no longer matches the size and sha256 the run recorded."""
     keys = ("uri", "size_bytes", "sha256")

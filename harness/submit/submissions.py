@@ -356,7 +356,6 @@ def submit_from_runs(
     made). They must be what `submit` would have run: this task, profile, task spec and method
     (the same method hash, so the enclosed source is the code that ran), one machine, distinct
     seeds, at least the profile's required number of them; each a one-line InputError."""
-    from harness.executors import stored_outcome
     from harness.store.queries import get_run
 
     prepared, required = prepare_submission(
@@ -365,22 +364,21 @@ def submit_from_runs(
     )  # fmt: skip
     with store.session() as session:
         runs = [get_run(session, run_id) for run_id in run_ids]
-        outcomes = [stored_outcome(run) for run in runs]
-        expected = {
-            "task": task,
-            "profile": profile,
-            "task_spec_hash": prepared.resolved.task_spec_hash,
-            "method_hash": prepared.method.method_hash,
-        }
-        for run in runs:
-            for field, value in expected.items():
-                if getattr(run, field) != value:
-                    raise InputError(
-                        f"run {run.id[:8]} has {field} {getattr(run, field)!r}, not {value!r}:"
-                        " it is not a run of this submission's method, task, profile and settings"
-                    )
-        machines = {run.machine_id for run in runs}
-        seeds = [run.seed for run in runs]
+    expected = {
+        "task": task,
+        "profile": profile,
+        "task_spec_hash": prepared.resolved.task_spec_hash,
+        "method_hash": prepared.method.method_hash,
+    }
+    for run in runs:
+        for field, value in expected.items():
+            if getattr(run, field) != value:
+                raise InputError(
+                    f"run {run.id[:8]} has {field} {getattr(run, field)!r}, not {value!r}:"
+                    " it is not a run of this submission's method, task, profile and settings"
+                )
+    machines = {run.machine_id for run in runs}
+    seeds = [run.seed for run in runs]
     if len(machines) > 1:
         raise InputError(f"the runs were made on {len(machines)} machines; a submission is one")
     if len(set(seeds)) != len(seeds):
@@ -390,7 +388,7 @@ def submit_from_runs(
             f"task {task!r}, profile {profile!r} requires {required} seeds per submission,"
             f" got {len(seeds)} run(s)"
         )
-    return _submission_of(store, prepared, outcomes, overrides, division, description)
+    return _submission_of(store, prepared, runs, overrides, division, description)
 
 
 def _submission_of(
@@ -412,10 +410,7 @@ def _submission_of(
                 outcomes,
                 f"seed {outcome.seed} missed the quality gate: {outcome.gate_reason}",
             )
-    from harness.store.queries import get_run
-
-    with store.session() as session:
-        machine_id = get_run(session, outcomes[0].run_id).machine_id
+    machine_id = outcomes[0].machine_id
     data = build_submission(
         store,
         [o.run_id for o in outcomes],

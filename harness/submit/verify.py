@@ -610,7 +610,7 @@ def _compare(submission: Submission, context: _Context, outcomes: list) -> list[
             units[m["name"]] = m["unit"]
     rerun: dict[str, list[float]] = {}
     for outcome in outcomes:
-        for name, (value, _unit) in outcome.scalars.items():
+        for name, value in outcome.scalar_values().items():
             rerun.setdefault(name, []).append(value)
     task_cls = context.task_cls
     # The numbers a leaderboard shows; bookkeeping such as the budget spent is not a result.
