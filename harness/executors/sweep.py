@@ -165,7 +165,7 @@ def run_sweep(
         with view.progress() as tracker:
             for item, prepared in sweep.items:
                 view.starting(item)
-                outcome, note = run_logged(
+                outcome, note = _run_logged(
                     store, item, prepared, machine_id, options.resume, tracker, view
                 )
                 finished(outcome)
@@ -188,7 +188,7 @@ def run_sweep(
     return outcomes
 
 
-def run_logged(
+def _run_logged(
     store: Store,
     item: WorkItem,
     prepared: PreparedRun,
