@@ -18,9 +18,17 @@ from typing import Any, Protocol
 
 from harness.errors import InputError
 from harness.executors import WorkItem, run_item
-from harness.executors.pool import Slot, pool_slots
-from harness.executors.slurm import JobRecord, SlurmOptions, require_cluster
-from harness.run.runner import PreparedRun, RunOutcome, Tracker
+from harness.executors.pool import Slot, pool_slots, run_pool
+from harness.executors.slurm import (
+    JobRecord,
+    SlurmOptions,
+    default_jobs_dir,
+    require_cluster,
+    submit,
+)
+from harness.paths import cache_dir
+from harness.run.machine import collect_fingerprint
+from harness.run.runner import PreparedRun, RunOutcome, Tracker, execute, save_machine
 from harness.store import Store
 
 EXECUTORS = ("local", "pool", "slurm")
@@ -140,8 +148,6 @@ class SweepView(Protocol):
 
 def logs_dir() -> Path:
     """Where runs executed in this process keep their logs: `<cache dir>/logs/<run id>.log`."""
-    from harness.paths import cache_dir
-
     return cache_dir() / "logs"
 
 
@@ -150,10 +156,6 @@ def run_sweep(
 ) -> list[RunOutcome]:
     """Run a planned sweep here (local) or in a pool of workers; returns the outcomes in the
     order they finished, each shown with `view.finished` as it finishes."""
-    from harness.executors.pool import run_pool
-    from harness.run.machine import collect_fingerprint
-    from harness.run.runner import save_machine
-
     outcomes: list[RunOutcome] = []
 
     def finished(outcome: RunOutcome) -> None:
@@ -215,8 +217,6 @@ def submit_sweep(
 ) -> list[JobRecord]:
     """Submit the sweep as Slurm jobs (one per item) and return their records; `note` gets a
     warning when the store is one the jobs on other nodes cannot share safely."""
-    from harness.executors.slurm import default_jobs_dir, submit
-
     jobs_dir = options.jobs_dir or default_jobs_dir()
     if db_url.startswith("sqlite") and options.slurm.cluster != "local":
         note(
@@ -239,9 +239,6 @@ def run_confined(
 ) -> list[RunOutcome]:
     """`run --confine`: seeds 0..seeds-1 of a run prepared by `harness.run.confine`, each
     executed in the sandbox and stored here; returns the outcomes in seed order."""
-    from harness.run.machine import collect_fingerprint
-    from harness.run.runner import execute, save_machine
-
     machine_id = save_machine(store, collect_fingerprint())
     outcomes = []
     with view.progress() as tracker:
