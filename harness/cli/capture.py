@@ -26,13 +26,6 @@ class Captured:
     lines: int = 0
 
 
-def logs_dir() -> Path:
-    """Where runs executed in this process keep their logs: `<cache dir>/logs/<run id>.log`."""
-    from harness.paths import cache_dir
-
-    return cache_dir() / "logs"
-
-
 @contextmanager
 def third_party_output_to(log_file: Path) -> Iterator[Captured]:
     """Send everything written to stderr (fd 2) during the block to `log_file` (appended),

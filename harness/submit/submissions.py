@@ -351,17 +351,22 @@ def submit_from_runs(
     device: str = "auto",
     data_dir: Path | None = None,
     suite_version: str | None = None,
+    *,
+    prepared: Any = None,
 ) -> SubmitResult:
     """The submission around runs already stored (`submit --from-runs`, or runs an executor
     made). They must be what `submit` would have run: this task, profile, task spec and method
     (the same method hash, so the enclosed source is the code that ran), one machine, distinct
-    seeds, at least the profile's required number of them; each a one-line InputError."""
+    seeds, at least the profile's required number of them; each a one-line InputError.
+    `prepared`: what `prepare_submission` returned for these arguments, if the caller has it."""
     from harness.store.queries import get_run
 
-    prepared, required = prepare_submission(
-        task, method_ref, profile, None, overrides, division, description, device, data_dir,
-        suite_version,
-    )  # fmt: skip
+    if prepared is None:
+        prepared, _ = prepare_submission(
+            task, method_ref, profile, None, overrides, division, description, device, data_dir,
+            suite_version,
+        )  # fmt: skip
+    required = prepared.spec.seeds_required(profile)
     with store.session() as session:
         runs = [get_run(session, run_id) for run_id in run_ids]
     expected = {
