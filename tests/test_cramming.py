@@ -114,17 +114,17 @@ import torch
 from tasks.cramming.model import EncoderConfig
 HYPERPARAMETERS = {{"mask_rate": {mask_rate}}}
 
-def model_config(vocab_size, max_seq_len, budget_s):
+def model_config(vocab_size, max_seq_len, budget_s, run):
     {model_config}
 
-def configure_optimizer(model):
+def configure_optimizer(model, run):
     {configure_optimizer}
     return torch.optim.AdamW(model.parameters(), lr=1e-3)
 
-def learning_rate(progress, step):
+def learning_rate(progress, step, run):
     {learning_rate}
 
-def batch_size(progress):
+def batch_size(progress, run):
     return 16
 """
 SMALL = (

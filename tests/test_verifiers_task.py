@@ -132,7 +132,7 @@ def test_a_methods_own_verifier_is_compared_with_the_base_tests(sqlite_url, tmp_
     method = tmp_path / "accept_all.py"
     method.write_text(
         "from tasks.verifiers.methods.mutants import generate  # noqa: F401\n"
-        "HYPERPARAMETERS = {}\n\n\ndef verify(problem, program):\n    return True\n"
+        "HYPERPARAMETERS = {}\n\n\ndef verify(problem, program, run):\n    return True\n"
     )
     monkeypatch.setenv("BUDGETBENCH_CACHE_DIR", str(tmp_path / "cache"))
     store = open_store(sqlite_url)

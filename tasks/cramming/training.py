@@ -29,7 +29,7 @@ from types import ModuleType
 
 import torch
 
-from tasks.base import RunContext
+from tasks.base import MethodRun, RunContext
 from tasks.cramming.corpus import SequenceStream
 from tasks.cramming.masking import mask_exact, mask_tokens, masked_per_sequence
 from tasks.cramming.model import MaskedLanguageModel
@@ -74,6 +74,7 @@ def autocast(device: torch.device, precision: str):
 
 def epoch_order(
     method: ModuleType,
+    run: MethodRun,
     train: torch.Tensor,
     epoch: int,
     generator: torch.Generator,
@@ -87,7 +88,7 @@ def epoch_order(
         if not shuffle:
             return torch.arange(len(train))
         return torch.randperm(len(train), generator=generator)
-    order = torch.as_tensor(custom(train, epoch, generator), dtype=torch.long)
+    order = torch.as_tensor(custom(train, epoch, generator, run), dtype=torch.long)
     if order.ndim != 1 or len(order) == 0 or order.min() < 0 or order.max() >= len(train):
         raise ValueError(f"data_order must return indices into the {len(train)} training sequences")
     return order
@@ -149,6 +150,7 @@ class BatchBuilder:
     def __init__(
         self,
         method: ModuleType,
+        run: MethodRun,
         train: torch.Tensor | SequenceStream,
         vocabulary: Vocabulary,
         micro_batch: int,
@@ -166,6 +168,7 @@ class BatchBuilder:
             raise ValueError("a streamed corpus is read in its own order: data_order cannot apply")
         self._arguments = (
             method,
+            run,
             train,
             vocabulary,
             micro_batch,
@@ -180,10 +183,10 @@ class BatchBuilder:
         self._thread.start()
 
     def _produce(self) -> None:
-        method, train, vocabulary, micro_batch, rate, seed, shuffle, pin = self._arguments
+        method, run, train, vocabulary, micro_batch, rate, seed, shuffle, pin = self._arguments
         generator = torch.Generator().manual_seed(seed)
         try:
-            for batch in _sequences(method, train, micro_batch, generator, shuffle):
+            for batch in _sequences(method, run, train, micro_batch, generator, shuffle):
                 if self._stop.is_set():
                     return
                 inputs, labels = mask_exact(
@@ -220,6 +223,7 @@ class BatchBuilder:
 
 def _sequences(
     method: ModuleType,
+    run: MethodRun,
     train: torch.Tensor | SequenceStream,
     micro_batch: int,
     generator: torch.Generator,
@@ -234,7 +238,7 @@ def _sequences(
                 produced = True
                 yield torch.tensor(rows, dtype=torch.int32)
         else:
-            order = epoch_order(method, train, epoch, generator, shuffle)
+            order = epoch_order(method, run, train, epoch, generator, shuffle)
             for start in range(0, len(order) - micro_batch + 1, micro_batch):
                 produced = True
                 yield train[order[start : start + micro_batch]]
@@ -252,6 +256,7 @@ def pretrain(
     ctx: RunContext,
     model: MaskedLanguageModel,
     method: ModuleType,
+    run: MethodRun,
     train: torch.Tensor,
     validation: torch.Tensor,
     vocabulary: Vocabulary,
@@ -273,14 +278,14 @@ def pretrain(
     clock = ctx.clock
     budget = clock.budget_s
     assert budget is not None, "cramming profiles set budget_s"
-    hp = method.HYPERPARAMETERS
+    hp = run.hyperparameters
     precision = resolve_precision(hp.get("precision", "fp32"), device)
     mask_rate, clip = float(hp["mask_rate"]), hp.get("grad_clip")
     per_sequence = masked_per_sequence(mask_rate, validation.shape[1])
 
     _warm_up_optimizers()
     with clock.timed():  # building the optimizer and compiling count against the budget
-        optimizer = method.configure_optimizer(model)
+        optimizer = method.configure_optimizer(model, run)
         check_weights()
         base_rates = [group["lr"] for group in optimizer.param_groups]
         step_model, static_count = model, 0
@@ -289,7 +294,7 @@ def pretrain(
             step_model, static_count = torch.compile(model, fullgraph=True), per_sequence
         shuffle = not getattr(ctx.config, "sort_by_token_frequency", False)
         builder = BatchBuilder(
-            method, train, vocabulary, micro_batch, mask_rate, ctx.seed, shuffle,
+            method, run, train, vocabulary, micro_batch, mask_rate, ctx.seed, shuffle,
             pin_memory=device.type == "cuda",
         )  # fmt: skip
 
@@ -319,10 +324,10 @@ def pretrain(
             with clock.timed():
                 started = time.perf_counter()
                 progress = min(1.0, clock.timed_s / budget)
-                batch_size = int(method.batch_size(progress))
+                batch_size = int(method.batch_size(progress, run))
                 if batch_size < 1:
                     raise ValueError(f"method's batch_size({progress:.3f}) returned {batch_size}")
-                factor = float(method.learning_rate(progress, steps))
+                factor = float(method.learning_rate(progress, steps, run))
                 for group, base in zip(optimizer.param_groups, base_rates, strict=True):
                     group["lr"] = base * factor
                 micro_batches = math.ceil(batch_size / micro_batch)

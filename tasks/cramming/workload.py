@@ -130,10 +130,12 @@ def run_cramming(ctx: RunContext, method: Method) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
+    run = method.new_run(ctx.seed, ctx.device, config.budget_s)
     with ctx.clock.timed():
         encoder_config = method.module.model_config(
-            vocab_size=vocabulary.size, max_seq_len=config.seq_len, budget_s=config.budget_s
-        )
+            vocab_size=vocabulary.size, max_seq_len=config.seq_len, budget_s=config.budget_s,
+            run=run,
+        )  # fmt: skip
         _check_config(encoder_config, vocabulary.size, config.seq_len)
         model = MaskedLanguageModel(encoder_config).to(device)
     ctx.note("model_config", encoder_config.__dict__)
@@ -143,6 +145,7 @@ def run_cramming(ctx: RunContext, method: Method) -> None:
             ctx,
             model,
             method.module,
+            run,
             train,
             validation,
             vocabulary,
@@ -151,7 +154,7 @@ def run_cramming(ctx: RunContext, method: Method) -> None:
             check_weights=lambda: _require_unchanged(model, initial),
         )
 
-    precision = resolve_precision(method.hyperparameters.get("precision", "fp32"), device)
+    precision = resolve_precision(run.hyperparameters.get("precision", "fp32"), device)
     ctx.record("final_mlm_loss", result.final_heldout_loss)
     tokens_per_s = result.tokens / result.timed_s
     flops = training_flops_per_token(model)
