@@ -63,8 +63,14 @@ def test_hyperparameter_override_reaches_the_run_and_never_the_module(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (GOOD.replace("def copy(dst, src, run):", "def copy(dst, src, run)"), "syntax error on line 11"),
-        (GOOD.replace("def attention", "def not_attention"), "missing function attention(q, k, v, run)"),
+        (
+            GOOD.replace("def copy(dst, src, run):", "def copy(dst, src, run)"),
+            "syntax error on line 11",
+        ),
+        (
+            GOOD.replace("def attention", "def not_attention"),
+            "missing function attention(q, k, v, run)",
+        ),
         (
             GOOD.replace("def matmul(a, b, run):", "def matmul(a):"),
             "does not accept the arguments (a, b, run)",
