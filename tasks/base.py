@@ -430,9 +430,10 @@ class _InterfaceOf:
 
     def __get__(self, instance: Any, owner: type) -> MethodInterface:
         name = getattr(owner, "interface_module", None)
-        if name is None:
-            package = owner.__module__
-            name = f"{package}.interface"
+        if name is None:  # `tasks.probe` -> `tasks.probe.interface`; `pkg.task` -> `pkg.interface`
+            module = importlib.import_module(owner.__module__)
+            package = module.__name__ if hasattr(module, "__path__") else module.__package__
+            name = f"{package}.interface" if package else "interface"
         return load_interface(name)
 
 
@@ -518,7 +519,7 @@ class Task(abc.ABC):
     description: ClassVar[str]
     metrics: ClassVar[tuple[Metric, ...]]
     interface_module: ClassVar[str | None] = None
-    """The module holding the method interface (default: `interface` beside the task's module,
+    """The module holding the method interface (default: `interface` in the task's package,
     `tasks/<task>/interface.py`)."""
     method_interface: ClassVar[MethodInterface] = _InterfaceOf()  # type: ignore[assignment]
     """The interface read from `interface_module`; iterating it gives its functions."""

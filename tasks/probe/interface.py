@@ -7,10 +7,11 @@ before timing it (fp32 tolerance 1e-3, bf16 5e-2, fp16 1e-2, relative to the lar
 calls it in a timed loop: `warmup` untimed calls, then repetitions of calibrated length. On a GPU
 the clock is CUDA events, so work a function leaves queued on the device is counted.
 
-A method may: use any library, allocate scratch memory, keep caches in `run.state` (the same
-`run` is passed to every call of one run). A method may not: return a result of another shape,
-dtype or device than asked, change its inputs (but `copy`'s `dst`), or skip work on repeated
-calls with the same inputs (a cached result is a wrong measurement, even where the check passes).
+A method may: use any library and keep what it prepares once (a compiled kernel, scratch
+buffers) in `run.state`; the same `run` is passed to every call of one run.
+A method may not: return a result of another shape, dtype or device than asked, change its
+inputs (but `copy`'s `dst`), or skip work on repeated calls with the same inputs (a result kept
+from an earlier call is a wrong measurement, even where the check passes).
 """
 
 from __future__ import annotations
