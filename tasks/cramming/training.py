@@ -5,8 +5,8 @@ starts; model construction, compilation and every training step are timed; evalu
 untimed. The loop checks the clock before each optimizer step and stops once the budget is spent,
 so a run overshoots by at most one step, and it records by how much.
 
-The method supplies `batch_size(progress)` (sequences per optimizer step, reached by gradient
-accumulation over micro-batches of the profile's size) and `learning_rate(progress, step)` (a
+The method supplies `batch_size(progress, run)` (sequences per optimizer step, reached by gradient
+accumulation over micro-batches of the profile's size) and `learning_rate(progress, step, run)` (a
 factor on the learning rates its optimizer was built with); `progress` is the spent fraction of
 the budget, `step` the number of optimizer steps taken so far (for step-based schedules such as
 BERT's).

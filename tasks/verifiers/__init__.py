@@ -5,11 +5,11 @@ Imperfect Verifiers" (weak verifier: HumanEval's base tests; ground truth: EvalP
 tests), Chen et al.'s unbiased pass@k and Brown et al.'s "Large Language Monkeys" (coverage vs.
 samples).
 
-A method is a *sample source*: `generate(problems, n, seed)` returns n complete programs per
+A method is a *sample source*: `generate(problems, n, seed, run)` returns n complete programs per
 problem. The harness owns everything else: the problems and their tests (`problems.py`), the
 sandbox every program runs in (`sandbox.py`; untrusted code never runs in this process), the
 verdicts (`verdicts.py`, decided here from the values the program returned) and the analysis
-(`analysis.py`). A method may also define `verify(problem, program) -> bool`, its own verifier;
+(`analysis.py`). A method may also define `verify(problem, program, run) -> bool`, its own verifier;
 the task then reports how often it agrees with the base tests and its own resampling ceiling.
 
 Sample sources shipped: `mutants` (the smoke default; SYNTHETIC programs made by mutating the

@@ -397,7 +397,7 @@ def _method_verifier(
     problem_list: list[problems.Problem],
     by_task: dict[str, list[Scored]],
 ) -> None:
-    """Compare a method's own `verify(problem, program)` with the base (weak) tests."""
+    """Compare a method's own `verify(problem, program, run)` with the base (weak) tests."""
     verify = getattr(method.module, "verify", None)
     if not callable(verify):
         return
