@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import torch
 
-from tasks.base import BudgetClock
+from tasks.base import BudgetClock, MethodRun
 from tasks.common.masking import Vocabulary
 from tasks.large_batch import LargeBatchConfig
 from tasks.large_batch.scaling import NoiseScaleEstimator
@@ -23,11 +23,11 @@ class ConstantAdamW:
     HYPERPARAMETERS: ClassVar[dict] = {"grad_clip": 1.0}
 
     @staticmethod
-    def configure_optimizer(parameter_groups, peak_rate, batch_size):
+    def configure_optimizer(parameter_groups, peak_rate, batch_size, run):
         return torch.optim.AdamW(parameter_groups, lr=peak_rate)
 
     @staticmethod
-    def learning_rate(step, batch_size):
+    def learning_rate(step, batch_size, run):
         return 1.0
 
 
@@ -67,7 +67,7 @@ def train_tiny(rank: int, world: int, init_file: str) -> dict:
         result = train_to_target(
             point, ConstantAdamW, encoder_config(config, VOCABULARY.size), _sequences(512, 0),
             _sequences(32, 1), VOCABULARY, peak_rate=1e-2, seed=0, device="cpu",
-            clock=BudgetClock(),
+            clock=BudgetClock(), run=MethodRun(ConstantAdamW.HYPERPARAMETERS, 0, "cpu"),
         )  # fmt: skip
     finally:
         torch.set_num_threads(threads)

@@ -23,17 +23,17 @@ import torch.nn.functional as F
 
 HYPERPARAMETERS: dict = {}
 
-def matmul(a, b):
+def matmul(a, b, run):
     warnings.warn("this API will change", FutureWarning)
     sys.stderr.write("Loading checkpoint shards: 100%|##########| 2/2\\r\\n")
     complain = "import sys; sys.stderr.write('fatal: not a git repository\\\\n')"
     subprocess.run([sys.executable, "-c", complain])
     return a @ b
 
-def attention(q, k, v):
+def attention(q, k, v, run):
     return F.scaled_dot_product_attention(q, k, v)
 
-def copy(dst, src):
+def copy(dst, src, run):
     dst.copy_(src)
 """
 

@@ -81,9 +81,9 @@ def test_human_output_has_a_summary_and_run_ids(tmp_path):
 def test_a_failed_run_exits_1_and_is_listed_as_failed(tmp_path):
     method = tmp_path / "bad.py"
     method.write_text(
-        "def matmul(a, b): return a @ b\n"
-        "def attention(q, k, v): raise ValueError('nope')\n"
-        "def copy(dst, src): dst.copy_(src)\n"
+        "def matmul(a, b, run): return a @ b\n"
+        "def attention(q, k, v, run): raise ValueError('nope')\n"
+        "def copy(dst, src, run): dst.copy_(src)\n"
     )
     db = str(tmp_path / "s.db")
     result = run_cli("run", "probe", "--method", str(method), "--db", db, *FAST_PROBE)
@@ -130,16 +130,16 @@ def test_machine_and_tasks_json():
     tasks = cli_json("tasks")
     (probe,) = [t for t in tasks["tasks"] if t["task"] == "probe"]
     assert probe["profiles"] == ["full", "smoke", "standard"]
-    assert "matmul(a, b)" in probe["method_interface"]
+    assert "matmul(a, b, run)" in probe["method_interface"]
 
 
 def test_names_and_errors_print_literally_not_as_terminal_markup(tmp_path):
     method = tmp_path / "markup.py"
     method.write_text(
         'NAME = "[red]evil[/x]"\n'
-        "def matmul(a, b): return a @ b\n"
-        "def attention(q, k, v): raise RuntimeError('[/broken] markup')\n"
-        "def copy(dst, src): dst.copy_(src)\n"
+        "def matmul(a, b, run): return a @ b\n"
+        "def attention(q, k, v, run): raise RuntimeError('[/broken] markup')\n"
+        "def copy(dst, src, run): dst.copy_(src)\n"
     )
     db = str(tmp_path / "s.db")
     result = run_cli("run", "probe", "--method", str(method), "--db", db, *FAST_PROBE)

@@ -32,15 +32,15 @@ except OSError:
     pass
 
 
-def matmul(a, b):
+def matmul(a, b, run):
     return a @ b
 
 
-def attention(q, k, v):
+def attention(q, k, v, run):
     return F.scaled_dot_product_attention(q, k, v)
 
 
-def copy(dst, src):
+def copy(dst, src, run):
     dst.copy_(src)
 '''
 

@@ -118,17 +118,17 @@ import torch
 from tasks.common.model import EncoderConfig
 HYPERPARAMETERS = {{"mask_rate": {mask_rate}}}
 
-def model_config(vocab_size, max_seq_len, budget_s):
+def model_config(vocab_size, max_seq_len, budget_s, run):
     {model_config}
 
-def configure_optimizer(model):
+def configure_optimizer(model, run):
     {configure_optimizer}
     return torch.optim.AdamW(model.parameters(), lr=1e-3)
 
-def learning_rate(progress, step):
+def learning_rate(progress, step, run):
     {learning_rate}
 
-def batch_size(progress):
+def batch_size(progress, run):
     return 16
 """
 SMALL = (
@@ -219,22 +219,24 @@ def test_capped_or_partial_glue_is_named_as_such():
 def test_a_method_data_order_is_used_and_checked():
     from types import SimpleNamespace
 
+    from tasks.base import MethodRun
     from tasks.cramming.training import epoch_order
 
     train = torch.zeros(6, 4, dtype=torch.int32)
     generator = torch.Generator().manual_seed(0)
-    shuffled = epoch_order(SimpleNamespace(), train, 0, generator)
+    run = MethodRun({}, 0, "cpu")
+    shuffled = epoch_order(SimpleNamespace(), run, train, 0, generator)
     assert sorted(shuffled.tolist()) == list(range(6))
-    assert epoch_order(SimpleNamespace(), train, 0, generator, shuffle=False).tolist() == list(
+    assert epoch_order(SimpleNamespace(), run, train, 0, generator, shuffle=False).tolist() == list(
         range(6)
     )
     curriculum = SimpleNamespace(
-        data_order=lambda sequences, epoch, g: [5, 4, 3] if epoch else [0, 1]
+        data_order=lambda sequences, epoch, g, run: [5, 4, 3] if epoch else [0, 1]
     )
-    assert epoch_order(curriculum, train, 0, generator).tolist() == [0, 1]
-    assert epoch_order(curriculum, train, 1, generator).tolist() == [5, 4, 3]
+    assert epoch_order(curriculum, run, train, 0, generator).tolist() == [0, 1]
+    assert epoch_order(curriculum, run, train, 1, generator).tolist() == [5, 4, 3]
     with pytest.raises(ValueError, match="indices into the 6 training sequences"):
-        epoch_order(SimpleNamespace(data_order=lambda s, e, g: [6]), train, 0, generator)
+        epoch_order(SimpleNamespace(data_order=lambda s, e, g, r: [6]), run, train, 0, generator)
 
 
 def test_unknown_filter_and_frequency_sort():

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from harness.errors import InputError
+from tasks.base import MethodRun
 from tasks.common.masking import IGNORE, mask_exact, masked_per_sequence
-from tasks.common.model import MaskedLanguageModel, non_embedding_parameters
+from tasks.common.model import EncoderConfig, MaskedLanguageModel, non_embedding_parameters
 from tasks.common.model import training_flops_per_token as flops_per_token
 from tasks.cramming import recipes, training
 from tasks.cramming.checkpoints import load_checkpoint, save_checkpoint
@@ -19,9 +20,14 @@ from tasks.cramming.methods import bert_original, crammed_bert, crammed_bert_tin
 VOCAB, SEQ = 32768, 128  # pile-readymade's WordPiece and cramming's sequence length
 
 
+def run_of(method) -> MethodRun:
+    """The `run` the harness passes a method's functions, with its declared hyperparameters."""
+    return MethodRun(method.HYPERPARAMETERS, seed=0, device="cpu")
+
+
 def full_size(method) -> MaskedLanguageModel:
     with torch.device("meta"):  # shapes only: no memory, no time
-        return MaskedLanguageModel(method.model_config(VOCAB, SEQ, 86400.0))
+        return MaskedLanguageModel(method.model_config(VOCAB, SEQ, 86400.0, run_of(method)))
 
 
 def count(model: torch.nn.Module) -> int:
@@ -69,23 +75,35 @@ def test_bert_original_has_bert_bases_parameter_count():
 
 def test_the_same_model_at_every_budget():
     for method in (crammed_bert, bert_original):
-        configs = {method.model_config(VOCAB, SEQ, budget) for budget in (60.0, 3600.0, 86400.0)}
+        configs = {
+            method.model_config(VOCAB, SEQ, budget, run_of(method))
+            for budget in (60.0, 3600.0, 86400.0)
+        }
         assert len(configs) == 1
 
 
 def test_bert_o4_schedules():
     hp = crammed_bert.HYPERPARAMETERS
     # budget-triangle2: 25 % of the peak, the peak at 75 % of the budget, 0 at the end
-    assert [crammed_bert.learning_rate(p, 0) for p in (0.0, 0.375, 0.75, 0.875, 1.0)] == (
-        pytest.approx([0.25, 0.625, 1.0, 0.5, 0.0])
-    )
+    assert [
+        crammed_bert.learning_rate(p, 0, run_of(crammed_bert))
+        for p in (0.0, 0.375, 0.75, 0.875, 1.0)
+    ] == (pytest.approx([0.25, 0.625, 1.0, 0.5, 0.0]))
     # the batch reaches 8192 at 60 % of the budget and stays there
-    assert crammed_bert.batch_size(0.0) == 1 and crammed_bert.batch_size(0.3) == 4097
-    assert crammed_bert.batch_size(0.6) == crammed_bert.batch_size(1.0) == hp["batch_size"] == 8192
+    assert (
+        crammed_bert.batch_size(0.0, run_of(crammed_bert)) == 1
+        and crammed_bert.batch_size(0.3, run_of(crammed_bert)) == 4097
+    )
+    assert (
+        crammed_bert.batch_size(0.6, run_of(crammed_bert))
+        == crammed_bert.batch_size(1.0, run_of(crammed_bert))
+        == hp["batch_size"]
+        == 8192
+    )
     # BERT's 1 M-step schedule: 10,000 warm-up steps, then linear decay
-    assert bert_original.learning_rate(0.5, 4_999) == pytest.approx(0.5)
-    assert bert_original.learning_rate(0.5, 505_000) == pytest.approx(0.5)
-    assert bert_original.batch_size(0.5) == 512
+    assert bert_original.learning_rate(0.5, 4_999, run_of(bert_original)) == pytest.approx(0.5)
+    assert bert_original.learning_rate(0.5, 505_000, run_of(bert_original)) == pytest.approx(0.5)
+    assert bert_original.batch_size(0.5, run_of(bert_original)) == 512
 
 
 def crammings_ramp(elapsed: float, optimizer_steps: int, micro_batch: int) -> int:
@@ -110,32 +128,38 @@ def test_the_full_size_first_step_is_one_micro_batch_as_crammings_ramp_gives():
     cpu = training.device_micro_batch(16, model, SEQ, torch.device("cpu"))
     gpu = training.device_micro_batch(128, model, SEQ, torch.device("cuda"))
     assert (cpu, gpu) == (2, 128)
-    tiny = MaskedLanguageModel(crammed_bert_tiny.model_config(4096, SEQ, 60.0))
+    tiny = MaskedLanguageModel(
+        crammed_bert_tiny.model_config(4096, SEQ, 60.0, run_of(crammed_bert_tiny))
+    )
     assert training.device_micro_batch(16, tiny, SEQ, torch.device("cpu")) == 16
     for micro_batch in (cpu, gpu):
         # The first step, however much of the budget the set-up took: one micro-batch.
         for spent in (0.0, 0.2, 0.9):
-            micro_batches, rate = training.step_schedule(crammed_bert, spent, 0, micro_batch)
+            micro_batches, rate = training.step_schedule(
+                crammed_bert, run_of(crammed_bert), spent, 0, micro_batch
+            )
             assert micro_batches * micro_batch == crammings_ramp(spent, 0, micro_batch)
             assert micro_batches == 1 and rate == 0.25  # budget-triangle2 starts at 25 %
         # Later steps follow the ramp, rounded up to whole micro-batches as cramming rounds.
         for spent in (0.001, 0.1, 0.25, 0.3, 0.59, 0.6, 0.9):
-            micro_batches, _ = training.step_schedule(crammed_bert, spent, 3, micro_batch)
+            micro_batches, _ = training.step_schedule(
+                crammed_bert, run_of(crammed_bert), spent, 3, micro_batch
+            )
             assert micro_batches * micro_batch == crammings_ramp(spent, 3, micro_batch)
     # Why a short CPU budget completes one optimizer step: the second, begun after a quarter of
     # the budget, accumulates 3,414 sequences (8192 x 0.25 / 0.6, rounded up to the micro-batch).
-    assert training.step_schedule(crammed_bert, 0.25, 1, cpu)[0] * cpu == 3414
+    assert training.step_schedule(crammed_bert, run_of(crammed_bert), 0.25, 1, cpu)[0] * cpu == 3414
 
 
 def test_optimizers_exempt_biases_and_norms_from_weight_decay():
-    model = MaskedLanguageModel(bert_original.model_config(64, 16, 60.0))
-    optimizer = bert_original.configure_optimizer(model)
+    model = MaskedLanguageModel(bert_original.model_config(64, 16, 60.0, run_of(bert_original)))
+    optimizer = bert_original.configure_optimizer(model, run_of(bert_original))
     assert type(optimizer) is torch.optim.Adam  # cramming's adam_classic: L2, not AdamW
     decayed, exempt = (group["params"] for group in optimizer.param_groups)
     norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
     assert all(any(p is q for q in exempt) for norm in norms for p in norm.parameters())
     assert not any(p is model.decoder.bias for p in decayed)
-    assert type(crammed_bert.configure_optimizer(model)) is torch.optim.AdamW
+    assert type(crammed_bert.configure_optimizer(model, run_of(crammed_bert))) is torch.optim.AdamW
 
 
 def test_exact_masking_corrupts_the_same_count_in_every_row_and_spares_special_tokens():
@@ -153,7 +177,7 @@ def test_exact_masking_corrupts_the_same_count_in_every_row_and_spares_special_t
 
 def test_static_sparse_prediction_gives_the_dynamic_loss():
     torch.manual_seed(0)
-    model = MaskedLanguageModel(crammed_bert.model_config(300, 32, 60.0).__class__(
+    model = MaskedLanguageModel(EncoderConfig(
         300, 32, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
         sparse_prediction=True, activation="gelu-glu", head_transform=False, dropout=0.0,
     ))  # fmt: skip
@@ -176,9 +200,7 @@ def test_a_checkpoint_round_trips_and_a_bad_one_is_an_input_error(tmp_path):
 
     tokenizer = Tokenizer(models.WordLevel({f"t{i}": i for i in range(40)}, unk_token="t1"))
     model = MaskedLanguageModel(
-        crammed_bert.model_config(40, 16, 60.0).__class__(
-            40, 16, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32
-        )
+        EncoderConfig(40, 16, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
     )
     path = tmp_path / "encoder.pt"
     save_checkpoint(path, model, tokenizer)
@@ -204,7 +226,7 @@ def test_the_training_step_traces_as_one_graph_for_torch_compile():
     graph break, as `torch.compile(fullgraph=True)` requires (traced, not compiled: no GPU)."""
     import torch._dynamo
 
-    config = crammed_bert.model_config(300, 32, 60.0).__class__(
+    config = EncoderConfig(
         300, 32, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
         sparse_prediction=True, activation="gelu-glu", head_transform=False, dropout=0.0,
         norm="pre", bias=False, positions="scaled-sinusoidal",

@@ -40,15 +40,15 @@ import torch.nn.functional as F
 
 HYPERPARAMETERS: dict = {}
 
-def matmul(a, b):
+def matmul(a, b, run):
     return a @ b
 
-def attention(q, k, v):
+def attention(q, k, v, run):
     if torch.initial_seed() == 1:
         time.sleep(120)
     return F.scaled_dot_product_attention(q, k, v)
 
-def copy(dst, src):
+def copy(dst, src, run):
     dst.copy_(src)
 """
 

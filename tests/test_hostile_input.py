@@ -127,11 +127,11 @@ def test_a_method_named_with_300_characters_is_refused_alike_on_both_backends(
     method = tmp_path / "long.py"
     method.write_text(
         f"NAME = {'m' * 300!r}\n"
-        "def matmul(a, b): return a @ b\n"
-        "def attention(q, k, v):\n"
+        "def matmul(a, b, run): return a @ b\n"
+        "def attention(q, k, v, run):\n"
         "    import torch.nn.functional as F\n"
         "    return F.scaled_dot_product_attention(q, k, v)\n"
-        "def copy(dst, src): dst.copy_(src)\n"
+        "def copy(dst, src, run): dst.copy_(src)\n"
     )
     flags = [f for pair in zip(["--set"] * 7, fast_probe_overrides(), strict=True) for f in pair]
     result = run_cli(

@@ -292,10 +292,10 @@ NAN_METHOD = """
 import torch
 HYPERPARAMETERS = {"peak_rate_range": [0.01, 0.02]}
 
-def configure_optimizer(parameter_groups, peak_rate, batch_size):
+def configure_optimizer(parameter_groups, peak_rate, batch_size, run):
     return torch.optim.SGD(parameter_groups, lr=peak_rate)
 
-def learning_rate(step, batch_size):
+def learning_rate(step, batch_size, run):
     return float("nan") if batch_size == 16 and step >= 3 else 1.0
 """
 

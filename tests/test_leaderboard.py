@@ -29,9 +29,9 @@ def test_rows_group_seeds_rank_by_the_first_metric_and_keep_failures_apart(sqlit
     store, outcomes = run_probe(sqlite_url, seeds=(0, 1, 2))
     failing = tmp_path / "failing.py"
     failing.write_text(
-        "def matmul(a, b): return a @ b\n"
-        "def attention(q, k, v): raise RuntimeError('x')\n"
-        "def copy(dst, src): dst.copy_(src)\n"
+        "def matmul(a, b, run): return a @ b\n"
+        "def attention(q, k, v, run): raise RuntimeError('x')\n"
+        "def copy(dst, src, run): dst.copy_(src)\n"
     )
     run_probe(sqlite_url, str(failing))
     spec_hash = _runs(store)[0].task_spec_hash

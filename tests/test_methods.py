@@ -15,13 +15,13 @@ GOOD = """
 import torch
 HYPERPARAMETERS = {"scale": 1.0}
 
-def matmul(a, b):
+def matmul(a, b, run):
     return a @ b
 
-def attention(q, k, v):
+def attention(q, k, v, run):
     return torch.nn.functional.scaled_dot_product_attention(q, k, v)
 
-def copy(dst, src):
+def copy(dst, src, run):
     dst.copy_(src)
 """
 
@@ -50,19 +50,30 @@ def test_method_file_loads_and_hash_tracks_source_and_hyperparameters(tmp_path):
     assert load_method(ProbeTask, str(path)).method_hash != first.method_hash
 
 
-def test_hyperparameter_override_reaches_the_module(tmp_path):
+def test_hyperparameter_override_reaches_the_run_and_never_the_module(tmp_path):
     method = load_method(ProbeTask, str(write(tmp_path, GOOD)), {"scale": 3.0})
-    assert method.module.HYPERPARAMETERS == {"scale": 3.0}
+    assert method.hyperparameters == {"scale": 3.0}
+    run = method.new_run(seed=0, device="cpu")
+    assert run.hyperparameters == {"scale": 3.0} and run.state == {}
+    assert method.module.HYPERPARAMETERS == {"scale": 1.0}  # the module is never written to
+    with pytest.raises(TypeError):
+        run.hyperparameters["scale"] = 4.0  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (GOOD.replace("def copy(dst, src):", "def copy(dst, src)"), "syntax error on line 11"),
-        (GOOD.replace("def attention", "def not_attention"), "missing function attention(q, k, v)"),
         (
-            GOOD.replace("def matmul(a, b):", "def matmul(a):"),
-            "does not accept the arguments (a, b)",
+            GOOD.replace("def copy(dst, src, run):", "def copy(dst, src, run)"),
+            "syntax error on line 11",
+        ),
+        (
+            GOOD.replace("def attention", "def not_attention"),
+            "missing function attention(q, k, v, run)",
+        ),
+        (
+            GOOD.replace("def matmul(a, b, run):", "def matmul(a):"),
+            "does not accept the arguments (a, b, run)",
         ),
         (
             GOOD.replace("import torch", "import torch\nraise RuntimeError('boom')"),
@@ -111,7 +122,7 @@ def test_importable_module_is_a_method(tmp_path, monkeypatch):
 
 
 def test_cli_bad_method_file_exits_2_before_touching_the_database(tmp_path):
-    path = write(tmp_path, GOOD.replace("def copy(dst, src):", "def copy(dst, src)"))
+    path = write(tmp_path, GOOD.replace("def copy(dst, src, run):", "def copy(dst, src, run)"))
     db = tmp_path / "store.db"
     result = run_cli("run", "probe", "--method", str(path), "--db", str(db))
     assert_one_line_error(result, 2, f"method file {path}: syntax error on line 11")

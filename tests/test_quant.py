@@ -203,7 +203,7 @@ def test_a_saved_model_runs_fp32_and_bnb_nf4_and_stores_all_measurements(
 def _method(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "method.py"
     path.write_text(
-        f"BITS_PER_WEIGHT = 4.0\n\n\ndef quantize(model, calibration, modules):\n{body}"
+        f"BITS_PER_WEIGHT = 4.0\n\n\ndef quantize(model, calibration, modules, run):\n{body}"
     )
     return path
 

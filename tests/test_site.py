@@ -25,9 +25,9 @@ XSS_NAME = "<script>alert(1)</script>"
 XSS_METHOD = f'''"""A method whose name and description try to inject <b>markup</b>."""
 import torch.nn.functional as F
 NAME = {XSS_NAME!r}
-def matmul(a, b): return a @ b
-def attention(q, k, v): return F.scaled_dot_product_attention(q, k, v)
-def copy(dst, src): dst.copy_(src)
+def matmul(a, b, run): return a @ b
+def attention(q, k, v, run): return F.scaled_dot_product_attention(q, k, v)
+def copy(dst, src, run): dst.copy_(src)
 '''
 
 
@@ -232,7 +232,7 @@ def test_browse_the_site_in_chromium(site, browser_page, tmp_path):
     assert all(img.evaluate("i => i.complete && i.naturalWidth > 0") for img in images.all())
     page.goto((site / "regressions.html").as_uri())
     page.goto((site / "tasks" / "probe" / "methodology.html").as_uri())
-    assert "matmul(a, b)" in page.content()
+    assert "matmul(a, b, run)" in page.content()
     assert problems == []
 
 

@@ -31,16 +31,16 @@ import torch.nn.functional as F
 
 HYPERPARAMETERS: dict = {}
 
-def matmul(a, b):
+def matmul(a, b, run):
     return a @ b
 
-def attention(q, k, v):
+def attention(q, k, v, run):
     seed = torch.initial_seed()
     if seed == 2 or (seed == 1 and os.environ.get("SLURM_RESTART_COUNT", "0") == "0"):
         time.sleep(600)
     return F.scaled_dot_product_attention(q, k, v)
 
-def copy(dst, src):
+def copy(dst, src, run):
     dst.copy_(src)
 """
 

@@ -40,18 +40,18 @@ import torch.nn.functional as F
 HYPERPARAMETERS = {"pause_s": 0.05}
 
 
-def matmul(a, b):
-    time.sleep(HYPERPARAMETERS["pause_s"])
+def matmul(a, b, run):
+    time.sleep(run.hyperparameters["pause_s"])
     return torch.matmul(a, b)
 
 
-def attention(q, k, v):
-    time.sleep(HYPERPARAMETERS["pause_s"])
+def attention(q, k, v, run):
+    time.sleep(run.hyperparameters["pause_s"])
     return F.scaled_dot_product_attention(q, k, v)
 
 
-def copy(dst, src):
-    time.sleep(HYPERPARAMETERS["pause_s"])
+def copy(dst, src, run):
+    time.sleep(run.hyperparameters["pause_s"])
     dst.copy_(src)
 '''
 

@@ -12,6 +12,7 @@ from harness.errors import InputError
 from harness.run.machine import collect_fingerprint
 from harness.run.runner import execute, prepare, save_machine
 from harness.store import open_store
+from tasks.base import MethodRun
 from tasks.verifiers import problems, samples
 from tasks.verifiers.methods import mutants
 
@@ -121,9 +122,10 @@ def test_samples_file_reader_cuts_every_task_to_the_smallest_count(tmp_path):
 
 def test_mutation_sampler_is_seeded_and_mutates_only_the_solution():
     problem = problems.load_humaneval()[0]
-    first = mutants.generate([problem], 20, seed=7)[problem.task_id]
-    assert first == mutants.generate([problem], 20, seed=7)[problem.task_id]
-    assert first != mutants.generate([problem], 20, seed=8)[problem.task_id]
+    run = MethodRun(mutants.HYPERPARAMETERS, seed=7, device="cpu")
+    first = mutants.generate([problem], 20, 7, run)[problem.task_id]
+    assert first == mutants.generate([problem], 20, 7, run)[problem.task_id]
+    assert first != mutants.generate([problem], 20, 8, run)[problem.task_id]
     mutated = mutants.mutate(problem.prompt, problem.canonical_solution, random.Random(0))
     assert mutated != problem.canonical_program
     assert "def has_close_elements" in mutated and "Check if in given list" in mutated
@@ -133,8 +135,8 @@ def test_a_methods_own_verifier_is_compared_with_the_base_tests(sqlite_url, tmp_
     """A verifier that accepts everything submits the first sample: its ceiling is pass@1."""
     method = tmp_path / "accept_all.py"
     method.write_text(
-        "from tasks.verifiers.methods.mutants import generate  # noqa: F401\n"
-        "HYPERPARAMETERS = {}\n\n\ndef verify(problem, program):\n    return True\n"
+        "from tasks.verifiers.methods.mutants import HYPERPARAMETERS, generate  # noqa: F401\n"
+        "\n\ndef verify(problem, program, run):\n    return True\n"
     )
     monkeypatch.setenv("BUDGETBENCH_CACHE_DIR", str(tmp_path / "cache"))
     store = open_store(sqlite_url)

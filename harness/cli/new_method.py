@@ -6,8 +6,9 @@ site-packages. Here the reference's source is copied and every `from tasks.<task
 name` is replaced by the source of `name` itself, together with what it needs from its module
 (imports, constants, further helpers), so the new file imports only third-party libraries and
 `tasks.base`, the task's public interface, and the classes the task's interface names (a copied
-class would be another type, which the task would refuse). The result is loaded and checked
-against the task's method interface before it is written.
+class would be another type, which the task would refuse). Two comment lines on top point to
+`budgetbench tasks TASK`, which prints the interface the file implements. The result is loaded
+and checked against the task's method interface before it is written.
 """
 
 from __future__ import annotations
@@ -44,7 +45,12 @@ def new_method_source(task: str, reference: str | None) -> str:
         f" (`budgetbench new-method`):\n# what it imported from the task's internal modules is"
         " copied in below.\n"
     )
-    return _inline_internal_imports(source, header)
+    interface = (
+        f"# Its interface (functions, constants, reserved hyperparameters): `budgetbench tasks"
+        f" {task}`.\n# Each function gets `run` (tasks.base.MethodRun) last: read"
+        " run.hyperparameters, not globals.\n"
+    )
+    return interface + _inline_internal_imports(source, header)
 
 
 def _inline_internal_imports(source: str, header: str) -> str:

@@ -12,14 +12,26 @@ from harness.cli.output import print_json
 
 
 @click.command("tasks")
+@click.argument("task", required=False)
 @suite_option
 @json_option
-def tasks_command(suite_version: str | None, as_json: bool) -> None:
-    """List tasks, their reference methods, profiles and metrics."""
+def tasks_command(task: str | None, suite_version: str | None, as_json: bool) -> None:
+    """List tasks, their reference methods, profiles and metrics; with TASK, print its method
+    interface: the functions a method implements (typed signatures and what they may do), the
+    module constants and the reserved hyperparameters with their bounds."""
     from harness.errors import InputError
     from harness.registry import load_task, task_names
     from harness.spec import latest_suite_version, load_spec
 
+    if task is not None:
+        from harness.run.methods import interface_json, interface_text
+
+        task_cls = load_task(task)
+        if as_json:
+            print_json(interface_json(task_cls))
+        else:
+            click.echo(interface_text(task_cls))
+        return
     suite_version = suite_version or latest_suite_version()
     rows = []
     for name in task_names():

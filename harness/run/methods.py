@@ -2,19 +2,27 @@
 
 A method is named by a reference name (`tasks/<task>/methods/<name>.py`), a path to a `.py`
 file, or an importable module. It is imported and checked against the task's method interface
-*before* any run starts, so a broken submission fails in a second with one line naming the file.
+(`tasks/<task>/interface.py`, read by `tasks.base.MethodInterface`) *before* any run starts, so a
+broken submission fails in a second with one line naming the file: every required function
+present and callable with the stub's parameters (by position and by name), optional ones too
+where defined, module constants of their declared types, reserved hyperparameters within their
+rules.
 
 Hyperparameters are the module's `HYPERPARAMETERS` dict; `--set hp.NAME=VALUE` overrides
-existing keys only. The harness writes the effective dict back to `module.HYPERPARAMETERS`
-before the run, so method code reads its settings from there.
+existing keys only. The effective dict reaches the method as `run.hyperparameters` (a
+`tasks.base.MethodRun`, the last argument of every call); the module is never written to, so a
+function that read the module's dict would silently ignore the overrides, and a method whose
+functions name `HYPERPARAMETERS` is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import inspect
 import sys
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -22,7 +30,7 @@ from typing import Any
 
 from harness.errors import InputError
 from harness.spec import canonical_json, sha256_hex
-from tasks.base import Method
+from tasks.base import Method, MethodInterface, MethodRun, Task, check_constant
 
 
 def method_hash(source_files: tuple[Path, ...], hyperparameters: Mapping[str, Any]) -> str:
@@ -53,14 +61,14 @@ def load_method(
     else:
         module, sources = _import_module(task_cls, ref)
     label = str(sources[0]) if len(sources) == 1 else module.__name__
-    _check_interface(task_cls, module, label)
+    interface = task_cls.method_interface
+    _check_functions(interface, module, label)
     hyperparameters = _effective_hyperparameters(module, label, hyperparameter_overrides or {})
-    module.HYPERPARAMETERS = hyperparameters
-    name = getattr(module, "NAME", None) or (
-        ref if is_reference else _default_name(module, sources)
-    )
+    constants = _check_constants(interface, module, label)
+    _check_reserved(interface, hyperparameters, label)
+    name = constants.get("NAME") or (ref if is_reference else _default_name(module, sources))
     doc = inspect.getdoc(module) or ""
-    description = str(getattr(module, "DESCRIPTION", "") or doc.split("\n\n")[0]).strip()
+    description = str(constants.get("DESCRIPTION") or doc.split("\n\n")[0]).strip()
     return Method(
         name=str(name),
         module=module,
@@ -69,6 +77,7 @@ def load_method(
         source_files=sources,
         method_hash=method_hash(sources, hyperparameters),
         is_reference=is_reference,
+        constants=constants,
     )
 
 
@@ -128,25 +137,79 @@ def _import_module(task_cls: type, name: str) -> tuple[ModuleType, tuple[Path, .
     return module, (path,)
 
 
-def _check_interface(task_cls: type, module: ModuleType, label: str) -> None:
-    for function in task_cls.method_interface:
+def _check_functions(interface: MethodInterface, module: ModuleType, label: str) -> None:
+    for function in interface.functions:
         candidate = getattr(module, function.name, None)
         if candidate is None:
+            if function.optional:
+                continue
             raise InputError(
                 f"method {label}: missing function {function.signature}"
-                f" required by task {task_cls.name!r}"
+                f" required by the interface ({interface.module})"
             )
         if not callable(candidate):
             raise InputError(f"method {label}: {function.name!r} is not a function")
         try:
-            inspect.signature(candidate).bind(*function.parameters)
-        except TypeError:
-            raise InputError(
-                f"method {label}: {function.name}{inspect.signature(candidate)} does not accept"
-                f" the arguments ({', '.join(function.parameters)}) of {function.signature}"
-            ) from None
+            signature = inspect.signature(candidate)
         except ValueError:  # builtins without a signature: accept, they fail loudly at call
             continue
+        try:  # the task may pass the arguments by position or by name
+            signature.bind(*function.parameters)
+            signature.bind(**{parameter: None for parameter in function.parameters})
+        except TypeError:
+            raise InputError(
+                f"method {label}: {function.name}{signature} does not accept the arguments"
+                f" ({', '.join(function.parameters)}) of {function.signature}"
+            ) from None
+    reader = next(
+        (name for name, value in vars(module).items() if _reads_hyperparameters(value, module)),
+        None,
+    )
+    if reader is not None:
+        raise InputError(
+            f"method {label}: {reader} reads the module's HYPERPARAMETERS, which never holds the"
+            " --set overrides; read run.hyperparameters instead"
+        )
+
+
+def _reads_hyperparameters(value: Any, module: ModuleType) -> bool:
+    """Whether a function (or a class's functions) defined in `module` names the global
+    `HYPERPARAMETERS` anywhere in its code, nested functions included."""
+    if inspect.isclass(value) and value.__module__ == module.__name__:
+        return any(_reads_hyperparameters(v, module) for v in vars(value).values())
+    if isinstance(value, staticmethod | classmethod):
+        value = value.__func__
+    if not (inspect.isfunction(value) and value.__module__ == module.__name__):
+        return False
+    codes = [value.__code__]
+    while codes:
+        code = codes.pop()
+        if "HYPERPARAMETERS" in code.co_names:
+            return True
+        codes += [c for c in code.co_consts if inspect.iscode(c)]
+    return False
+
+
+def _check_constants(interface: MethodInterface, module: ModuleType, label: str) -> dict[str, Any]:
+    """Each declared constant checked against its type; returns the effective values."""
+    effective = {}
+    for constant in interface.constants:
+        present = hasattr(module, constant.name)
+        value = getattr(module, constant.name, constant.default)
+        problem = check_constant(constant, present, value)
+        if problem is not None:
+            raise InputError(f"method {label}: {problem}")
+        effective[constant.name] = value
+    return effective
+
+
+def _check_reserved(
+    interface: MethodInterface, hyperparameters: Mapping[str, Any], label: str
+) -> None:
+    for key, rule in interface.reserved.items():
+        problem = rule.problem(key in hyperparameters, hyperparameters.get(key))
+        if problem is not None:
+            raise InputError(f"method {label}: HYPERPARAMETERS[{key!r}] {problem}")
 
 
 def _effective_hyperparameters(
@@ -168,3 +231,117 @@ def _effective_hyperparameters(
             f"method {label}: HYPERPARAMETERS must be JSON-serializable: {exc}"
         ) from exc
     return effective
+
+
+def interface_text(task_cls: type, width: int = 100) -> str:
+    """`budgetbench tasks TASK`: the task's method interface as a newcomer reads it, from the
+    stub module itself: the module's docstring, each function's typed signature and docstring,
+    the `run` argument's fields, the module constants and the reserved hyperparameters."""
+    interface = task_cls.method_interface
+    out = [f"Task {task_cls.name}: {task_cls.description}"]
+    out.append(f"Reference methods: {', '.join(task_cls.reference_methods)}")
+    out.append(
+        f"  (copy one to start from: budgetbench new-method {task_cls.name} --from NAME -o FILE)"
+    )
+    out += ["", f"Method interface ({interface.module})", "", interface.doc, ""]
+    out.append("Functions (the last argument of each is `run`, a tasks.base.MethodRun)")
+    for function in interface.functions:
+        mark = "  [optional]" if function.optional else ""
+        signature = function.typed_signature
+        if len(signature) + len(mark) + 2 > width:  # one parameter a line, as ruff formats it
+            head, _, rest = signature.partition("(")
+            parameters, _, returns = rest.rpartition(")")
+            lines = [f"      {p.strip()}," for p in _split_parameters(parameters)]
+            signature = "\n".join([f"{head}(", *lines, f"  ){returns}"])
+        out += ["", f"  {signature}{mark}", _indented(function.doc, 6, width)]
+    out += ["", "The `run` argument: tasks.base.MethodRun", _indented(MethodRun.__doc__, 2, width)]
+    out += ["", "  Fields:"]
+    for field in dataclasses.fields(MethodRun):
+        out.append(f"    {field.name}: {field.type}")
+    out += ["", "Module constants a method may define"]
+    for constant in interface.constants:
+        if constant.required:
+            head = f"  {constant.name}: {constant.annotation}  [required]"
+        elif constant.default is not None:
+            head = f"  {constant.name}: {constant.annotation} = {constant.default!r}"
+        else:
+            head = f"  {constant.name}: {constant.annotation}"
+        out += [head, _indented(constant.doc, 6, width)]
+    out += ["", "Reserved hyperparameters (HYPERPARAMETERS keys the task reads itself)"]
+    if not interface.reserved:
+        out.append("  none")
+    for key, rule in interface.reserved.items():
+        if rule.forbidden:
+            head = f"  {key}: must not be set"
+        else:
+            need = "required" if rule.required else f"optional, default {rule.default!r}"
+            head = f"  {key}: {rule.describe()}  [{need}]"
+        out += [head, _indented(rule.doc, 6, width)]
+    if task_cls.check_method is not Task.check_method:
+        out += ["", "Checked before every run besides the above (the task's check_method)"]
+        out.append(_indented(inspect.getdoc(task_cls.check_method), 2, width))
+    return "\n".join(out)
+
+
+def _split_parameters(parameters: str) -> list[str]:
+    """Split a parameter list at its top-level commas (not those inside `dict[str, Any]`)."""
+    parts, depth, current = [], 0, ""
+    for character in parameters:
+        depth += {"[": 1, "(": 1, "]": -1, ")": -1}.get(character, 0)
+        if character == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += character
+    return [*parts, current] if current.strip() else parts
+
+
+def _indented(text: str | None, indent: int, width: int) -> str:
+    """Each paragraph of `text` re-wrapped to `width` and indented."""
+    paragraphs = inspect.cleandoc(text or "").split("\n\n")
+    prefix = " " * indent
+    return "\n\n".join(
+        textwrap.fill(" ".join(p.split()), width, initial_indent=prefix, subsequent_indent=prefix)
+        for p in paragraphs
+        if p.strip()
+    )
+
+
+def interface_json(task_cls: type) -> dict[str, Any]:
+    """`budgetbench tasks TASK --json`: the same interface as data."""
+    interface = task_cls.method_interface
+    return {
+        "task": task_cls.name,
+        "module": interface.module,
+        "doc": interface.doc,
+        "functions": [
+            {
+                "name": f.name,
+                "parameters": list(f.parameters),
+                "signature": f.typed_signature,
+                "optional": f.optional,
+                "doc": f.doc,
+            }
+            for f in interface.functions
+        ],
+        "constants": [
+            {
+                "name": c.name,
+                "type": c.annotation,
+                "required": c.required,
+                "default": c.default,
+                "doc": c.doc,
+            }
+            for c in interface.constants
+        ],
+        "reserved_hyperparameters": [
+            {
+                "name": key,
+                "rule": "must not be set" if rule.forbidden else f"must be {rule.describe()}",
+                "required": rule.required,
+                "default": rule.default,
+                "doc": rule.doc,
+            }
+            for key, rule in interface.reserved.items()
+        ],
+    }

@@ -5,14 +5,15 @@ side by side with their repository (github.com/JonasGeiping/cramming). The harne
 (corpus, WordPiece tokenizer, sequences of 128 tokens), the model code, the training loop, the
 clock and the evaluation; a method chooses the architecture through an `EncoderConfig`, the
 optimizer, the learning-rate and batch-size schedules, the masking rate and, optionally, the data
-order (`data_order(sequences, epoch, generator)`: a curriculum).
+order (`data_order(sequences, epoch, generator, run)`: a curriculum); `budgetbench tasks
+cramming` prints the interface (`interface.py`).
 
 Reference methods: `crammed-bert` is cramming's final recipe, `arch=crammed-bert` with
 `train=bert-o4`, at full size at every budget; `bert-original` is cramming's baseline,
 `arch=bert-original` with `train=bert-original` (BERT-base, Adam with L2 decay, batch 512, BERT's
 1 M-step schedule with 1 % warm-up). `crammed-bert-tiny` and `bert-original-tiny` are the same
 recipes scaled down for the offline smoke profile (their files say which numbers change); their
-numbers are not cramming's. Method interface change (issue 15): `learning_rate(progress, step)`
+numbers are not cramming's. Method interface change (issue 15): `learning_rate(progress, step, run)`
 receives the optimizer steps taken so far, for step-based schedules such as BERT's; the size of a
 method's model no longer depends on the budget.
 
@@ -99,12 +100,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tasks.base import Consistency, GateResult, Method, MethodFunction, Metric, RunContext, Task
+from tasks.base import Consistency, GateResult, Method, Metric, RunContext, Task
 
 GLUE_TASKS = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte")
 # MNLI is fine-tuned once and scored on two dev sets, so it gives two entries.
 GLUE_ENTRIES = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli_m", "mnli_mm", "qnli", "rte")
-MASK_RATE_BOUNDS = (0.1, 0.4)
 DOWNSTREAMS = ("glue", "none")
 # Cramming's target metrics where they differ from the leaderboard's task score (the mean of the
 # task's metrics): F1 alone for MRPC and QQP, Pearson alone for STS-B.
@@ -230,41 +230,19 @@ class CrammingTask(Task):
         *_glue_metrics("glue", ""),
         *_glue_metrics("glue_capped", ", capped or partial"),
     )
-    method_interface = (
-        MethodFunction(
-            "model_config",
-            ("vocab_size", "max_seq_len", "budget_s"),
-            "Return a tasks.common.model.EncoderConfig with the given vocab_size and max_seq_len;"
-            " the budget lets a method size its model.",
-        ),
-        MethodFunction(
-            "configure_optimizer",
-            ("model",),
-            "Return a torch.optim.Optimizer over the model's parameters, with its peak learning"
-            " rates; the model's weights must not be changed here.",
-        ),
-        MethodFunction(
-            "learning_rate",
-            ("progress", "step"),
-            "Factor on the optimizer's learning rates at `progress`, the spent fraction of the"
-            " budget (0..1), after `step` optimizer steps (for step-based schedules).",
-        ),
-        MethodFunction(
-            "batch_size",
-            ("progress",),
-            "Sequences per optimizer step at `progress`; rounded up to whole micro-batches of the"
-            " profile's size and reached by gradient accumulation.",
-        ),
-    )
 
     def check_method(self, method: Method, config: Any) -> None:
-        """Within the rules: an encoder config (checked again on the real vocabulary at run
-        time), a masking rate in bounds and a known precision."""
+        """Within the rules (beyond the interface's own checks, `interface.py`): an encoder
+        config (checked again on the real vocabulary at run time)."""
         from tasks.common.model import EncoderConfig
 
+        run = method.new_run(seed=0, device="cpu", budget_s=config.budget_s)
         try:
             proposed = method.module.model_config(
-                vocab_size=config.vocab_size, max_seq_len=config.seq_len, budget_s=config.budget_s
+                vocab_size=config.vocab_size,
+                max_seq_len=config.seq_len,
+                budget_s=config.budget_s,
+                run=run,
             )
         except Exception as exc:
             raise ValueError(f"model_config raised {type(exc).__name__}: {exc}") from exc
@@ -273,13 +251,6 @@ class CrammingTask(Task):
                 "model_config must return tasks.common.model.EncoderConfig (an encoder-only"
                 f" transformer trained from scratch), got {type(proposed).__name__}"
             )
-        hp = method.hyperparameters
-        rate = hp.get("mask_rate")
-        low, high = MASK_RATE_BOUNDS
-        if not isinstance(rate, int | float) or not low <= rate <= high:
-            raise ValueError(f"HYPERPARAMETERS['mask_rate'] must be between {low} and {high}")
-        if hp.get("precision", "fp32") not in ("fp32", "bf16", "auto"):
-            raise ValueError("HYPERPARAMETERS['precision'] must be 'fp32', 'bf16' or 'auto'")
 
     def check_inputs(self, config: Any, data_dir: Path | None) -> None:
         """A checkpoint to evaluate must load; with a mirror, every file the profile reads must

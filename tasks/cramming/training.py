@@ -7,8 +7,8 @@ compilation and every training step are timed; evaluation is untimed. The loop c
 before each micro-batch and stops once the budget is spent, so a run overshoots by at most one
 micro-batch, and it records by how much.
 
-The method supplies `batch_size(progress)` (sequences per optimizer step, reached by gradient
-accumulation over micro-batches) and `learning_rate(progress, step)` (a factor on the learning
+The method supplies `batch_size(progress, run)` (sequences per optimizer step, reached by gradient
+accumulation over micro-batches) and `learning_rate(progress, step, run)` (a factor on the learning
 rates its optimizer was built with); `progress` is the spent fraction of the budget, `step` the
 number of optimizer steps taken so far (for step-based schedules such as BERT's). The first step
 takes both at progress 0, as cramming's does (its batch ramp starts at one micro-batch and its
@@ -39,7 +39,7 @@ from types import ModuleType
 
 import torch
 
-from tasks.base import RunContext
+from tasks.base import MethodRun, RunContext
 from tasks.common.corpus import SequenceStream
 from tasks.common.heldout import heldout_loss
 from tasks.common.masking import Vocabulary, mask_exact, masked_per_sequence
@@ -74,6 +74,7 @@ class TrainingResult:
 
 def epoch_order(
     method: ModuleType,
+    run: MethodRun,
     train: torch.Tensor,
     epoch: int,
     generator: torch.Generator,
@@ -87,7 +88,7 @@ def epoch_order(
         if not shuffle:
             return torch.arange(len(train))
         return torch.randperm(len(train), generator=generator)
-    order = torch.as_tensor(custom(train, epoch, generator), dtype=torch.long)
+    order = torch.as_tensor(custom(train, epoch, generator, run), dtype=torch.long)
     if order.ndim != 1 or len(order) == 0 or order.min() < 0 or order.max() >= len(train):
         raise ValueError(f"data_order must return indices into the {len(train)} training sequences")
     return order
@@ -107,7 +108,7 @@ def device_micro_batch(
 
 
 def step_schedule(
-    method: ModuleType, progress: float, steps: int, micro_batch: int
+    method: ModuleType, run: MethodRun, progress: float, steps: int, micro_batch: int
 ) -> tuple[int, float]:
     """The micro-batches to accumulate and the learning-rate factor for the optimizer step after
     `steps` steps, begun at `progress`: the method's `batch_size` rounded up to whole
@@ -116,10 +117,10 @@ def step_schedule(
     engine is built), whatever the set-up before it cost."""
     if steps == 0:
         progress = 0.0
-    batch_size = int(method.batch_size(progress))
+    batch_size = int(method.batch_size(progress, run))
     if batch_size < 1:
         raise ValueError(f"method's batch_size({progress:.3f}) returned {batch_size}")
-    return math.ceil(batch_size / micro_batch), float(method.learning_rate(progress, steps))
+    return math.ceil(batch_size / micro_batch), float(method.learning_rate(progress, steps, run))
 
 
 def _warm_up_optimizers() -> None:
@@ -143,6 +144,7 @@ class BatchBuilder:
     def __init__(
         self,
         method: ModuleType,
+        run: MethodRun,
         train: torch.Tensor | SequenceStream,
         vocabulary: Vocabulary,
         micro_batch: int,
@@ -160,6 +162,7 @@ class BatchBuilder:
             raise ValueError("a streamed corpus is read in its own order: data_order cannot apply")
         self._arguments = (
             method,
+            run,
             train,
             vocabulary,
             micro_batch,
@@ -174,10 +177,10 @@ class BatchBuilder:
         self._thread.start()
 
     def _produce(self) -> None:
-        method, train, vocabulary, micro_batch, rate, seed, shuffle, pin = self._arguments
+        method, run, train, vocabulary, micro_batch, rate, seed, shuffle, pin = self._arguments
         generator = torch.Generator().manual_seed(seed)
         try:
-            for batch in _sequences(method, train, micro_batch, generator, shuffle):
+            for batch in _sequences(method, run, train, micro_batch, generator, shuffle):
                 if self._stop.is_set():
                     return
                 inputs, labels = mask_exact(
@@ -214,6 +217,7 @@ class BatchBuilder:
 
 def _sequences(
     method: ModuleType,
+    run: MethodRun,
     train: torch.Tensor | SequenceStream,
     micro_batch: int,
     generator: torch.Generator,
@@ -228,7 +232,7 @@ def _sequences(
                 produced = True
                 yield torch.tensor(rows, dtype=torch.int32)
         else:
-            order = epoch_order(method, train, epoch, generator, shuffle)
+            order = epoch_order(method, run, train, epoch, generator, shuffle)
             for start in range(0, len(order) - micro_batch + 1, micro_batch):
                 produced = True
                 yield train[order[start : start + micro_batch]]
@@ -246,6 +250,7 @@ def pretrain(
     ctx: RunContext,
     model: MaskedLanguageModel,
     method: ModuleType,
+    run: MethodRun,
     train: torch.Tensor,
     validation: torch.Tensor,
     vocabulary: Vocabulary,
@@ -268,7 +273,7 @@ def pretrain(
     clock = ctx.clock
     budget = clock.budget_s
     assert budget is not None, "cramming profiles set budget_s"
-    hp = method.HYPERPARAMETERS
+    hp = run.hyperparameters
     precision = resolve_precision(hp.get("precision", "fp32"), device)
     mask_rate, clip = float(hp["mask_rate"]), hp.get("grad_clip")
     per_sequence = masked_per_sequence(mask_rate, validation.shape[1])
@@ -286,7 +291,7 @@ def pretrain(
     initial_heldout = evaluate()  # untimed: the untrained model, the quality gate's baseline
     _warm_up_optimizers()
     with clock.timed():  # building the optimizer and compiling count against the budget
-        optimizer = method.configure_optimizer(model)
+        optimizer = method.configure_optimizer(model, run)
     check_weights()  # the harness's own rule check, untimed
     with clock.timed():
         base_rates = [group["lr"] for group in optimizer.param_groups]
@@ -296,7 +301,7 @@ def pretrain(
             step_model, static_count = torch.compile(model, fullgraph=True), per_sequence
         shuffle = not getattr(ctx.config, "sort_by_token_frequency", False)
         builder = BatchBuilder(
-            method, train, vocabulary, micro_batch, mask_rate, ctx.seed, shuffle,
+            method, run, train, vocabulary, micro_batch, mask_rate, ctx.seed, shuffle,
             pin_memory=device.type == "cuda",
         )  # fmt: skip
     cast = autocast(device, precision) if precision == "bf16" else contextlib.nullcontext()
@@ -326,7 +331,7 @@ def pretrain(
             while not clock.exhausted:
                 started = time.perf_counter()
                 progress = min(1.0, clock.timed_s / budget)
-                micro_batches, factor = step_schedule(method, progress, steps, micro_batch)
+                micro_batches, factor = step_schedule(method, run, progress, steps, micro_batch)
                 for group, base in zip(optimizer.param_groups, base_rates, strict=True):
                     group["lr"] = base * factor
                 accumulated = torch.zeros((), device=device)

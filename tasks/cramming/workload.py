@@ -64,9 +64,10 @@ def run_cramming(ctx: RunContext, method: Method) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
+    run = method.new_run(ctx.seed, ctx.device, config.budget_s)
     # Untimed, as in cramming's pretrain.py (its clocks start once the model is built).
     encoder_config = method.module.model_config(
-        vocab_size=vocabulary.size, max_seq_len=config.seq_len, budget_s=config.budget_s
+        vocab_size=vocabulary.size, max_seq_len=config.seq_len, budget_s=config.budget_s, run=run
     )
     _check_config(encoder_config, vocabulary.size, config.seq_len)
     model = MaskedLanguageModel(encoder_config).to(device)
@@ -79,6 +80,7 @@ def run_cramming(ctx: RunContext, method: Method) -> None:
             ctx,
             model,
             method.module,
+            run,
             train,
             validation,
             vocabulary,
@@ -87,7 +89,7 @@ def run_cramming(ctx: RunContext, method: Method) -> None:
             check_weights=lambda: _require_unchanged(model, initial),
         )
 
-    precision = resolve_precision(method.hyperparameters.get("precision", "fp32"), device)
+    precision = resolve_precision(run.hyperparameters.get("precision", "fp32"), device)
     ctx.note("micro_batch", {"sequences": result.micro_batch, "trained": result.micro_batches})
     ctx.record("initial_mlm_loss", result.initial_heldout_loss)
     ctx.record("final_mlm_loss", result.final_heldout_loss)

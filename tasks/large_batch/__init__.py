@@ -13,7 +13,7 @@ a sweep of global batch sizes.
 The protocol is Shallue et al. 2018's ("Measuring the effects of data parallelism on neural
 network training"): the optimizer is tuned **at every batch size**, the same way for every
 method. A method declares a search space, not a point: `HYPERPARAMETERS["peak_rate_range"]`
-(low, high) and its own warmup rule in `learning_rate(step, batch_size)`, which gets no horizon
+(low, high) and its own warmup rule in `learning_rate(step, batch_size, run)`, which gets no horizon
 (constant rate after warmup in the reference methods), so the schedule cannot anneal faster at a
 large batch. For each batch size the harness tries `rate_trials` peak rates on a log grid over
 the range (AlgoPerf's external tuning: a fixed trial budget, the same for every method), with
@@ -66,7 +66,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks.base import GateResult, Method, MethodFunction, Metric, RunContext, Task
+from tasks.base import GateResult, Method, Metric, RunContext, Task
 
 # Held-out trajectories are stored per batch size under a declared name; batch sizes are powers
 # of two up to this exponent.
@@ -214,50 +214,29 @@ class LargeBatchTask(Task):
             for k in range(MAX_BATCH_EXPONENT + 1)
         ),
     )
-    method_interface = (
-        MethodFunction(
-            "configure_optimizer",
-            ("parameter_groups", "peak_rate", "batch_size"),
-            "Return a torch.optim.Optimizer over exactly the given parameter groups (a list of"
-            ' {"name": "weights" | "norms_and_biases", "params": [...]}; set per-group options'
-            " such as weight_decay) at the peak rate the harness chose from"
-            ' HYPERPARAMETERS["peak_rate_range"] (low, high): the search space, tried on a log'
-            " grid at every batch size.",
-        ),
-        MethodFunction(
-            "learning_rate",
-            ("step", "batch_size"),
-            "Factor on the optimizer's learning rates for optimizer step `step` (0-based): the"
-            " method's warmup rule across batch sizes; no horizon is given, so after warmup the"
-            " rate cannot anneal towards a batch-dependent end.",
-        ),
-    )
 
     def check_method(self, method: Method, config: Any) -> None:
-        """Within the rules: the optimizer covers the given parameters exactly once (no frozen,
-        dropped or extra tensors), the schedule is a finite non-negative factor, and the method
-        defines nothing the task would silently ignore (a model, a data order, a masking rate)."""
+        """Within the rules (beyond the interface's own checks, `interface.py`): the optimizer
+        covers the given parameters exactly once (no frozen, dropped or extra tensors), the
+        schedule is a finite non-negative factor, the rate range is ordered, and the method
+        defines no function the task would silently ignore (a model, a data order)."""
         import torch
 
         for name in ("model_config", "data_order", "batch_size"):
             if hasattr(method.module, name):
                 raise ValueError(f"{name}() is not part of this task's method interface")
-        if "mask_rate" in method.hyperparameters:
-            raise ValueError("the masking rate is the task's (mask_rate is not a hyperparameter)")
-        clip = method.hyperparameters.get("grad_clip")
-        if clip is not None and not (isinstance(clip, int | float) and clip > 0):
-            raise ValueError("HYPERPARAMETERS['grad_clip'] must be a positive number or None")
         _, high = peak_rate_range(method.hyperparameters)
         weights = [torch.nn.Parameter(torch.ones(4, 4)), torch.nn.Parameter(torch.ones(4, 4))]
         norms = [torch.nn.Parameter(torch.ones(4))]
         batch = config.batch_sizes[-1]
         cap = config.step_cap(batch)
+        run = method.new_run(seed=0, device="cpu")
         try:
             optimizer = method.module.configure_optimizer(
-                parameter_groups(weights, norms), peak_rate=high, batch_size=batch
+                parameter_groups(weights, norms), peak_rate=high, batch_size=batch, run=run
             )
             factors = [
-                method.module.learning_rate(step=s, batch_size=batch)
+                method.module.learning_rate(step=s, batch_size=batch, run=run)
                 for s in (0, cap // 2, cap - 1)
             ]
         except Exception as exc:

@@ -19,7 +19,7 @@ from types import ModuleType
 
 import torch
 
-from tasks.base import BudgetClock
+from tasks.base import BudgetClock, MethodRun
 from tasks.common.heldout import heldout_loss
 from tasks.common.masking import IGNORE, Vocabulary, mask_tokens
 from tasks.common.model import EncoderConfig, MaskedLanguageModel
@@ -147,6 +147,7 @@ def train_to_target(
     seed: int,
     device: str,
     clock: BudgetClock,
+    run: MethodRun,
     on_evaluation: Callable[[int, float], None] = lambda step, loss: None,
 ) -> BatchSizeResult:
     """Train a fresh model at `point.batch_size` with the method's optimizer at `peak_rate`
@@ -168,8 +169,7 @@ def train_to_target(
     accumulation = batch // (micro * world)
     torch_device = torch.device(device)
     precision = resolve_precision(point.precision, torch_device)
-    hp = method.HYPERPARAMETERS
-    clip = hp.get("grad_clip")
+    clip = run.hyperparameters.get("grad_clip")
 
     model = build_model(encoder, seed, torch_device)
     parameters = list(model.parameters())
@@ -212,14 +212,14 @@ def train_to_target(
             [p for p in parameters if p.ndim < 2],
         )
         optimizer = method.configure_optimizer(
-            parameter_groups(decay, no_decay), peak_rate=peak_rate, batch_size=batch
+            parameter_groups(decay, no_decay), peak_rate=peak_rate, batch_size=batch, run=run
         )
         check_optimizer(optimizer, parameters)
         base_rates = [group["lr"] for group in optimizer.param_groups]
         for step in range(point.step_cap):
             if stop:
                 break
-            factor = float(method.learning_rate(step=step, batch_size=batch))
+            factor = float(method.learning_rate(step=step, batch_size=batch, run=run))
             for group, base in zip(optimizer.param_groups, base_rates, strict=True):
                 group["lr"] = base * factor
             inputs, labels = mask_tokens(

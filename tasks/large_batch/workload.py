@@ -103,6 +103,7 @@ def run_large_batch(ctx: RunContext, method: Method) -> None:
         return train_to_target(
             point, method.module, encoder, data.train, data.validation, data.vocabulary,
             peak_rate=rate, seed=seed, device=ctx.device, clock=ctx.clock,
+            run=method.new_run(seed, ctx.device),
         )  # fmt: skip
 
     tuned: list[TunedBatch] = []

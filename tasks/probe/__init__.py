@@ -21,7 +21,6 @@ from tasks.base import (
     Consistency,
     GateResult,
     Method,
-    MethodFunction,
     Metric,
     RunContext,
     Task,
@@ -74,20 +73,6 @@ class ProbeTask(Task):
         Metric("h2d_gbps", "GB/s", True, "pinned host to device copy (GPU only)"),
         Metric("d2h_gbps", "GB/s", True, "device to pinned host copy (GPU only)"),
     )
-    method_interface = (
-        MethodFunction("matmul", ("a", "b"), "Return a @ b for two square 2-D tensors."),
-        MethodFunction(
-            "attention",
-            ("q", "k", "v"),
-            "Non-causal scaled-dot-product attention without dropout on (batch, heads, seq, dim)"
-            " tensors; returns the output of the same shape as q.",
-        ),
-        MethodFunction(
-            "copy",
-            ("dst", "src"),
-            "Copy src into dst in place (same shape, possibly across devices).",
-        ),
-    )
 
     def quality_gate(self, scalars, config) -> GateResult:
         missing = [name for name in REQUIRED_METRICS if name not in scalars]
@@ -98,4 +83,4 @@ class ProbeTask(Task):
     def run(self, ctx: RunContext, method: Method) -> None:
         from tasks.probe import kernels
 
-        kernels.run_probe(ctx, method.module, ctx.config)
+        kernels.run_probe(ctx, method, ctx.config)

@@ -66,7 +66,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tasks.base import GateResult, Method, MethodFunction, Metric, RunContext, Task
+from tasks.base import GateResult, Method, Metric, RunContext, Task
 from tasks.quant.downstream import DOWNSTREAM_TASKS, LM_EVAL_TASKS, SYNTHETIC, SYNTHETIC_LABEL
 
 # torchao registers Enum subclasses as pytree constants, which torch >= 2.14 logs as deprecated on
@@ -330,22 +330,12 @@ class QuantTask(Task):
         _m("quantize_s", "s", False, "seconds the method's quantize() took"),
         _m("parameters", "parameters", False, "parameters of the full-precision model"),
     )
-    method_interface = (
-        MethodFunction(
-            "quantize",
-            ("model", "calibration", "modules"),
-            "Return the model with the torch.nn.Linear modules named in `modules` (qualified"
-            " names) in the method's format; `model` is a fresh float32 copy on the run's device"
-            " in eval mode, `calibration` an int64 tensor (windows, context_len) of token ids from"
-            " the calibration split (never the held-out text). Compute in float32 on a CPU,"
-            " bfloat16 on CUDA (tasks.quant.formats.compute_dtype). Module attributes: "
-            "BITS_PER_WEIGHT (float, required), PER_LAYER_SENSITIVITY (bool, default True).",
-        ),
-    )
 
     def check_method(self, method: Method, config: Any) -> None:
-        bits = getattr(method.module, "BITS_PER_WEIGHT", None)
-        if not isinstance(bits, int | float) or isinstance(bits, bool) or not 0 < bits <= 32:
+        """Within the rules (beyond the interface's own checks, `interface.py`): a number of
+        bits per weight that a format can have."""
+        bits = method.constants["BITS_PER_WEIGHT"]
+        if not 0 < bits <= 32:
             raise ValueError("BITS_PER_WEIGHT must be a number of bits between 0 and 32")
 
     def check_inputs(self, config: Any, data_dir: Path | None) -> None:

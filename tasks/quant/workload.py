@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -86,11 +87,12 @@ def run_quant(ctx: RunContext, method: Method) -> None:
         raise InputError(f"model {directory} has no linear layer to quantize")
     calibration = data.calibration.to(device)
 
+    run = method.new_run(ctx.seed, ctx.device)
     started = time.perf_counter()
-    quantized = method.module.quantize(copy.deepcopy(base), calibration, list(names))
+    quantized = method.module.quantize(copy.deepcopy(base), calibration, list(names), run)
     ctx.record("quantize_s", time.perf_counter() - started)
     _check_model(quantized, data, device)
-    bits = float(method.module.BITS_PER_WEIGHT)
+    bits = float(method.constants["BITS_PER_WEIGHT"])
     ctx.record("bits_per_weight", bits)
     ctx.record("measured_bits_per_weight", bits_per_weight(base, quantized, names))
 
@@ -106,8 +108,10 @@ def run_quant(ctx: RunContext, method: Method) -> None:
     with _phase(phases, "sampling"):
         _sampling(ctx, method, reference, quantized, data, device, cached, work_dir)
     with _phase(phases, "per_layer"):
-        if getattr(method.module, "PER_LAYER_SENSITIVITY", True):
-            _per_layer(ctx, method, base, reference, calibration, data, device, names, work_dir)
+        if method.constants["PER_LAYER_SENSITIVITY"]:
+            _per_layer(
+                ctx, method, run, base, reference, calibration, data, device, names, work_dir
+            )
         else:
             ctx.note("per_layer_sensitivity", "not applicable: the method has no per-layer format")
     del base
@@ -332,12 +336,20 @@ def _sampling(ctx, method, reference, quantized, data, device, cached, work_dir:
     _save(ctx, "sampling-departure.svg", figure, "image/svg+xml")
 
 
-def _per_layer(ctx, method, base, reference, calibration, data, device, names, work_dir) -> None:
+def _per_layer(
+    ctx, method, run, base, reference, calibration, data, device, names, work_dir
+) -> None:
     windows = data.heldout[: ctx.config.sensitivity_windows].to(device)
     reference_logits = _logits(reference, windows)
     probed = layers_to_probe(names, ctx.config.sensitivity_max_layers)
     layers = layer_sensitivity(
-        base, method.module.quantize, calibration, windows, reference_logits, probed, ctx.track
+        base,
+        functools.partial(method.module.quantize, run=run),
+        calibration,
+        windows,
+        reference_logits,
+        probed,
+        ctx.track,
     )
     ctx.record("layers_probed", len(layers))
     ctx.record("layer_kl_max", layers[0].kl)

@@ -5,11 +5,11 @@ Imperfect Verifiers" (weak verifier: HumanEval's base tests; ground truth: EvalP
 tests), Chen et al.'s unbiased pass@k and Brown et al.'s "Large Language Monkeys" (coverage vs.
 samples).
 
-A method is a *sample source*: `generate(problems, n, seed)` returns n complete programs per
+A method is a *sample source*: `generate(problems, n, seed, run)` returns n complete programs per
 problem. The harness owns everything else: the problems and their tests (`problems.py`), the
 sandbox every program runs in (`sandbox.py`; untrusted code never runs in this process), the
 verdicts (`verdicts.py`, decided here from the values the program returned) and the analysis
-(`analysis.py`). A method may also define `verify(problem, program) -> bool`, its own verifier;
+(`analysis.py`). A method may also define `verify(problem, program, run) -> bool`, its own verifier;
 the task then reports how often it agrees with the base tests and its own resampling ceiling.
 
 Sample sources shipped: `mutants` (the smoke default; SYNTHETIC programs made by mutating the
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tasks.base import GateResult, Method, MethodFunction, Metric, RunContext, Task
+from tasks.base import GateResult, Method, Metric, RunContext, Task
 
 COSTS = (0.0, 1.0, 2.0, 4.0, 8.0)
 DATASETS = ("humaneval", "mbpp", "mbpp-full")
@@ -365,17 +365,6 @@ class VerifiersTask(Task):
         "programs_per_s",
     )
     metrics = _metrics()
-    method_interface = (
-        MethodFunction(
-            "generate",
-            ("problems", "n", "seed"),
-            "Return {task_id: [n complete Python programs]} for the given problems"
-            " (tasks.verifiers.problems.Problem: task_id, prompt, entry_point;"
-            " canonical_solution is for synthetic sources only). The programs run in the"
-            " harness's sandbox, never in the method's process. Optional:"
-            " verify(problem, program) -> bool, the method's own verifier.",
-        ),
-    )
 
     @classmethod
     def default_method(cls, config: Any) -> str:
@@ -388,12 +377,12 @@ class VerifiersTask(Task):
         return cls.reference_methods[0]
 
     def check_method(self, method: Method, config: Any) -> None:
-        reads_file = bool(getattr(method.module, "READS_SAMPLES_FILE", False))
+        reads_file = method.constants["READS_SAMPLES_FILE"]
         if config.samples and not reads_file:
             raise ValueError("--set samples=FILE is scored by the samples-file method only")
         if reads_file and not config.samples:
             raise ValueError("needs a samples file: --set samples=FILE.jsonl")
-        imports = bool(getattr(method.module, "IMPORTS_STATUSES", False))
+        imports = method.constants["IMPORTS_STATUSES"]
         if reads_file and imports != str(config.samples).endswith(".json"):
             raise ValueError(
                 "an EvalPlus eval_results .json file is read by the evalplus-results method,"

@@ -30,12 +30,12 @@ class Scored:
 
 def run_workload(ctx: RunContext, method: Method) -> None:
     config = ctx.config
-    synthetic = bool(getattr(method.module, "SYNTHETIC", False))
+    synthetic = method.constants["SYNTHETIC"]
     label = "SYNTHETIC samples (mutation sampler)" if synthetic else f"samples of {method.name}"
     ctx.note("sample_source", label + (f": {config.samples}" if config.samples else ""))
     problem_list = _load_problems(ctx)
     profile = problem_list
-    if getattr(method.module, "IMPORTS_STATUSES", False):
+    if method.constants["IMPORTS_STATUSES"]:
         scored, n = _imported(ctx, profile)
         _analyse(ctx, method, [], scored, n, label + " (EvalPlus's statuses, not re-run)")
         return
@@ -176,7 +176,8 @@ def _samples(
         ctx.record("samples_file_skipped_lines", read.skipped)
         return programs, n, read.missing
     n = config.samples_per_problem
-    generated = method.module.generate(problem_list, n, ctx.seed)
+    run = method.new_run(ctx.seed, ctx.device)
+    generated = method.module.generate(problem_list, n, ctx.seed, run)
     programs: dict[str, list[str]] = {}
     for problem in problem_list:
         codes = generated.get(problem.task_id) if isinstance(generated, dict) else None
@@ -396,15 +397,16 @@ def _method_verifier(
     problem_list: list[problems.Problem],
     by_task: dict[str, list[Scored]],
 ) -> None:
-    """Compare a method's own `verify(problem, program)` with the base (weak) tests."""
+    """Compare a method's own `verify(problem, program, run)` with the base (weak) tests."""
     verify = getattr(method.module, "verify", None)
     if not callable(verify):
         return
+    run = method.new_run(ctx.seed, ctx.device)
     agree = total = 0
     counts = []
     for problem in problem_list:
         items = by_task.get(problem.task_id, [])
-        judged = [bool(verify(problem, item.program)) for item in items]
+        judged = [bool(verify(problem, item.program, run)) for item in items]
         agree += sum(j == item.verdict.weak for j, item in zip(judged, items, strict=True))
         total += len(items)
         counts.append(

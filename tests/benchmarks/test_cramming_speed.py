@@ -35,17 +35,17 @@ import torch
 from tasks.common.model import EncoderConfig
 HYPERPARAMETERS = {{"mask_rate": 0.15, "precision": "fp32"}}
 
-def model_config(vocab_size, max_seq_len, budget_s):
+def model_config(vocab_size, max_seq_len, budget_s, run):
     return EncoderConfig(vocab_size, max_seq_len, hidden_size=128, num_layers=2, num_heads=2,
                          intermediate_size=512, norm="pre", sparse_prediction=True, dropout=0.0)
 
-def configure_optimizer(model):
+def configure_optimizer(model, run):
     return torch.optim.AdamW(model.parameters(), lr=5e-4)
 
-def learning_rate(progress, step):
+def learning_rate(progress, step, run):
     return 1.0
 
-def batch_size(progress):
+def batch_size(progress, run):
     return {BATCH}
 """
 

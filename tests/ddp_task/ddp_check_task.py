@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tasks.base import Method, MethodFunction, Metric, RunContext, Task
+from tasks.base import Method, Metric, RunContext, Task
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class DdpCheckTask(Task):
         Metric("rank_sum", "count", True, "all-reduced sum of rank + 1 over ranks"),
         Metric("replicas_agree", "bool", True, "1 when every rank holds the same weights"),
     )
-    method_interface = (MethodFunction("learning_rate", (), "The SGD learning rate."),)
+    interface_module = "ddp_check_interface"
 
     def run(self, ctx: RunContext, method: Method) -> None:
         import torch
@@ -40,7 +40,8 @@ class DdpCheckTask(Task):
             raise RuntimeError("ddp-check runs under torchrun only (--nproc-per-node 2)")
         rank, world_size = dist.get_rank(), dist.get_world_size()
         model = DistributedDataParallel(torch.nn.Linear(ctx.config.features, 1))
-        optimizer = torch.optim.SGD(model.parameters(), lr=method.module.learning_rate())
+        rate = method.module.learning_rate(method.new_run(ctx.seed, ctx.device))
+        optimizer = torch.optim.SGD(model.parameters(), lr=rate)
         inputs = torch.full((8, ctx.config.features), float(rank + 1))
         with ctx.clock.timed():
             loss = model(inputs).square().mean()

@@ -9,6 +9,7 @@ decay to 0 at 1,000,000 steps, so within a day's budget it has barely begun to d
 masking; bf16 autocast and torch.compile on a GPU.
 """
 
+from tasks.base import MethodRun
 from tasks.cramming import recipes
 
 HYPERPARAMETERS = {
@@ -30,18 +31,18 @@ HYPERPARAMETERS = {
 }
 
 
-def model_config(vocab_size, max_seq_len, budget_s):
-    return recipes.bert_original_encoder(vocab_size, max_seq_len, HYPERPARAMETERS)
+def model_config(vocab_size, max_seq_len, budget_s, run: MethodRun):
+    return recipes.bert_original_encoder(vocab_size, max_seq_len, run.hyperparameters)
 
 
-def configure_optimizer(model):
-    return recipes.classic_adam(model, HYPERPARAMETERS)
+def configure_optimizer(model, run: MethodRun):
+    return recipes.classic_adam(model, run.hyperparameters)
 
 
-def learning_rate(progress, step):
-    hp = HYPERPARAMETERS
+def learning_rate(progress, step, run: MethodRun):
+    hp = run.hyperparameters
     return recipes.warmup_linear_decay(step, hp["warmup_steps"], hp["total_steps"])
 
 
-def batch_size(progress):
-    return HYPERPARAMETERS["batch_size"]
+def batch_size(progress, run: MethodRun):
+    return run.hyperparameters["batch_size"]

@@ -6,6 +6,7 @@ minute on a CPU (tens of steps) passes the warm-up and barely decays, as a day d
 Not cramming's baseline model; its numbers do not compare with the paper's.
 """
 
+from tasks.base import MethodRun
 from tasks.cramming import recipes
 
 HYPERPARAMETERS = {
@@ -27,18 +28,18 @@ HYPERPARAMETERS = {
 }
 
 
-def model_config(vocab_size, max_seq_len, budget_s):
-    return recipes.bert_original_encoder(vocab_size, max_seq_len, HYPERPARAMETERS)
+def model_config(vocab_size, max_seq_len, budget_s, run: MethodRun):
+    return recipes.bert_original_encoder(vocab_size, max_seq_len, run.hyperparameters)
 
 
-def configure_optimizer(model):
-    return recipes.classic_adam(model, HYPERPARAMETERS)
+def configure_optimizer(model, run: MethodRun):
+    return recipes.classic_adam(model, run.hyperparameters)
 
 
-def learning_rate(progress, step):
-    hp = HYPERPARAMETERS
+def learning_rate(progress, step, run: MethodRun):
+    hp = run.hyperparameters
     return recipes.warmup_linear_decay(step, hp["warmup_steps"], hp["total_steps"])
 
 
-def batch_size(progress):
-    return HYPERPARAMETERS["batch_size"]
+def batch_size(progress, run: MethodRun):
+    return run.hyperparameters["batch_size"]

@@ -10,6 +10,7 @@ sequences by 60 % of the budget, exactly 25 % of each sequence masked, bf16 auto
 torch.compile on a GPU.
 """
 
+from tasks.base import MethodRun
 from tasks.cramming import recipes
 
 HYPERPARAMETERS = {
@@ -32,19 +33,19 @@ HYPERPARAMETERS = {
 }
 
 
-def model_config(vocab_size, max_seq_len, budget_s):
-    return recipes.crammed_bert_encoder(vocab_size, max_seq_len, HYPERPARAMETERS)
+def model_config(vocab_size, max_seq_len, budget_s, run: MethodRun):
+    return recipes.crammed_bert_encoder(vocab_size, max_seq_len, run.hyperparameters)
 
 
-def configure_optimizer(model):
-    return recipes.decoupled_adam(model, HYPERPARAMETERS)
+def configure_optimizer(model, run: MethodRun):
+    return recipes.decoupled_adam(model, run.hyperparameters)
 
 
-def learning_rate(progress, step):
-    hp = HYPERPARAMETERS
+def learning_rate(progress, step, run: MethodRun):
+    hp = run.hyperparameters
     return recipes.budget_triangle(progress, hp["lr_base"], hp["lr_falloff"])
 
 
-def batch_size(progress):
-    hp = HYPERPARAMETERS
+def batch_size(progress, run: MethodRun):
+    hp = run.hyperparameters
     return recipes.ramped_batch(progress, hp["batch_size"], hp["batch_ramp_until"])

@@ -4,6 +4,7 @@ batch, ramping to 32 sequences (cramming's 8192 / 256, as `bert-original-tiny` d
 Not cramming's model; its numbers do not compare with the paper's.
 """
 
+from tasks.base import MethodRun
 from tasks.cramming import recipes
 
 HYPERPARAMETERS = {
@@ -26,19 +27,19 @@ HYPERPARAMETERS = {
 }
 
 
-def model_config(vocab_size, max_seq_len, budget_s):
-    return recipes.crammed_bert_encoder(vocab_size, max_seq_len, HYPERPARAMETERS)
+def model_config(vocab_size, max_seq_len, budget_s, run: MethodRun):
+    return recipes.crammed_bert_encoder(vocab_size, max_seq_len, run.hyperparameters)
 
 
-def configure_optimizer(model):
-    return recipes.decoupled_adam(model, HYPERPARAMETERS)
+def configure_optimizer(model, run: MethodRun):
+    return recipes.decoupled_adam(model, run.hyperparameters)
 
 
-def learning_rate(progress, step):
-    hp = HYPERPARAMETERS
+def learning_rate(progress, step, run: MethodRun):
+    hp = run.hyperparameters
     return recipes.budget_triangle(progress, hp["lr_base"], hp["lr_falloff"])
 
 
-def batch_size(progress):
-    hp = HYPERPARAMETERS
+def batch_size(progress, run: MethodRun):
+    hp = run.hyperparameters
     return recipes.ramped_batch(progress, hp["batch_size"], hp["batch_ramp_until"])

@@ -9,6 +9,7 @@ Search space: the peak rate, log-uniform over `peak_rate_range`; after warmup it
 
 import torch
 
+from tasks.base import MethodRun
 from tasks.large_batch.schedules import warmup_factor, with_weight_decay
 
 HYPERPARAMETERS = {
@@ -19,10 +20,10 @@ HYPERPARAMETERS = {
 }
 
 
-def configure_optimizer(parameter_groups, peak_rate, batch_size):
-    groups = with_weight_decay(parameter_groups, HYPERPARAMETERS["weight_decay"])
+def configure_optimizer(parameter_groups, peak_rate, batch_size, run: MethodRun):
+    groups = with_weight_decay(parameter_groups, run.hyperparameters["weight_decay"])
     return torch.optim.AdamW(groups, lr=peak_rate, betas=(0.9, 0.98), eps=1e-6)
 
 
-def learning_rate(step, batch_size):
-    return warmup_factor(step, HYPERPARAMETERS["warmup_steps"])
+def learning_rate(step, batch_size, run: MethodRun):
+    return warmup_factor(step, run.hyperparameters["warmup_steps"])

@@ -12,6 +12,7 @@ harness searches log-uniformly over `peak_rate_range`. The paper pairs this with
 rate scaling; here the search at each batch size replaces any scaling rule.
 """
 
+from tasks.base import MethodRun
 from tasks.large_batch.optimizers import Lamb
 from tasks.large_batch.schedules import warmup_factor, with_weight_decay
 
@@ -22,10 +23,10 @@ HYPERPARAMETERS = {
 }
 
 
-def configure_optimizer(parameter_groups, peak_rate, batch_size):
-    groups = with_weight_decay(parameter_groups, HYPERPARAMETERS["weight_decay"])
+def configure_optimizer(parameter_groups, peak_rate, batch_size, run: MethodRun):
+    groups = with_weight_decay(parameter_groups, run.hyperparameters["weight_decay"])
     return Lamb(groups, lr=peak_rate, betas=(0.9, 0.999), eps=1e-6)
 
 
-def learning_rate(step, batch_size):
-    return warmup_factor(step, HYPERPARAMETERS["warmup_steps"])
+def learning_rate(step, batch_size, run: MethodRun):
+    return warmup_factor(step, run.hyperparameters["warmup_steps"])

@@ -11,6 +11,7 @@ combine with LARS): fewer warmup steps at a larger batch. Search space: the glob
 log-uniform over `peak_rate_range`; constant after warmup.
 """
 
+from tasks.base import MethodRun
 from tasks.large_batch.optimizers import Lars
 from tasks.large_batch.schedules import steps_for_examples, warmup_factor, with_weight_decay
 
@@ -24,14 +25,14 @@ HYPERPARAMETERS = {
 }
 
 
-def configure_optimizer(parameter_groups, peak_rate, batch_size):
-    hp = HYPERPARAMETERS
+def configure_optimizer(parameter_groups, peak_rate, batch_size, run: MethodRun):
+    hp = run.hyperparameters
     weights, norms = with_weight_decay(parameter_groups, hp["weight_decay"])
     norms.update(lr=peak_rate * hp["norms_rate_ratio"], adapt=False)
     return Lars([weights, norms], lr=peak_rate, momentum=0.9,
                 trust_coefficient=hp["trust_coefficient"])  # fmt: skip
 
 
-def learning_rate(step, batch_size):
-    warmup = steps_for_examples(HYPERPARAMETERS["warmup_examples"], batch_size)
+def learning_rate(step, batch_size, run: MethodRun):
+    warmup = steps_for_examples(run.hyperparameters["warmup_examples"], batch_size)
     return warmup_factor(step, warmup)

@@ -9,6 +9,7 @@ pre-normalisation as g/|g|; apex divides only when |g| > 1, which is what this d
 Settings and search space as `lamb.py` (linear-epoch warmup: a fixed number of warmup steps).
 """
 
+from tasks.base import MethodRun
 from tasks.large_batch.optimizers import Lamb
 from tasks.large_batch.schedules import warmup_factor, with_weight_decay
 
@@ -20,8 +21,8 @@ HYPERPARAMETERS = {
 }
 
 
-def configure_optimizer(parameter_groups, peak_rate, batch_size):
-    hp = HYPERPARAMETERS
+def configure_optimizer(parameter_groups, peak_rate, batch_size, run: MethodRun):
+    hp = run.hyperparameters
     groups = with_weight_decay(parameter_groups, hp["weight_decay"])
     return Lamb(
         groups,
@@ -32,5 +33,5 @@ def configure_optimizer(parameter_groups, peak_rate, batch_size):
     )
 
 
-def learning_rate(step, batch_size):
-    return warmup_factor(step, HYPERPARAMETERS["warmup_steps"])
+def learning_rate(step, batch_size, run: MethodRun):
+    return warmup_factor(step, run.hyperparameters["warmup_steps"])

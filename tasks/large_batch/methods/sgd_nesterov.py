@@ -10,6 +10,7 @@ after warmup.
 
 import torch
 
+from tasks.base import MethodRun
 from tasks.large_batch.schedules import steps_for_examples, warmup_factor, with_weight_decay
 
 HYPERPARAMETERS = {
@@ -20,11 +21,11 @@ HYPERPARAMETERS = {
 }
 
 
-def configure_optimizer(parameter_groups, peak_rate, batch_size):
-    groups = with_weight_decay(parameter_groups, HYPERPARAMETERS["weight_decay"])
+def configure_optimizer(parameter_groups, peak_rate, batch_size, run: MethodRun):
+    groups = with_weight_decay(parameter_groups, run.hyperparameters["weight_decay"])
     return torch.optim.SGD(groups, lr=peak_rate, momentum=0.9, nesterov=True)
 
 
-def learning_rate(step, batch_size):
-    warmup = steps_for_examples(HYPERPARAMETERS["warmup_examples"], batch_size)
+def learning_rate(step, batch_size, run: MethodRun):
+    warmup = steps_for_examples(run.hyperparameters["warmup_examples"], batch_size)
     return warmup_factor(step, warmup)

@@ -6,6 +6,7 @@ CUDA; its kernels compute in bfloat16 on both, so on a CPU its KL also holds bfl
 activations. Needs the `gptq` extra. The per-layer sweep is skipped: each single layer would cost
 a whole GPTQModel pass (save, calibrate, pack, load)."""
 
+from tasks.base import MethodRun
 from tasks.quant.formats import gptq
 
 HYPERPARAMETERS = {"bits": 4, "group_size": 128}
@@ -15,5 +16,6 @@ BITS_PER_WEIGHT = 4 + (16 + 4) / 128
 PER_LAYER_SENSITIVITY = False
 
 
-def quantize(model, calibration, modules):
-    return gptq(model, calibration, modules, HYPERPARAMETERS["bits"], HYPERPARAMETERS["group_size"])
+def quantize(model, calibration, modules, run: MethodRun):
+    hp = run.hyperparameters
+    return gptq(model, calibration, modules, hp["bits"], hp["group_size"])

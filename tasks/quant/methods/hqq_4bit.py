@@ -2,6 +2,7 @@
 with `BaseQuantizeConfig(nbits=4, group_size=64)`, codes packed two to a byte, a scale and a zero
 point per 64 weights, optimized without calibration data. Runs on a CPU and on CUDA."""
 
+from tasks.base import MethodRun
 from tasks.quant.formats import hqq
 
 HYPERPARAMETERS = {"nbits": 4, "group_size": 64}
@@ -10,5 +11,5 @@ HYPERPARAMETERS = {"nbits": 4, "group_size": 64}
 BITS_PER_WEIGHT = 4.5
 
 
-def quantize(model, calibration, modules):
-    return hqq(model, modules, HYPERPARAMETERS["nbits"], HYPERPARAMETERS["group_size"])
+def quantize(model, calibration, modules, run: MethodRun):
+    return hqq(model, modules, run.hyperparameters["nbits"], run.hyperparameters["group_size"])

@@ -3,13 +3,14 @@ per-channel scale. On CUDA torchao's float8 needs compute capability 8.9 or newe
 
 import torch
 
+from tasks.base import MethodRun
 from tasks.quant.formats import Unsupported, torchao
 
 HYPERPARAMETERS: dict = {}
 BITS_PER_WEIGHT = 8.0
 
 
-def quantize(model, calibration, modules):
+def quantize(model, calibration, modules, run: MethodRun):
     from torchao.quantization import Float8WeightOnlyConfig
 
     device = next(model.parameters()).device

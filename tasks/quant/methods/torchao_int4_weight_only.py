@@ -4,6 +4,7 @@ tinygemm `Int4WeightOnlyConfig` does not run on a CPU; this config runs on both.
 
 import torch
 
+from tasks.base import MethodRun
 from tasks.quant.formats import torchao
 
 HYPERPARAMETERS = {"group_size": 32}
@@ -12,10 +13,10 @@ HYPERPARAMETERS = {"group_size": 32}
 BITS_PER_WEIGHT = 4.5
 
 
-def quantize(model, calibration, modules):
+def quantize(model, calibration, modules, run: MethodRun):
     from torchao.quantization import IntxWeightOnlyConfig, PerGroup
 
     config = IntxWeightOnlyConfig(
-        weight_dtype=torch.int4, granularity=PerGroup(HYPERPARAMETERS["group_size"])
+        weight_dtype=torch.int4, granularity=PerGroup(run.hyperparameters["group_size"])
     )
     return torchao(model, modules, config)

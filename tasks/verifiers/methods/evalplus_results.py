@@ -8,6 +8,8 @@ task-spec hash, and a file that lacks problems of the profile is refused as a sa
 Chosen automatically for a `samples` setting that ends in `.json`.
 """
 
+from tasks.base import MethodRun
+
 NAME = "evalplus-results"
 DESCRIPTION = "per-sample statuses imported from an EvalPlus eval_results.json (not re-run)"
 HYPERPARAMETERS: dict = {}
@@ -15,5 +17,5 @@ READS_SAMPLES_FILE = True
 IMPORTS_STATUSES = True
 
 
-def generate(problems, n, seed):
+def generate(problems, n, seed, run: MethodRun):
     raise RuntimeError("the evalplus-results method imports statuses; it generates nothing")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tasks.base import MethodRun
+
 NAME = "hf-sampler"
 DESCRIPTION = "samples from a causal language model through transformers"
 HYPERPARAMETERS = {
@@ -24,11 +26,11 @@ HYPERPARAMETERS = {
 STOP_SEQUENCES = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")
 
 
-def generate(problems: Sequence, n: int, seed: int) -> dict[str, list[str]]:
+def generate(problems: Sequence, n: int, seed: int, run: MethodRun) -> dict[str, list[str]]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    settings = HYPERPARAMETERS
+    settings = run.hyperparameters
     if not settings["model"]:
         raise ValueError("set the model: --set hp.model=DIR (a save_pretrained directory)")
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -27,6 +27,8 @@ import ast
 import random
 from collections.abc import Sequence
 
+from tasks.base import MethodRun
+
 NAME = "mutants"
 DESCRIPTION = "SYNTHETIC: canonical solutions with seeded program mutations (no model)"
 HYPERPARAMETERS = {"skill_alpha": 1.0, "skill_beta": 1.5, "double_mutation": 0.2}
@@ -60,18 +62,19 @@ COMPARISON_SWAPS = {
 }
 
 
-def generate(problems: Sequence, n: int, seed: int) -> dict[str, list[str]]:
+def generate(problems: Sequence, n: int, seed: int, run: MethodRun) -> dict[str, list[str]]:
     """n programs per problem: canonical solutions, unchanged or mutated."""
+    hp = run.hyperparameters
     samples = {}
     for problem in problems:
         rng = random.Random(f"{seed}/{problem.task_id}")
-        skill = rng.betavariate(HYPERPARAMETERS["skill_alpha"], HYPERPARAMETERS["skill_beta"])
+        skill = rng.betavariate(hp["skill_alpha"], hp["skill_beta"])
         programs = []
         for _ in range(n):
             if rng.random() < skill:
                 programs.append(problem.prompt + problem.canonical_solution)
                 continue
-            count = 2 if rng.random() < HYPERPARAMETERS["double_mutation"] else 1
+            count = 2 if rng.random() < hp["double_mutation"] else 1
             programs.append(mutate(problem.prompt, problem.canonical_solution, rng, count))
         samples[problem.task_id] = programs
     return samples

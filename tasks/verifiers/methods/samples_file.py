@@ -5,13 +5,15 @@ happens to bad lines), so this method generates nothing; it is chosen automatica
 `samples` setting is given.
 """
 
+from tasks.base import MethodRun
+
 NAME = "samples-file"
 DESCRIPTION = "programs read from an EvalPlus-format JSONL samples file"
 HYPERPARAMETERS: dict = {}
 READS_SAMPLES_FILE = True
 
 
-def generate(problems, n, seed):
+def generate(problems, n, seed, run: MethodRun):
     raise RuntimeError(
         "the samples-file method reads --set samples=FILE.jsonl; it generates nothing"
     )

@@ -1,7 +1,9 @@
 """Plain SGD."""
 
+from tasks.base import MethodRun
+
 HYPERPARAMETERS: dict = {"lr": 0.1}
 
 
-def learning_rate() -> float:
-    return HYPERPARAMETERS["lr"]
+def learning_rate(run: MethodRun) -> float:
+    return run.hyperparameters["lr"]
