@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from conftest import FAST_PROBE, assert_one_line_error, run_cli
-from harness.methods import load_method
 
 from harness.errors import InputError
 from harness.registry import load_task, task_names
+from harness.run.methods import load_method
 
 # Written from `budgetbench tasks large-batch` and the interface's docstrings alone: an optimizer
 # none of the reference methods has (Lion, Chen et al. 2023), defined in the method file itself.
