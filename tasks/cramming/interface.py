@@ -2,7 +2,7 @@
 a wall-clock budget.
 
 The harness owns the corpus, the WordPiece tokenizer, sequences of `seq_len` tokens, the model
-code (`tasks.cramming.model`), the masking, the training loop, the clock and every evaluation.
+code (`tasks.common.model`), the masking, the training loop, the clock and every evaluation.
 A method chooses, through the functions below: the architecture (an `EncoderConfig`), the
 optimizer with its peak rates, the learning-rate factor and the batch size as functions of the
 spent budget, optionally the order of the training sequences, and through its reserved
@@ -30,7 +30,7 @@ from tasks.base import MethodRun, Reserved, optional
 if TYPE_CHECKING:
     import torch
 
-    from tasks.cramming.model import EncoderConfig
+    from tasks.common.model import EncoderConfig
 
 RESERVED_HYPERPARAMETERS = {
     "mask_rate": Reserved(
@@ -62,7 +62,7 @@ RESERVED_HYPERPARAMETERS = {
 def model_config(
     vocab_size: int, max_seq_len: int, budget_s: float, run: MethodRun
 ) -> EncoderConfig:
-    """Return a `tasks.cramming.model.EncoderConfig` with exactly this `vocab_size` and
+    """Return a `tasks.common.model.EncoderConfig` with exactly this `vocab_size` and
     `max_seq_len` (an encoder-only transformer trained from scratch; any other type is refused
     before the run). `budget_s` is the run's budget in timed seconds. Called once, timed, and
     once more before the run (untimed) to check the type."""

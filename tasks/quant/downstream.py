@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.errors import InputError
+from tasks.base import InputError
 
 if TYPE_CHECKING:
     from tasks.quant.data import ChoiceItem
