@@ -205,7 +205,7 @@ def _verify(
         for index, code in enumerate(codes):
             judge = verdicts.Judge(suite, config.find_zero)
             job = Job(code, suite.entry_point, suite.inputs, timeout_s=deadline,
-                      time_limits=per_input, judge=judge)  # fmt: skip
+                      time_limits=per_input, guard=True, judge=judge)  # fmt: skip
             pending[sandbox.submit(job)] = (task_id, index, code, judge)
     scored = []
     for future in ctx.track(as_completed(pending), "verifying samples", len(pending)):
