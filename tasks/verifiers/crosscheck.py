@@ -102,6 +102,20 @@ def compare(
     return agreement
 
 
+def report(agreement: Agreement, name: str) -> str:
+    """Both agreements, both pass@1s and every disagreement, one per line."""
+    lines = [f"samples: {agreement.samples} ({name})"]
+    for which in ("base", "plus"):
+        lines.append(
+            f"{which}: agreement {agreement.share(which):.4f}; pass@1 task"
+            f" {agreement.pass_at_1['task_' + which]:.4f}, EvalPlus"
+            f" {agreement.pass_at_1['evalplus_' + which]:.4f}"
+        )
+    lines.append(f"disagreements: {len(agreement.disagreements)}")
+    lines += ["  " + line for line in agreement.disagreements]
+    return "\n".join(lines)
+
+
 def _pass_at_1(samples: dict[tuple[str, int], Sample], which: str) -> float:
     """Mean over tasks of the share of passing samples (pass@1, as EvalPlus averages it)."""
     per_task: dict[str, list[bool]] = {}
@@ -191,18 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         timings["task_s"] = time.perf_counter() - started
         agreement = compare(read_verdicts(ours_path), read_evalplus(theirs_path))
-    print(f"samples: {agreement.samples} ({args.samples.name})")
-    for which in ("base", "plus"):
-        print(
-            f"{which}: agreement {agreement.share(which):.4f}; pass@1 task"
-            f" {agreement.pass_at_1['task_' + which]:.4f}, EvalPlus"
-            f" {agreement.pass_at_1['evalplus_' + which]:.4f}"
-        )
+    print(report(agreement, args.samples.name))
     ran = {k: round(v, 1) for k, v in timings.items()}
     print(f"wall seconds, both cold (0 where given as a file): {ran}")
-    print(f"disagreements: {len(agreement.disagreements)}")
-    for line in agreement.disagreements:
-        print("  " + line)
     low = min(agreement.share("base"), agreement.share("plus")) < args.min_agreement
     return 1 if low else 0
 
