@@ -42,6 +42,22 @@ CASES = {  # name: (function body returning from x, inputs, expected outputs, at
 }
 
 
+GUARDED = {  # name: a whole program whose f(1) must return 1; what EvalPlus's guard breaks
+    "doctest.testmod() at load": "def f(x):\n    return x\n\nimport doctest\ndoctest.testmod()\n",
+    "open() in the call": "def f(x):\n    open('out.txt', 'w').write('x')\n    return x\n",
+    "os.getcwd() at load": "import os\nHERE = os.getcwd()\ndef f(x):\n    return x\n",
+    "import resource": "import resource\ndef f(x):\n    return x\n",
+    "input() raises OSError, not EOFError": (
+        "def f(x):\n    try:\n        input()\n    except EOFError:\n        return x\n"
+    ),
+    "stdin reads raise": "import sys\nDATA = sys.stdin.read()\ndef f(x):\n    return x\n",
+    "printing is fine": "print('hello')\ndef f(x):\n    print(x)\n    return x\n",
+    "subprocess.Popen": (
+        "import subprocess\ndef f(x):\n    subprocess.Popen(['true'])\n    return x\n"
+    ),
+}
+
+
 def _program(body: str, entry_point: str = "f") -> str:
     return f"def {entry_point}(x):\n    {body}\n"
 
@@ -56,7 +72,7 @@ def _ours(sandbox: Sandbox, code: str, suite: TestSuite, find_zero: str = "evalp
     limits = TimeLimits()
     judge = Judge(suite, find_zero)
     job = Job(code, suite.entry_point, suite.inputs, timeout_s=limits.job_s(suite),
-              time_limits=limits.per_input(suite), judge=judge)  # fmt: skip
+              time_limits=limits.per_input(suite), guard=True, judge=judge)  # fmt: skip
     return judge.verdict(sandbox.run(job))
 
 
@@ -159,3 +175,28 @@ def test_annotations_are_evaluated_as_in_evalplus(sandbox):
     assert status == "fail"
     verdict = _ours(sandbox, code, _suite("annotations", [1], [1], 0.0))
     assert not verdict.weak and verdict.outcome == "error"
+
+
+@pytest.mark.parametrize("name", sorted(GUARDED))
+def test_reliability_guard_verdicts_match_evalplus(sandbox, name):
+    """EvalPlus's `reliability_guard` sets `open`, `os.getcwd`, `subprocess.Popen`... to None
+    and makes stdin unreadable before a candidate loads; a candidate that uses them fails there
+    (GPT-3.5's HumanEval/51 #4 calls `doctest.testmod()`, whose Pdb opens ~/.pdbrc), so the
+    task's candidate jobs apply the same rule."""
+    evalplus_eval = pytest.importorskip("evalplus.eval")
+    code = GUARDED[name]
+    status, _ = evalplus_eval.untrusted_check(
+        "humaneval", code, [[1]], "f", [1], 0.0, [0.0], fast_check=True
+    )
+    verdict = _ours(sandbox, code, _suite(name, [1], [1], 0.0))
+    assert verdict.weak == verdict.strong == (status == "pass"), (verdict, status)
+
+
+def test_the_guard_applies_to_candidate_jobs_only(sandbox):
+    """Without `guard` (the harness's own reference runs, the sandbox's tests) `open` and
+    doctest work; with it they fail, as in EvalPlus, whatever EvalPlus is installed or not."""
+    suite = _suite("guard", [1], [1], 0.0)
+    code = GUARDED["doctest.testmod() at load"]
+    assert sandbox.run(Job(code, "f", suite.inputs)).results == (("ok", encode_value(1)),)
+    assert not _ours(sandbox, code, suite).weak
+    assert _ours(sandbox, GUARDED["printing is fine"], suite).strong

@@ -167,6 +167,37 @@ def _canonical_lines(task_ids: list[str], copies: int = 2) -> str:
     )
 
 
+def test_identical_samples_run_once_and_share_their_verdict(sqlite_url, tmp_path, monkeypatch):
+    humaneval = {p.task_id: p for p in problems.load_humaneval()}
+    wrong = {"completion": "    return None\n"}
+    lines = [  # HumanEval/0: 3 right copies, 1 wrong; HumanEval/1: 2 wrong copies, 2 right
+        *[{"solution": humaneval["HumanEval/0"].canonical_program}] * 3, wrong,
+        wrong, wrong, *[{"solution": humaneval["HumanEval/1"].canonical_program}] * 2,
+    ]  # fmt: skip
+    path = tmp_path / "copies.jsonl"
+    records = ({"task_id": f"HumanEval/{i // 4}", **line} for i, line in enumerate(lines))
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    overrides = [f"samples={path}", "problems=2", "permutations=10"]
+    _, outcome = _run(sqlite_url, overrides, tmp_path, monkeypatch)
+    assert outcome.status == "succeeded", outcome.error
+    scalars = {name: value for name, (value, _unit) in outcome.scalars.items()}
+    assert scalars["pass_at_1_strong"] == pytest.approx((3 / 4 + 2 / 4) / 2)
+    from harness.store.queries import get_run
+
+    with open_store(sqlite_url).session() as session:
+        run = get_run(session, outcome.run_id)
+        notes = run.provenance["task_notes"]
+        (verdicts,) = [a for a in run.artifacts if a.name == "verdicts"]
+        text = Path(verdicts.uri.removeprefix("file://")).read_text()
+    rows = [json.loads(line) for line in text.splitlines()]
+    assert notes["programs_run"] == {"samples": 8, "distinct": 4}
+    assert [(r["task_id"], r["sample"], r["strong"]) for r in rows] == [
+        ("HumanEval/0", 0, True), ("HumanEval/0", 1, True), ("HumanEval/0", 2, True),
+        ("HumanEval/0", 3, False), ("HumanEval/1", 0, False), ("HumanEval/1", 1, False),
+        ("HumanEval/1", 2, True), ("HumanEval/1", 3, True),
+    ]  # fmt: skip
+
+
 def test_a_samples_file_missing_a_problem_is_refused_or_scored_as_failures(
     sqlite_url, tmp_path, monkeypatch
 ):

@@ -219,7 +219,8 @@ def _metrics() -> tuple[Metric, ...]:
             "verifier_false_negative_tasks",
             "tasks",
             False,
-            "tasks with samples that pass the strong tests but fail the weak ones",
+            "tasks with samples that pass the strong tests but fail the weak ones (0 by"
+            " construction when the strong tests include the weak ones: HumanEval+, a split)",
         ),
         *(
             Metric(
@@ -277,7 +278,12 @@ def _metrics() -> tuple[Metric, ...]:
             Metric(f"share_{o}", "fraction", False, f"share of samples whose outcome was {o}")
             for o in ("failed", "timeout", "error")
         ),
-        Metric("programs_per_s", "programs/s", True, "sandboxed programs verified per second"),
+        Metric(
+            "programs_per_s",
+            "programs/s",
+            True,
+            "distinct sandboxed programs run per second (identical samples of a problem run once)",
+        ),
         Metric("problems", "problems", True, "problems scored"),
         Metric(
             "problems_not_covered",

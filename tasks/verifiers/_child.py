@@ -35,7 +35,8 @@ import math
 _ATOMS = (int, float, str, bool, type(None), bytes, complex)
 # Standard-library modules generated code commonly imports, loaded once by the zygote.
 PRELOADED = ("typing", "math", "re", "collections", "itertools", "functools", "heapq", "string",
-             "random", "copy", "hashlib", "bisect", "statistics")  # fmt: skip
+             "random", "copy", "hashlib", "bisect", "statistics", "shutil", "subprocess",
+             "faulthandler", "io")  # fmt: skip
 _NAMES = {"inf": math.inf, "nan": math.nan, "None": None, "True": True, "False": False}
 
 
@@ -343,6 +344,64 @@ def _set_oom_score(adjustment: int) -> None:
         pass
 
 
+EVALPLUS_DISABLED = (
+    ("builtins", ("exit", "quit", "open", "help")),
+    ("os", ("kill", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid",
+            "fork", "forkpty", "killpg", "rename", "renames", "truncate", "replace", "unlink",
+            "fchmod", "fchown", "chmod", "chown", "chroot", "lchflags", "lchmod", "lchown",
+            "getcwd", "chdir")),
+    ("shutil", ("rmtree", "move", "chown")),
+    ("subprocess", ("Popen",)),
+)  # fmt: skip
+"""What EvalPlus 0.3.1's `reliability_guard` (`evalplus/eval/utils.py`, after human-eval's) sets
+to None before a candidate loads: calling any of them raises TypeError there. `evalplus_guard`
+does the same, so a candidate that calls one (`doctest.testmod()` at load opens ~/.pdbrc)
+fails here as it fails there."""
+EVALPLUS_BLOCKED_MODULES = ("ipdb", "joblib", "resource", "psutil", "tkinter")
+"""Modules the guard makes unimportable (None in sys.modules)."""
+
+
+def evalplus_guard(memory_bytes: int) -> None:
+    """EvalPlus's `reliability_guard` and `swallow_io`, as rules of its verdicts, not as
+    confinement (the sandbox confines; a program can undo all of this): the functions of
+    `EVALPLUS_DISABLED` become None, the modules of `EVALPLUS_BLOCKED_MODULES` unimportable,
+    OMP_NUM_THREADS is 1, faulthandler is off, the stack limit is the memory limit (EvalPlus's
+    RLIMIT_STACK) and stdin is a write-only stream whose reads raise OSError (its
+    `WriteOnlyStringIO`). Output still goes to the sandbox's capped output pipe."""
+    import builtins
+    import contextlib
+    import faulthandler
+    import io
+    import os
+    import resource
+    import shutil  # noqa: F401 - imported so the loop below finds them (preloaded: no cost)
+    import subprocess  # noqa: F401
+    import sys
+
+    # A hard limit below it cannot be raised after the uid drop: then it stays.
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_STACK, (memory_bytes, memory_bytes))
+    faulthandler.disable()
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+    class WriteOnly(io.StringIO):
+        def read(self, *args, **kwargs):
+            raise OSError
+
+        readline = readlines = read
+
+        def readable(self, *args, **kwargs):
+            return False
+
+    sys.stdin = WriteOnly()
+    for module, names in EVALPLUS_DISABLED:
+        target = builtins if module == "builtins" else sys.modules[module]
+        for name in names:
+            setattr(target, name, None)
+    for name in EVALPLUS_BLOCKED_MODULES:
+        sys.modules[name] = None  # type: ignore[assignment]
+
+
 def run_job(job: dict, results) -> None:
     """Run the candidate on every input, writing one JSON line per input to `results`:
     [kind, payload, seconds the call took]. With `time_limits` (one per input, EvalPlus's
@@ -367,6 +426,8 @@ def run_job(job: dict, results) -> None:
         raise TimeLimit
 
     signal.signal(signal.SIGALRM, alarm)
+    if job.get("guard"):
+        evalplus_guard(job["limits"]["memory_bytes"])
     namespace: dict = {"__name__": "__candidate__"}
     try:
         # dont_inherit: this file's `from __future__ import annotations` must not reach the

@@ -100,17 +100,16 @@ def simulate_resampling(
     """Accuracy at each k by seeded random orders of each task's samples."""
     rng = np.random.default_rng(seed)
     correct = np.zeros(len(ks))
+    positions = np.asarray(ks)
     for task in tasks:
         weak = np.asarray(task.weak, dtype=bool)
         strong = np.asarray(task.strong, dtype=bool)
-        for _ in range(permutations):
-            order = rng.permutation(task.n)
-            passing = np.flatnonzero(weak[order])
-            if passing.size == 0:
-                continue
-            first = passing[0]
-            if strong[order[first]]:
-                correct += np.asarray(ks) > first
+        # One row per permutation (the same draws as `permutations` calls of rng.permutation).
+        orders = rng.permuted(np.tile(np.arange(task.n), (permutations, 1)), axis=1)
+        passed = weak[orders]
+        first = passed.argmax(axis=1)  # the first weak pass of each order
+        right = passed.any(axis=1) & strong[orders[np.arange(permutations), first]]
+        correct += (positions[None, :] > first[right][:, None]).sum(axis=0)
     return list(correct / (permutations * len(tasks)))
 
 

@@ -102,6 +102,20 @@ def compare(
     return agreement
 
 
+def report(agreement: Agreement, name: str) -> str:
+    """Both agreements, both pass@1s and every disagreement, one per line."""
+    lines = [f"samples: {agreement.samples} ({name})"]
+    for which in ("base", "plus"):
+        lines.append(
+            f"{which}: agreement {agreement.share(which):.4f}; pass@1 task"
+            f" {agreement.pass_at_1['task_' + which]:.4f}, EvalPlus"
+            f" {agreement.pass_at_1['evalplus_' + which]:.4f}"
+        )
+    lines.append(f"disagreements: {len(agreement.disagreements)}")
+    lines += ["  " + line for line in agreement.disagreements]
+    return "\n".join(lines)
+
+
 def _pass_at_1(samples: dict[tuple[str, int], Sample], which: str) -> float:
     """Mean over tasks of the share of passing samples (pass@1, as EvalPlus averages it)."""
     per_task: dict[str, list[bool]] = {}
@@ -116,42 +130,52 @@ def _number(task_id: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def run_evalplus(samples: Path, data_dir: Path, workers: int, out_dir: Path) -> Path:
-    """`evalplus.evaluate` on a plain-JSONL copy of `samples` (it takes `.jsonl` only)."""
+def run_evalplus(
+    samples: Path, data_dir: Path, workers: int, out_dir: Path, cache_dir: Path
+) -> Path:
+    """`evalplus.evaluate` on a plain-JSONL copy of `samples` (it takes `.jsonl` only), with its
+    ground truth (expected outputs and the canonical solution's times) cached in `cache_dir`."""
     plain = out_dir / "samples.jsonl"
     opener = gzip.open if samples.suffix == ".gz" else open
     with opener(samples, "rb") as source, plain.open("wb") as target:
         target.write(source.read())
     env = dict(os.environ)
     env["HUMANEVAL_OVERRIDE_PATH"] = str(data_dir / PLUS_FILE)
-    env["XDG_CACHE_HOME"] = str(out_dir / "cache")
+    env["XDG_CACHE_HOME"] = str(cache_dir / "evalplus")
     code = (
         "from evalplus.evaluate import evaluate;"
         f"evaluate('humaneval', samples={str(plain)!r}, parallel={workers})"
     )
-    subprocess.run(
-        [sys.executable, "-c", code], env=env, check=True, cwd=out_dir, stdout=subprocess.DEVNULL
+    # Its progress bars and "no sample finished in 20 s" warnings (hundreds of KB under load)
+    # are shown only when it fails.
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=out_dir, capture_output=True, text=True
     )
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-4000:])
+        raise subprocess.CalledProcessError(done.returncode, "evalplus.evaluate")
     return out_dir / "samples_eval_results.json"
 
 
-def budgetbench_json(*arguments: str) -> Any:
+def budgetbench_json(*arguments: str, env: dict[str, str] | None = None) -> Any:
     """What the `budgetbench` CLI (installed beside this interpreter) prints with `--json`: a task
     reaches the harness and its store only through the CLI. Its errors go to stderr as they are;
     a non-zero exit raises `subprocess.CalledProcessError`."""
     command = [str(Path(sys.executable).parent / "budgetbench"), *arguments, "--json"]
-    printed = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
-    return json.loads(printed)
+    printed = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=env)
+    return json.loads(printed.stdout)
 
 
-def run_task(samples: Path, data_dir: Path, workers: int, out_dir: Path) -> Path:
-    """`budgetbench run verifiers --profile full` on `samples`; returns its verdicts.jsonl."""
+def run_task(samples: Path, data_dir: Path, workers: int, out_dir: Path, cache_dir: Path) -> Path:
+    """`budgetbench run verifiers --profile full` on `samples` (its test suites, the canonical
+    solution's outputs and times, cached in `cache_dir`); returns its verdicts.jsonl."""
     database = str(out_dir / "crosscheck.db")
+    env = {**os.environ, "BUDGETBENCH_CACHE_DIR": str(cache_dir / "budgetbench")}
     (outcome,) = budgetbench_json(
         "run", "verifiers", "--profile", "full", "--set", f"samples={samples}",
-        "--set", f"workers={workers}", "--data-dir", str(data_dir), "--db", database,
+        "--set", f"workers={workers}", "--data-dir", str(data_dir), "--db", database, env=env,
     )  # fmt: skip
-    run = budgetbench_json("show", outcome["run_id"], "--db", database)
+    run = budgetbench_json("show", outcome["run_id"], "--db", database, env=env)
     (uri,) = [artifact["uri"] for artifact in run["artifacts"] if artifact["name"] == "verdicts"]
     return Path(urlparse(uri).path)
 
@@ -171,31 +195,25 @@ def main(argv: list[str] | None = None) -> int:
     if not args.samples.is_file() or not (args.data_dir / PLUS_FILE).is_file():
         print(f"error: need {args.samples} and {args.data_dir / PLUS_FILE}", file=sys.stderr)
         return 2
+    # Both sides start cold (an empty cache in the scratch directory): each computes its ground
+    # truth (the canonical solution's outputs and times) inside its timed run.
     with tempfile.TemporaryDirectory(prefix="bb-crosscheck-") as scratch:
         timings = {}
+        cache = Path(scratch) / "cache"
         started = time.perf_counter()
         theirs_path = args.evalplus_results or run_evalplus(
-            args.samples, args.data_dir, args.workers, Path(scratch)
+            args.samples, args.data_dir, args.workers, Path(scratch), cache
         )
         timings["evalplus_s"] = time.perf_counter() - started
         started = time.perf_counter()
         ours_path = args.verdicts or run_task(
-            args.samples, args.data_dir, args.workers, Path(scratch)
+            args.samples, args.data_dir, args.workers, Path(scratch), cache
         )
         timings["task_s"] = time.perf_counter() - started
         agreement = compare(read_verdicts(ours_path), read_evalplus(theirs_path))
-    print(f"samples: {agreement.samples} ({args.samples.name})")
-    for which in ("base", "plus"):
-        print(
-            f"{which}: agreement {agreement.share(which):.4f}; pass@1 task"
-            f" {agreement.pass_at_1['task_' + which]:.4f}, EvalPlus"
-            f" {agreement.pass_at_1['evalplus_' + which]:.4f}"
-        )
+    print(report(agreement, args.samples.name))
     ran = {k: round(v, 1) for k, v in timings.items()}
-    print(f"wall seconds (0 where given as a file): {ran}")
-    print(f"disagreements: {len(agreement.disagreements)}")
-    for line in agreement.disagreements:
-        print("  " + line)
+    print(f"wall seconds, both cold (0 where given as a file): {ran}")
     low = min(agreement.share("base"), agreement.share("plus")) < args.min_agreement
     return 1 if low else 0
 

@@ -5,8 +5,15 @@ github.com/benediktstroebl/inference-scaling-limits, `evalplus/scaling_curves.ip
 Where they differ from `analysis.py`:
 
 - **False-negative filter.** The paper drops 14 HumanEval tasks whose base tests reject correct
-  programs (`PAPER_FALSE_NEGATIVE_TASKS`, the list in its notebooks) before any number; the
-  worst-case numbers keep every task.
+  programs (`PAPER_FALSE_NEGATIVE_TASKS`, the fixed list in both its notebooks, which it found
+  on its own models' EvalPlus results, where the plus status is computed even after a base
+  failure) before any number; the worst-case numbers keep every task. Applied as that list, the
+  filter means here what it means in the paper, whatever this task's verdicts. It could not be
+  recomputed from them: the strong tests include the base tests (a sample that fails a base
+  input fails them too) and the first-failure stop runs no plus input after a base failure. So
+  the task's own `verifier_false_negative_tasks` (samples that pass the strong tests and fail
+  the weak ones) is 0 by construction on HumanEval+ and with a split; it can be nonzero only
+  where the weak tests expect other values than the strong ones (MBPP's own asserts, MBPP+).
 - **Conditional accuracy.** The paper's headline line ("Conditional Pass@1") averages
   P(strong | weak) over the tasks with at least one weak pass only; the worst-case ceiling
   scores a task without one as 0.
@@ -22,8 +29,11 @@ Where they differ from `analysis.py`:
   (r_1 b_1 + r_2 b_2 - C ((1 - r_1)(1 - s) b_1 + (1 - r_2)(1 - s) b_2)) x
   (beta_1^(j-1) b_1 + beta_2^(j-1) b_2) with beta_i = s (1 - r_i) and b_i the posterior of type
   i after j - 1 rejections; utility(k) sums it over j <= k, and k\\* abstains when its utility is
-  negative. One difference: the paper's strong rate is EvalPlus's plus status alone; here it is
-  base and plus (the plus status is not computed once the base tests fail).
+  negative. One difference: the paper's strong rate is EvalPlus's plus status alone (EvalPlus
+  runs the plus inputs even after a base failure); here it is base and plus (this task stops at
+  the first failing input). Wherever the paper conditions on a weak pass (resampling, the
+  conditional accuracy, the false-positive rates) the two are the same; only this model's
+  per-task strong rate r_i differs, counting a sample that passes plus but fails base as wrong.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ strong ones base + plus inputs; without it, a declared split of the base inputs 
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -162,20 +163,14 @@ def attach_plus_inputs(problems: list[Problem], path: Path) -> list[Problem]:
     """Problems with HumanEval+'s base and plus inputs, tolerance, prompt and canonical
     solution, as `evalplus.evaluate` takes them (inputs as JSON gives them: lists, not tuples);
     problems it lacks are dropped."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    plus: dict[str, dict] = {}
-    with opener(path, "rt", encoding="utf-8") as lines:
-        for line in lines:
-            if line.strip():
-                record = json.loads(line)
-                plus[record["task_id"]] = record
+    stat = path.stat()
+    plus = _read_plus_file(str(path), stat.st_size, stat.st_mtime_ns)
     attached = []
     for problem in problems:
         record = plus.get(problem.task_id)
         if record is None:
             continue
-        inputs = tuple(encode_value(list(arguments)) for arguments in record["plus_input"])
-        base = tuple(encode_value(list(arguments)) for arguments in record["base_input"])
+        inputs, base = record["plus_input"], record["base_input"]
         attached.append(
             Problem(  # EvalPlus' prompt and canonical solution: it fixed a few (HumanEval/55)
                 problem.task_id,
@@ -189,6 +184,34 @@ def attach_plus_inputs(problems: list[Problem], path: Path) -> list[Problem]:
             )
         )
     return attached
+
+
+@functools.lru_cache(maxsize=2)
+def _read_plus_file(path: str, size: int, mtime_ns: int) -> dict[str, dict]:
+    """HumanEval+'s records by task id, inputs encoded (read once per run: the task checks its
+    inputs, then loads them; the size and mtime are the cache key's guard against a new file)."""
+    del size, mtime_ns
+    opener = gzip.open if path.endswith(".gz") else open
+    plus: dict[str, dict] = {}
+    with opener(path, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                record = json.loads(line)
+                for key in ("plus_input", "base_input"):
+                    record[key] = tuple(_encode_json(arguments) for arguments in record[key])
+                plus[record["task_id"]] = record
+    return plus
+
+
+def _encode_json(arguments: list) -> str:
+    """`encode_value(arguments)` for an argument list read from JSON, fast: such a value is
+    JSON-exact unless it holds NaN or an infinity, which take the general path."""
+    try:
+        if type(arguments) is list:
+            return "J" + json.dumps(arguments, allow_nan=False)
+    except ValueError:
+        pass
+    return encode_value(list(arguments))
 
 
 def prepare_tests(

@@ -154,6 +154,9 @@ class Job:
     """Overrides `Limits.timeout_s` for this job (e.g. a problem with many large inputs)."""
     time_limits: tuple[float, ...] = ()
     """Per-input wall seconds, enforced inside the child (`_child.run_job`); empty: none."""
+    guard: bool = False
+    """Apply EvalPlus's reliability guard before the program loads (`_child.evalplus_guard`): a
+    rule of EvalPlus's verdicts for candidates, not part of the confinement."""
     judge: Callable[[list], bool] | None = field(default=None, compare=False)
     """Called with each result line as it arrives; returning True stops the job there (the
     first-failure stop: the rest of the inputs need not run)."""
@@ -353,6 +356,7 @@ class Sandbox:
             "mode": job.mode,
             "test": job.test,
             "time_limits": list(job.time_limits),
+            "guard": job.guard,
             "limits": self.limits.as_child_limits(timeout_s),
             "uid": uid,
             "gid": uid,

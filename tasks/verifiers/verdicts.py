@@ -19,6 +19,11 @@ at the first failure, as EvalPlus's default `fast_check` does. EvalPlus's rules,
   but its `continue` skips recording the pass, so every `find_zero` sample fails there, the
   canonical solution included. `find_zero = "evalplus-0.3.1"` reproduces that (the default:
   the numbers match EvalPlus's); `"property"` applies the check as intended.
+- **Reliability guard.** A candidate loads and runs after EvalPlus's `reliability_guard`
+  (`_child.evalplus_guard`: `open`, `os.getcwd`, `subprocess.Popen`... set to None, stdin
+  unreadable), so one that calls them fails as it does there (GPT-3.5's HumanEval/51 #4 runs
+  `doctest.testmod()` at load, whose Pdb opens ~/.pdbrc). It decides verdicts; the sandbox,
+  not the guard, confines.
 - **Large outputs** (over `_child.DIGEST_ABOVE` characters, without non-integral floats) come
   back as a digest of a form equal values share under `==`, and digests are compared.
 - **Statuses.** Weak (EvalPlus's base status) passes when every base input passes; strong when
