@@ -17,14 +17,14 @@ import sys
 
 import torch.nn.functional as F
 
-def matmul(a, b):
+def matmul(a, b, run):
     sys.stderr.write("a library's warning\\n")
     return a @ b
 
-def attention(q, k, v):
+def attention(q, k, v, run):
     return F.scaled_dot_product_attention(q, k, v)
 
-def copy(dst, src):
+def copy(dst, src, run):
     dst.copy_(src)
 """
 

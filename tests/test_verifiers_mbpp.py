@@ -13,6 +13,7 @@ from harness.errors import InputError
 from harness.run.machine import collect_fingerprint
 from harness.run.runner import execute, prepare, save_machine
 from harness.store import open_store
+from tasks.base import MethodRun
 from tasks.verifiers import mbpp, problems
 from tasks.verifiers.methods import mutants
 from tasks.verifiers.sandbox import encode_value, parse_value
@@ -140,7 +141,8 @@ def test_missing_mbpp_files_are_one_line_input_errors(mirror, tmp_path):
 
 def test_mutation_sampler_mutates_mbpp_reference_solutions(mirror):
     loaded, _ = mbpp.load("mbpp", mirror, plus=True)
-    programs = mutants.generate(loaded, 12, seed=0)["Mbpp/3"]
+    run = MethodRun(mutants.HYPERPARAMETERS, seed=0, device="cpu")
+    programs = mutants.generate(loaded, 12, 0, run)["Mbpp/3"]
     assert any(p != loaded[1].canonical_program for p in programs)
     mutated = mutants.mutate(loaded[1].prompt, loaded[1].canonical_solution, random.Random(1))
     assert "def is_not_prime" in mutated and "identify non-prime numbers" in mutated
