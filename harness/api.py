@@ -79,8 +79,8 @@ def run(
     `settings` are the task's settings (`--set key=value`), `hyperparameters` the method's
     (`--set hp.name=value`). A failed run is returned with status "failed" and its error.
     """
-    from harness.executors import WorkItem, run_item
-    from harness.executors.sweep import ExecutorOptions, plan_sweep
+    from harness.executors import run_item
+    from harness.executors.sweep import ExecutorOptions, plan_sweep, template
     from harness.run.machine import collect_fingerprint
     from harness.run.runner import save_machine
     from harness.store import open_store
@@ -88,16 +88,12 @@ def run(
     if seeds < 1:
         raise InputError("seeds must be at least 1")
     overrides = [*_as_overrides(settings, ""), *_as_overrides(hyperparameters, "hp.")]
-    template = WorkItem(
-        task=task,
-        method=method,
-        profile=profile,
-        seed=0,
-        overrides=tuple(overrides),
-        suite_version=suite_version,
-        data_dir=str(Path(data_dir).resolve()) if data_dir is not None else None,
-    )
-    sweep = plan_sweep([template], seeds, device, ExecutorOptions(resume=resume))
+    # Path("") is truthy, so an empty data_dir still means the current directory, as before.
+    item = template(
+        task, method, profile, overrides, suite_version,
+        Path(data_dir) if data_dir is not None else None,
+    )  # fmt: skip
+    sweep = plan_sweep([item], seeds, device, ExecutorOptions(resume=resume))
     store = open_store(db)
     try:
         machine_id = save_machine(store, collect_fingerprint())
