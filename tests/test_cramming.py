@@ -239,6 +239,44 @@ def test_a_method_data_order_is_used_and_checked():
         epoch_order(SimpleNamespace(data_order=lambda s, e, g, r: [6]), run, train, 0, generator)
 
 
+@pytest.mark.parametrize("background", [True, False])
+def test_the_batch_builder_gives_the_same_seeded_batches_on_a_thread_or_inline(background):
+    """The thread (accelerators) and the inline builder (CPUs) give the same batches for a seed,
+    static shapes with the same label count per row, and raise a method's bad data_order from
+    next() in the training loop."""
+    from types import SimpleNamespace
+
+    from tasks.base import MethodRun
+    from tasks.common.masking import Vocabulary
+    from tasks.cramming.training import BatchBuilder
+
+    train = torch.randint(5, 100, (40, 16), dtype=torch.int32)
+    vocabulary = Vocabulary(size=100, mask_id=4, special_ids=torch.arange(5))
+    run = MethodRun({}, 0, "cpu")
+
+    def batches(background: bool, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        builder = BatchBuilder(
+            SimpleNamespace(), run, train, vocabulary, 8, 0.25, seed, True, False, background
+        )
+        try:
+            return [builder.next() for _ in range(12)]  # more than an epoch of 5 micro-batches
+        finally:
+            builder.close()
+
+    got, other = batches(background, 0), batches(not background, 0)
+    for (inputs, labels), (inputs_other, labels_other) in zip(got, other, strict=True):
+        assert inputs.shape == labels.shape == (8, 16)
+        assert torch.equal(inputs, inputs_other) and torch.equal(labels, labels_other)
+        assert ((labels != IGNORE).sum(dim=1) == 4).all()
+    assert not torch.equal(got[0][0], batches(background, 1)[0][0])
+
+    bad = SimpleNamespace(data_order=lambda sequences, epoch, generator, run: [99])
+    builder = BatchBuilder(bad, run, train, vocabulary, 1, 0.25, 0, True, False, background)
+    with pytest.raises(ValueError, match="indices into the 40 training sequences"):
+        builder.next()
+    builder.close()
+
+
 def test_unknown_filter_and_frequency_sort():
     from types import SimpleNamespace
 

@@ -1,14 +1,13 @@
 """The cramming training loop must not be where time goes (issues 3 and 15): on the same model,
 batch, exact-count masking and optimizer, the harness's tokens/s (a real run through the runner
-and store, its clock, its background batch builder) is at least 92 % of a minimal hand-written
-PyTorch loop that masks on the main thread. Both are timed alike, as cramming times: from
-building the optimizer (the model is built before the clock starts) to the end of the same number
-of seconds.
+and store, its clock, its batch builder, its heartbeat and memory sampler) is at least 98 % of a
+minimal hand-written PyTorch loop. Both are timed alike, as cramming times: from building the
+optimizer (the model is built before the clock starts) to the end of the same number of seconds.
 
-Rounds alternate minimal-harness, three times; each round's ratio is kept (extra_info) and the
-median ratio is asserted, so one disturbed round on a shared VM does not decide. Issue 15 asks for
-98 %: quiet CI runs of the 2-core VM measured 0.98 and above twice, 0.952 once, so 92 % is
-asserted until a quiet machine shows 98 % stable (see the issue's notes).
+Rounds alternate minimal-harness, five times; each round's ratio is kept (extra_info) and the
+median ratio is asserted, so one disturbed round does not decide. On the quiet 2-core VM single
+rounds vary by about 3 % either way; the medians measured 1.02, 1.00 and 1.00 once the CPU loop
+stopped masking on a second thread (which had held it at 0.92-0.97).
 """
 
 from __future__ import annotations
@@ -27,8 +26,8 @@ from tasks.common.model import EncoderConfig, MaskedLanguageModel
 from tasks.common.tokenization import SPECIAL_TOKENS, pack_sequences, train_tokenizer
 
 SECONDS = 10.0
-ROUNDS = 3
-MIN_RATIO = 0.92
+ROUNDS = 5
+MIN_RATIO = 0.98
 BATCH = 16
 METHOD = f"""
 import torch
