@@ -50,7 +50,8 @@ class TaskSpec:
     profiles: dict[str, dict[str, Any]]
     path: Path
     references: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    """Published results shown beside the leaderboard ([[references]]: name, source, metrics)."""
+    """Published results shown beside the leaderboard ([[references]]: name, source, metrics,
+    and optionally `profiles`, the only profiles whose conditions match the publication's)."""
     required_seeds: dict[str, int] = dataclasses.field(default_factory=dict)
     """Seeds a submission must run per profile (a profile's optional `required_seeds` key)."""
     tolerances: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -150,6 +151,13 @@ def load_spec(task: str, suite_version: str | None = None) -> TaskSpec:
         for v in tolerances.values()
     ):
         raise InputError(f"{path}: [tolerance] must map metric names to numbers >= 0")
+    references = data.get("references", [])
+    for reference in references:
+        shown_on = reference.get("profiles", []) if isinstance(reference, dict) else None
+        if not isinstance(shown_on, list) or not set(shown_on) <= set(settings_only):
+            raise InputError(
+                f"{path}: each [[references]].profiles must list profiles of this spec"
+            )
     return TaskSpec(
         task=task,
         suite_version=suite_version,
@@ -157,7 +165,7 @@ def load_spec(task: str, suite_version: str | None = None) -> TaskSpec:
         description=str(data.get("description", "")),
         profiles=settings_only,
         path=path,
-        references=list(data.get("references", [])),
+        references=list(references),
         required_seeds=required_seeds,
         suite_methods=suite_methods,
         tolerances={key: float(value) for key, value in tolerances.items()},

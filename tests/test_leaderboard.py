@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from helpers import run_probe
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -83,3 +84,39 @@ def test_references_need_a_metric_the_board_shows_and_headline_columns_rank(sqli
         "attention_tflops_value",
         "matmul_fp32_tflops_value",
     }
+
+
+def test_a_reference_is_shown_only_beside_the_profiles_it_names(sqlite_url):
+    """The paper's numbers stand beside a board only where the profile matches the paper's
+    conditions (cramming's GLUE averages: `full` alone)."""
+    store, _ = run_probe(sqlite_url)
+    spec_hash = _runs(store)[0].task_spec_hash
+    elsewhere = PaperReference(
+        "Full only", "Paper", {"matmul_fp32_tflops": 1.0}, profiles=("full",)
+    )
+    here = PaperReference("Smoke too", "Paper", {"matmul_fp32_tflops": 2.0}, profiles=("smoke",))
+    (board,) = build_leaderboards(
+        _runs(store),
+        {"probe": COLUMNS},
+        {("probe", "smoke"): spec_hash},
+        {"probe": [elsewhere, here]},
+    )
+    assert board.references == [here]
+
+
+def test_crammings_paper_references_are_declared_for_the_full_profile_only(tmp_path, monkeypatch):
+    from harness.errors import InputError
+    from harness.score.tasks import task_infos
+    from harness.spec import load_spec
+
+    _, _, references = task_infos({"cramming"})
+    assert references["cramming"] and all(r.profiles == ("full",) for r in references["cramming"])
+
+    spec = (load_spec("cramming").path).read_text()
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v1" / "cramming.toml").write_text(
+        spec.replace('profiles = ["full"]', 'profiles = ["fulll"]')
+    )
+    monkeypatch.setenv("BUDGETBENCH_SUITE_DIR", str(tmp_path))
+    with pytest.raises(InputError, match="references"):
+        load_spec("cramming", "v1")

@@ -46,6 +46,9 @@ class PaperReference:
     source: str
     metrics: dict[str, float]
     note: str = ""
+    profiles: tuple[str, ...] = ()
+    """The profiles run under the publication's conditions, the only boards it is shown beside;
+    empty: every standard board that records one of its metrics."""
 
 
 @dataclass
@@ -206,6 +209,7 @@ def build_leaderboards(
                     reference
                     for reference in (references.get(task, []) if is_standard else [])
                     if set(reference.metrics) & {column.name for column in columns}
+                    and (not reference.profiles or profile in reference.profiles)
                 ],
             )
         )

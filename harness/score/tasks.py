@@ -61,6 +61,7 @@ def task_infos(task_names: Iterable[str]) -> tuple[dict[str, TaskInfo], dict, di
                 source=str(ref.get("source", "")),
                 metrics={k: float(v) for k, v in ref.get("metrics", {}).items()},
                 note=str(ref.get("note", "")),
+                profiles=tuple(ref.get("profiles", ())),
             )
             for ref in spec.references
         ]
