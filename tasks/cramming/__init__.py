@@ -25,7 +25,8 @@ shuffle (a method's `data_order` still takes precedence).
 The training loop (cramming's rules): data preparation, tokenizer training and building the
 model are untimed (cramming's `pretrain.py` starts its clocks once the model is built); the
 method's optimizer set-up, compilation and every training step are timed. Micro-batches are read
-and masked on a background thread; each training sequence has exactly round(rate x 128)
+and masked on a background thread on a GPU (on a CPU in the loop itself, where a second thread
+only takes cores from training); each training sequence has exactly round(rate x 128)
 positions corrupted (80 % [MASK], 10 % a random token, 10 % kept), so shapes are static and on a
 GPU `torch.compile(fullgraph=True)` compiles one graph. The micro-batch is an implementation
 setting, as cramming's `impl.microbatch_size`: the profile's `micro_batch`, on a CPU capped at
@@ -46,8 +47,9 @@ for every method, and a minute of pretraining teaches nothing a fine-tuning show
 Throughput and utilisation: tokens/s counts every token of every training micro-batch over the
 timed seconds; FLOPs per token are 6·N + 12·L·H·S (N non-embedding parameters; L layers, H hidden
 size, S sequence length); MFU divides tokens/s × FLOPs per token by the device's peak: a table of
-dense bf16 tensor-core peaks for known GPUs, otherwise a matmul rate measured on the spot
-(untimed) in the training precision.
+dense bf16 tensor-core peaks for known GPUs, otherwise the best of five timings of a
+square matmul (1024 on a CPU, 2048 on a GPU) in the training precision, measured on the spot
+after training (untimed).
 
 Downstream: GLUE fine-tuning with cramming's `GLUE_sane` protocol (see downstream.py), 8 tasks
 without WNLI, scored both ways under separate names: the leaderboard's (`glue_<task>`, the mean of
@@ -88,6 +90,11 @@ Remaining deviations from cramming's repository (all known to us):
   starts; its ramp and schedule clock does start before it, as here).
 - The learning-rate factor is set once per optimizer step from the budget spent when the step
   starts (cramming's scheduler ticks every micro-batch, to the same time-based value).
+- Precision and compilation on a GPU: bf16 autocast without gradient scaling, in pretraining
+  and fine-tuning (cramming's `impl=torch-default` uses fp16 autocast with a gradient scaler and
+  names bf16 as an option), and `torch.compile(fullgraph=True)` with inductor's default settings
+  (cramming also turns on max-autotune GEMMs and CUDA graphs). Both change speed and rounding,
+  not the recipe; on a CPU everything runs in fp32, uncompiled.
 - MFU and FLOPs per token are budgetbench's (cramming reports neither); the vocabulary
   projection is outside N when it is tied to the embedding, as for both reference recipes.
 """
