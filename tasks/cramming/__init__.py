@@ -223,6 +223,12 @@ class CrammingTask(Task):
         Metric("tokens_per_s", "tokens/s", True, "training tokens per timed second"),
         Metric("mfu", "%", True, "model FLOPs utilisation against the device's peak"),
         Metric("steps", "steps", True, "optimizer steps within the budget"),
+        Metric(
+            "micro_batch_steps",
+            "steps",
+            True,
+            "micro-batches trained, a cut accumulation's included (cramming's `steps` count these)",
+        ),
         Metric("budget_used_s", "s", False, "timed seconds spent"),
         Metric("budget_overshoot_s", "s", False, "timed seconds beyond the budget (< one step)"),
         Metric("longest_step_s", "s", False, "slowest optimizer step"),

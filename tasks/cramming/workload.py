@@ -89,7 +89,7 @@ def run_cramming(ctx: RunContext, method: Method) -> None:
         )
 
     precision = resolve_precision(run.hyperparameters.get("precision", "fp32"), device)
-    ctx.note("micro_batch", {"sequences": result.micro_batch, "trained": result.micro_batches})
+    ctx.note("micro_batch", {"sequences": result.micro_batch})
     ctx.record("initial_mlm_loss", result.initial_heldout_loss)
     ctx.record("final_mlm_loss", result.final_heldout_loss)
     tokens_per_s = result.tokens / result.timed_s
@@ -99,6 +99,7 @@ def run_cramming(ctx: RunContext, method: Method) -> None:
     ctx.record("tokens_per_s", tokens_per_s)
     ctx.record("mfu", 100.0 * tokens_per_s * flops / peak)
     ctx.record("steps", result.steps)
+    ctx.record("micro_batch_steps", result.micro_batches)
     ctx.record("budget_used_s", result.timed_s)
     ctx.record("budget_overshoot_s", max(0.0, result.timed_s - config.budget_s))
     ctx.record("longest_step_s", result.longest_step_s)
