@@ -88,6 +88,10 @@ Remaining deviations from cramming's repository (all known to us):
   cramming; a CPU caps it (see above), where cramming leaves it to the user.
 - The method's optimizer set-up is timed (cramming builds its optimizer before its budget clock
   starts; its ramp and schedule clock does start before it, as here).
+- `bert-original` counts its schedule in optimizer steps, BERT's published 10,000 warm-up and
+  1,000,000 total. Cramming's `train=bert-original` counts micro-batch steps (80,000 and
+  8,000,000, "recovered with 512/64=8" at a micro-batch of 64); at its default micro-batch of
+  128 the same config warms up over 20,000 optimizer steps and decays over 2,000,000.
 - The learning-rate factor is set once per optimizer step from the budget spent when the step
   starts (cramming's scheduler ticks every micro-batch, to the same time-based value).
 - Precision and compilation on a GPU: bf16 autocast without gradient scaling, in pretraining
