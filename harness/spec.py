@@ -152,9 +152,13 @@ def load_spec(task: str, suite_version: str | None = None) -> TaskSpec:
     ):
         raise InputError(f"{path}: [tolerance] must map metric names to numbers >= 0")
     references = data.get("references", [])
+    if not isinstance(references, list) or not all(isinstance(r, dict) for r in references):
+        raise InputError(f"{path}: references must be [[references]] tables")
     for reference in references:
-        shown_on = reference.get("profiles", []) if isinstance(reference, dict) else None
-        if not isinstance(shown_on, list) or not set(shown_on) <= set(settings_only):
+        shown_on = reference.get("profiles", [])
+        if not isinstance(shown_on, list) or not all(
+            isinstance(name, str) and name in settings_only for name in shown_on
+        ):
             raise InputError(
                 f"{path}: each [[references]].profiles must list profiles of this spec"
             )

@@ -113,10 +113,14 @@ def test_crammings_paper_references_are_declared_for_the_full_profile_only(tmp_p
     assert references["cramming"] and all(r.profiles == ("full",) for r in references["cramming"])
 
     spec = (load_spec("cramming").path).read_text()
+    header, _, _ = spec.partition("[[references]]")
+    crafted = [
+        spec.replace('profiles = ["full"]', profiles)
+        for profiles in ('profiles = ["fulll"]', 'profiles = "full"', 'profiles = [["full"]]')
+    ] + [header.replace("[tolerance]", 'references = ["a paper"]\n[tolerance]', 1)]
     (tmp_path / "v1").mkdir()
-    (tmp_path / "v1" / "cramming.toml").write_text(
-        spec.replace('profiles = ["full"]', 'profiles = ["fulll"]')
-    )
     monkeypatch.setenv("BUDGETBENCH_SUITE_DIR", str(tmp_path))
-    with pytest.raises(InputError, match="references"):
-        load_spec("cramming", "v1")
+    for text in crafted:
+        (tmp_path / "v1" / "cramming.toml").write_text(text)
+        with pytest.raises(InputError, match="references"):
+            load_spec("cramming", "v1")
