@@ -194,8 +194,9 @@ def _peak_flops(device: torch.device, precision: str) -> tuple[float, str]:
         for key, tflops in GPU_BF16_PEAK_TFLOPS:
             if key in name:
                 return tflops * 1e12, f"data-sheet dense bf16 peak of {name}"
-    # A peak is the best rate seen: the fastest repetition, of a matmul as large as the model's
-    # largest (the median of a 512 x 512 one on a contended CPU had put an MFU above 100 %).
+    # A peak is the best rate seen: the fastest repetition of a matmul large enough to run at
+    # the device's full rate (the median of a 512 x 512 one on a contended CPU had put an MFU
+    # above 100 %).
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     n = 2048 if device.type == "cuda" else 1024
     a = torch.randn(n, n, device=device, dtype=dtype)
